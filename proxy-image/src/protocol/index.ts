@@ -1,0 +1,93 @@
+// The contract shared by the plugin and the proxy: names, ports, versions.
+// No I/O here, so both halves (and the tests) can import it freely.
+
+declare const KT_VERSION: string | undefined;
+
+/** The release version; esbuild defines KT_VERSION, source runs see "0.0.0-dev". */
+export const VERSION: string = typeof KT_VERSION === 'string' ? KT_VERSION : '0.0.0-dev';
+
+/**
+ * Bumped when plugin and proxy stop understanding each other (SSH request
+ * names, env names, router registration format). The proxy refuses a client
+ * whose protocol version differs.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** The proxy image this plugin version publishes and runs by default. */
+export const DEFAULT_IMAGE = `ghcr.io/kubectl-kt/kt-proxy:${VERSION}`;
+
+/** Prefix of every label and annotation the plugin writes. */
+export const DOMAIN = 'kt.dev';
+
+export const LABELS = {
+  /** Always `kubectl-kt` on objects the plugin created. */
+  managedBy: 'app.kubernetes.io/managed-by',
+  /** shadow | router | origin | preview */
+  role: `${DOMAIN}/role`,
+  /** The session id (random, per plugin run). */
+  session: `${DOMAIN}/session`,
+  /** The Service a router, origin Service or preview belongs to. */
+  target: `${DOMAIN}/target`,
+} as const;
+
+export const MANAGED_BY = 'kubectl-kt';
+
+export const ANNOTATIONS = {
+  /** user@host of the laptop that created the object. */
+  owner: `${DOMAIN}/owner`,
+  /** RFC 3339 time, renewed while the session lives. */
+  heartbeat: `${DOMAIN}/heartbeat`,
+  /** RFC 3339 time the session started. */
+  since: `${DOMAIN}/since`,
+  /** JSON of the Service's selector before a router took it over. */
+  originalSelector: `${DOMAIN}/original-selector`,
+  /** The workload's replica count before `exchange --mode scale`. */
+  originalReplicas: `${DOMAIN}/original-replicas`,
+  /** What the session does: connect | exchange | mesh | preview. */
+  kind: `${DOMAIN}/kind`,
+  /** JSON list of the routes a session holds (for status). */
+  routes: `${DOMAIN}/routes`,
+} as const;
+
+export type Role = 'shadow' | 'router';
+export const ROLES: readonly Role[] = ['shadow', 'router'];
+
+export const PORTS = {
+  /** SSH server, on the pod's loopback only (reached via pods/portforward). */
+  ssh: 2222,
+  /** DNS forwarder, on the pod's loopback (reached over direct-tcpip). */
+  dns: 10053,
+  /** Router control/health endpoint (readiness probe). */
+  routerHealth: 8081,
+} as const;
+
+/** Environment variables the proxy reads. */
+export const ENV = {
+  role: 'KT_ROLE',
+  sshPort: 'KT_SSH_PORT',
+  dnsPort: 'KT_DNS_PORT',
+  /** Newline-separated OpenSSH public keys allowed to log in. */
+  authorizedKeys: 'KT_AUTHORIZED_KEYS',
+  /** Exit after this many seconds with no SSH client connected. */
+  idleExitSeconds: 'KT_IDLE_EXIT_SECONDS',
+  /** PEM/OpenSSH host key; generated when absent. */
+  hostKey: 'KT_HOST_KEY',
+  debug: 'KT_DEBUG',
+} as const;
+
+/** Exit a proxy that has had no SSH client for this long (crash cleanup). */
+export const DEFAULT_IDLE_EXIT_SECONDS = 600;
+
+/** The SSH user name the plugin logs in as; the server accepts only this one. */
+export const SSH_USER = 'kt';
+
+/** Global-request names beyond RFC 4254 (prefixed as RFC 4250 §4.6.1 asks). */
+export const SSH_REQUESTS = {
+  /** Register a mesh/exchange route on the router for this connection's lifetime. */
+  route: 'kt-route@kt.dev',
+  /** Ask the proxy for its version and protocol version. */
+  hello: 'kt-hello@kt.dev',
+} as const;
+
+/** Default header a mesh uses when the user names none. */
+export const DEFAULT_MESH_HEADER = 'x-kt-version';

@@ -1,0 +1,56 @@
+// Bundles the plugin and the proxy with esbuild. Everything goes to dist/;
+// nothing is written outside the repository.
+import * as esbuild from 'esbuild';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+mkdirSync(join(root, 'dist'), { recursive: true });
+
+// ssh2 tries to load an optional native crypto add-on (and cpu-features);
+// a bundle cannot carry .node files, and ssh2 falls back to pure JS when
+// the require fails, so both resolve to a module that throws.
+const stubNative: esbuild.Plugin = {
+  name: 'stub-native',
+  setup(build) {
+    build.onResolve({ filter: /(^cpu-features$|\.node$|crypto\/build\/Release\/sshcrypto)/ }, (args) => ({
+      path: args.path,
+      namespace: 'stub-native',
+    }));
+    build.onLoad({ filter: /.*/, namespace: 'stub-native' }, () => ({
+      contents: 'throw new Error("native add-on not bundled");',
+      loader: 'js',
+    }));
+  },
+};
+
+const common: esbuild.BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  target: 'node26',
+  format: 'cjs',
+  sourcemap: false,
+  legalComments: 'none',
+  logLevel: 'warning',
+  plugins: [stubNative],
+  define: {
+    KT_VERSION: JSON.stringify(pkg.version),
+  },
+};
+
+await Promise.all([
+  esbuild.build({
+    ...common,
+    entryPoints: [join(root, 'plugin/src/main.ts')],
+    outfile: join(root, 'dist/kubectl-kt'),
+    banner: { js: '#!/usr/bin/env node' },
+  }),
+  esbuild.build({
+    ...common,
+    entryPoints: [join(root, 'proxy-image/src/main.ts')],
+    outfile: join(root, 'dist/kt-proxy.cjs'),
+  }),
+]);
+chmodSync(join(root, 'dist/kubectl-kt'), 0o755);
