@@ -1,0 +1,167 @@
+// The plugin's SSH client: one ssh2 connection over any duplex stream (in
+// production a pods/portforward stream to the proxy pod, in tests a TCP
+// socket). Channels, reverse forwards and local listeners all ride on it.
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { debuglog } from 'node:util';
+import ssh2 from 'ssh2';
+import type { ClientChannel } from 'ssh2';
+import { PROTOCOL_VERSION, SSH_REQUESTS, SSH_USER, VERSION } from '../../../proxy-image/src/protocol/index.ts';
+import { decodeHello, encodeHello } from '../../../proxy-image/src/ssh/hello.ts';
+import type { HelloInfo } from '../../../proxy-image/src/ssh/hello.ts';
+import { clientGlobalRequest } from '../../../proxy-image/src/ssh/internals.ts';
+import { CIPHERS } from '../../../proxy-image/src/ssh/algorithms.ts';
+import { ReverseForwards } from './forward-in.ts';
+import type { ForwardHandle, ForwardTarget } from './forward-in.ts';
+import { listenLocal } from './listen.ts';
+import type { ListenHandle } from './listen.ts';
+
+const { Client } = ssh2;
+
+export interface TunnelOptions {
+  stream: Duplex;
+  /** OpenSSH private key text (from makeSessionKey). */
+  privateKey: string | Buffer;
+  /** Return true to accept the proxy's host key (see pinHostKey). Absent: any key. */
+  hostKeyCheck?: (key: Buffer) => boolean;
+  /** Client keepalive interval; 3 missed replies close the tunnel. Default 5000. */
+  keepaliveMs?: number;
+  /** Give up on the SSH handshake after this long. Default 20000. */
+  readyTimeoutMs?: number;
+  debug?: (msg: string) => void;
+}
+
+export interface TunnelEvents {
+  /** The connection is gone (err set when it failed rather than was closed). */
+  close: [err: Error | undefined];
+}
+
+export interface Tunnel extends EventEmitter<TunnelEvents> {
+  /** direct-tcpip: a stream to host:port as the proxy pod sees it. */
+  connect(host: string, port: number): Promise<Duplex>;
+  /** tcpip-forward: the proxy listens on bindHost:bindPort and hands connections to toLocal. */
+  forwardIn(bindHost: string, bindPort: number, toLocal: ForwardTarget): Promise<ForwardHandle>;
+  /** A local listener (port 0 = free) whose connections go to remoteHost:remotePort, like `ssh -L`. */
+  listen(localPort: number, remoteHost: string, remotePort: number): Promise<ListenHandle>;
+  /** kt-hello@kt.dev: the proxy's version, protocol version and role. */
+  hello(): Promise<HelloInfo>;
+  readonly closed: boolean;
+  close(): Promise<void>;
+}
+
+export function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
+  const log = opts.debug ?? debuglog('kt');
+  // Nagle's algorithm holds back SSH's small window-adjust packets; with it on
+  // a channel runs at 40-100 MiB/s instead of several hundred.
+  if (opts.stream instanceof net.Socket) opts.stream.setNoDelay(true);
+  const client = new Client();
+  return new Promise((resolve, reject) => {
+    let ready = false;
+    let lastErr: Error | undefined;
+    client.on('error', (err) => {
+      lastErr = err;
+      log(`tunnel error: ${err.message}`);
+      if (!ready) reject(err);
+    });
+    client.once('ready', () => {
+      ready = true;
+      log('tunnel ready');
+      resolve(new SshTunnel(client, log, () => lastErr));
+    });
+    client.once('close', () => {
+      if (!ready) reject(lastErr ?? new Error('the SSH connection closed before it was ready'));
+    });
+    client.connect({
+      sock: opts.stream,
+      username: SSH_USER,
+      privateKey: opts.privateKey,
+      hostVerifier: opts.hostKeyCheck ?? (() => true),
+      algorithms: { cipher: CIPHERS },
+      keepaliveInterval: opts.keepaliveMs ?? 5000,
+      keepaliveCountMax: 3,
+      readyTimeout: opts.readyTimeoutMs ?? 20_000,
+      ...(opts.debug ? { debug: opts.debug } : {}),
+    });
+  });
+}
+
+class SshTunnel extends EventEmitter<TunnelEvents> implements Tunnel {
+  readonly #client: InstanceType<typeof Client>;
+  readonly #log: (msg: string) => void;
+  readonly #reverse: ReverseForwards;
+  readonly #listeners = new Set<ListenHandle>();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(client: InstanceType<typeof Client>, log: (msg: string) => void, lastErr: () => Error | undefined) {
+    super();
+    this.#client = client;
+    this.#log = log;
+    this.#reverse = new ReverseForwards(client, log);
+    client.once('close', () => {
+      this.#closed = true;
+      this.emit('close', lastErr());
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  connect(host: string, port: number): Promise<Duplex> {
+    if (this.#closed) return Promise.reject(new Error('the tunnel is closed'));
+    return new Promise((resolve, reject) => {
+      // The originator address is informational (RFC 4254 §7.2); there is none here.
+      this.#client.forwardOut('127.0.0.1', 0, host, port, (err, channel: ClientChannel) => {
+        if (err) reject(new Error(`the proxy could not connect to ${host}:${port}: ${err.message}`));
+        else resolve(channel);
+      });
+    });
+  }
+
+  forwardIn(bindHost: string, bindPort: number, toLocal: ForwardTarget): Promise<ForwardHandle> {
+    if (this.#closed) return Promise.reject(new Error('the tunnel is closed'));
+    return this.#reverse.open(bindHost, bindPort, toLocal);
+  }
+
+  async listen(localPort: number, remoteHost: string, remotePort: number): Promise<ListenHandle> {
+    const handle = await listenLocal({
+      port: localPort,
+      connect: () => this.connect(remoteHost, remotePort),
+      log: this.#log,
+    });
+    this.#listeners.add(handle);
+    return {
+      port: handle.port,
+      close: () => {
+        this.#listeners.delete(handle);
+        return handle.close();
+      },
+    };
+  }
+
+  async hello(): Promise<HelloInfo> {
+    const reply = await clientGlobalRequest(
+      this.#client,
+      SSH_REQUESTS.hello,
+      encodeHello({ version: VERSION, protocol: PROTOCOL_VERSION }),
+    );
+    const info = decodeHello(reply);
+    if (!info) throw new Error('the proxy answered hello with something that is not a version');
+    return info;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all([...this.#listeners].map((l) => l.close()));
+      this.#listeners.clear();
+      if (this.#closed) return;
+      await new Promise<void>((resolve) => {
+        this.#client.once('close', () => resolve());
+        this.#client.end();
+      });
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,42 @@
+// RFC 4254 §7.2 direct-tcpip: the client asks the proxy to open a TCP
+// connection to host:port as the pod sees it (pod IPs, ClusterIPs, names).
+// The channel is confirmed only once the TCP connection is up, as OpenSSH
+// does, so a refused or unreachable target is a channel open failure rather
+// than an open channel that closes at once.
+import net from 'node:net';
+import type { AcceptConnection, RejectConnection, TcpipRequestInfo, ServerChannel } from 'ssh2';
+import type { ConnContext } from './context.ts';
+import { splice } from './splice.ts';
+
+export function handleDirectTcpip(
+  ctx: ConnContext,
+  accept: AcceptConnection<ServerChannel>,
+  reject: RejectConnection,
+  info: TcpipRequestInfo,
+): void {
+  const target = `${info.destIP}:${info.destPort}`;
+  const sock = net.connect({ host: info.destIP, port: info.destPort, allowHalfOpen: true });
+  sock.setNoDelay(true);
+  sock.setTimeout(ctx.connectTimeoutMs);
+  const fail = (why: string) => {
+    sock.destroy();
+    ctx.log(`${ctx.id} direct-tcpip ${target} failed: ${why}`);
+    // ssh2 sends reason CONNECT_FAILED (RFC 4254 §5.1 code 2) for a reject after reservation.
+    reject();
+  };
+  sock.once('timeout', () => fail(`no answer in ${ctx.connectTimeoutMs} ms`));
+  sock.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
+  sock.once('connect', () => {
+    sock.removeAllListeners('timeout').removeAllListeners('error');
+    sock.setTimeout(0);
+    if (ctx.closed) {
+      sock.destroy();
+      return;
+    }
+    const channel = accept();
+    ctx.log(`${ctx.id} direct-tcpip ${target} open (from ${info.srcIP}:${info.srcPort})`);
+    splice(sock, channel, (err) => {
+      if (err) ctx.log(`${ctx.id} direct-tcpip ${target} ended: ${err.message}`);
+    });
+  });
+}
