@@ -1,8 +1,87 @@
-// Role dispatch placeholder until the SSH/DNS core lands.
-import { ENV, ROLES, VERSION } from './protocol/index.ts';
+// kt-proxy: one program, one role per pod (KT_ROLE or argv[2]). The only
+// place in the proxy that exits. Every event is one line on stderr, which is
+// what `kubectl logs` shows for the pod.
+import { startDnsForwarder } from './dns/index.ts';
+import { DEFAULT_IDLE_EXIT_SECONDS, ENV, PORTS, ROLES, VERSION } from './protocol/index.ts';
+import type { Role } from './protocol/index.ts';
+import { splitKeyLines, startSshServer } from './ssh/index.ts';
 
-const role = process.env[ENV.role] ?? process.argv[2];
-if (!role || !(ROLES as readonly string[]).includes(role)) {
-  process.stderr.write(`kt-proxy ${VERSION}: unknown role ${JSON.stringify(role)}; set ${ENV.role} to one of ${ROLES.join(', ')}\n`);
-  process.exit(2);
+const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+const env = process.env;
+
+function fail(msg: string, code = 2): never {
+  log(`kt-proxy ${VERSION}: ${msg}`);
+  process.exit(code);
 }
+
+function intEnv(name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) fail(`${name}=${JSON.stringify(raw)} is not a non-negative integer`);
+  return n;
+}
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+async function shadow(): Promise<Closable[]> {
+  const keys = splitKeyLines(env[ENV.authorizedKeys]).filter((l) => l.trim() !== '');
+  if (keys.length === 0) fail(`${ENV.authorizedKeys} is empty: nobody could log in`);
+  const idleSeconds = intEnv(ENV.idleExitSeconds, DEFAULT_IDLE_EXIT_SECONDS);
+  const closables: Closable[] = [];
+  const ssh = await startSshServer({
+    port: intEnv(ENV.sshPort, PORTS.ssh),
+    authorizedKeys: keys,
+    ...(env[ENV.hostKey] ? { hostKey: env[ENV.hostKey] } : {}),
+    idleExitMs: idleSeconds * 1000,
+    // Crash cleanup: a pod whose laptop went away without `clean` ends itself.
+    onIdle: () => void stop(`no SSH client for ${idleSeconds} s`),
+    debug: log,
+  });
+  closables.push(ssh);
+  const dns = await startDnsForwarder({
+    host: '127.0.0.1',
+    port: intEnv(ENV.dnsPort, PORTS.dns),
+    ...(env[ENV.debug] ? { debug: log } : {}),
+  });
+  closables.push(dns);
+  log(`kt-proxy ${VERSION} shadow: ssh on 127.0.0.1:${ssh.port}, dns on 127.0.0.1:${dns.port}`);
+  return closables;
+}
+
+let running: Closable[] = [];
+let stopping = false;
+
+async function stop(why: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log(`stopping: ${why}`);
+  await Promise.all(running.map((c) => c.close()));
+  log('stopped');
+  process.exit(0);
+}
+
+async function main(): Promise<void> {
+  const role = env[ENV.role] ?? process.argv[2];
+  if (!role || !(ROLES as readonly string[]).includes(role)) {
+    fail(`unknown role ${JSON.stringify(role)}; set ${ENV.role} to one of ${ROLES.join(', ')}`);
+  }
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  try {
+    switch (role as Role) {
+      case 'shadow':
+        running = await shadow();
+        break;
+      case 'router':
+        fail('role router is not available in this version');
+    }
+  } catch (err) {
+    fail(`could not start ${role}: ${(err as Error).message}`, 1);
+  }
+}
+
+// The bundle is CommonJS (no top-level await), hence the explicit call.
+void main();
