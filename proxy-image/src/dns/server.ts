@@ -1,0 +1,143 @@
+// A DNS listener on one port, UDP and TCP (RFC 1035 §4.2; RFC 7766: TCP
+// connections carry many queries, answered as each is ready, not in order).
+// It knows nothing about DNS beyond framing: a handler turns query bytes
+// into response bytes (or null: no answer). Shared by the proxy's forwarder
+// and the test cluster's DNS.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { FrameReader, frame } from './framing.ts';
+
+export interface DnsRequestContext {
+  transport: 'udp' | 'tcp';
+  remote: string;
+}
+
+export type DnsHandler = (query: Buffer, ctx: DnsRequestContext) => Promise<Buffer | null>;
+
+export interface ServeOptions {
+  host: string;
+  /** 0: a free port (the same one for UDP and TCP). */
+  port: number;
+  handler: DnsHandler;
+  /** Queries being answered at once, over all clients; UDP queries beyond it are dropped (the client retries). */
+  maxInflight?: number;
+  /** Queries being answered at once on one TCP connection; reading pauses beyond it. */
+  maxInflightPerConnection?: number;
+  maxConnections?: number;
+  /** RFC 7766 §6.2.3: close TCP connections idle this long. */
+  tcpIdleMs?: number;
+  debug?: (m: string) => void;
+}
+
+export interface DnsListener {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function serveDns(opts: ServeOptions): Promise<DnsListener> {
+  const debug = opts.debug ?? (() => {});
+  const maxInflight = opts.maxInflight ?? 4096;
+  const perConn = opts.maxInflightPerConnection ?? 128;
+  const sockets = new Set<Socket>();
+  let inflight = 0;
+  let closed = false;
+
+  const run = async (query: Buffer, ctx: DnsRequestContext): Promise<Buffer | null> => {
+    inflight++;
+    try {
+      return await opts.handler(query, ctx);
+    } catch (err) {
+      // A handler bug must cost one answer, not the server.
+      debug(`dns handler failed: ${(err as Error).stack ?? String(err)}`);
+      return null;
+    } finally {
+      inflight--;
+    }
+  };
+
+  const tcp = createServer((sock) => {
+    if (sockets.size >= (opts.maxConnections ?? 256)) {
+      sock.destroy();
+      return;
+    }
+    sockets.add(sock);
+    sock.setNoDelay(true);
+    sock.setTimeout(opts.tcpIdleMs ?? 30_000);
+    let busy = 0;
+    const remote = `${sock.remoteAddress}:${sock.remotePort}`;
+    const reader = new FrameReader((msg) => {
+      busy++;
+      if (busy >= perConn) sock.pause();
+      void run(Buffer.from(msg), { transport: 'tcp', remote }).then((resp) => {
+        busy--;
+        if (busy < perConn && !sock.destroyed) sock.resume();
+        if (resp && resp.length <= 0xffff && sock.writable) sock.write(frame(resp));
+      });
+    });
+    sock.on('data', (d: Buffer) => reader.push(d));
+    sock.on('timeout', () => {
+      if (busy === 0) sock.destroy();
+    });
+    sock.on('error', (err) => debug(`dns tcp ${remote}: ${err.message}`));
+    sock.on('close', () => sockets.delete(sock));
+  });
+
+  const listenBoth = async (port: number): Promise<UdpSocket> => {
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen({ host: opts.host, port }, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = (tcp.address() as { port: number }).port;
+    const udp = createSocket(isIPv6(opts.host) ? 'udp6' : 'udp4');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind({ address: opts.host, port: bound }, () => {
+          udp.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      udp.close();
+      await closeServer(tcp);
+      throw err;
+    }
+    return udp;
+  };
+
+  // With port 0 the kernel picks a free TCP port; its UDP twin may be taken,
+  // so try a few picks before giving up.
+  let udp: UdpSocket | undefined;
+  for (let tries = 0; !udp; tries++) {
+    try {
+      udp = await listenBoth(opts.port);
+    } catch (err) {
+      if (opts.port !== 0 || tries >= 10 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
+  }
+  const udpSock = udp;
+  udpSock.on('message', (msg, rinfo) => {
+    if (inflight >= maxInflight) return;
+    void run(msg, { transport: 'udp', remote: `${rinfo.address}:${rinfo.port}` }).then((resp) => {
+      // Answers still in flight when the listener closes have nowhere to go.
+      if (resp && !closed) udpSock.send(resp, rinfo.port, rinfo.address, (err) => err && debug(`dns udp send: ${err.message}`));
+    });
+  });
+  udpSock.on('error', (err) => debug(`dns udp: ${err.message}`));
+
+  return {
+    port: udpSock.address().port,
+    async close() {
+      closed = true;
+      for (const s of sockets) s.destroy();
+      await Promise.all([closeServer(tcp), new Promise<void>((r) => udpSock.close(() => r()))]);
+    },
+  };
+}
+
+function closeServer(s: Server): Promise<void> {
+  return new Promise((r) => s.close(() => r()));
+}

@@ -1,0 +1,237 @@
+// Queries to the upstream name servers: UDP through one socket per address
+// family, TCP through one pipelined connection per server (RFC 7766 §6.2.1),
+// each query with its own ID, a timeout, and failover to the next server.
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { connect, isIPv6, type Socket } from 'node:net';
+import type { Upstream } from './resolvconf.ts';
+import { HEADER_LEN, questionEndOffset } from './wire.ts';
+import { FrameReader, frame } from './framing.ts';
+
+export interface UpstreamOptions {
+  upstreams: readonly Upstream[];
+  /** Per try; the next server is asked when it passes. */
+  timeoutMs: number;
+  /** How many tries in all (each on the next server). */
+  attempts: number;
+  /** Start each query at the next server in turn (resolv.conf `options rotate`). */
+  rotate: boolean;
+  /** Queries waiting for an answer at once; more are refused at once. */
+  maxPending: number;
+  debug: (m: string) => void;
+}
+
+interface Pending {
+  resolve(resp: Buffer | undefined): void;
+  question: Buffer;
+  timer: NodeJS.Timeout;
+}
+
+export class UpstreamPool {
+  private readonly opts: UpstreamOptions;
+  private readonly udp = new Map<'udp4' | 'udp6', UdpSocket>();
+  private readonly tcp = new Map<number, TcpUpstream>();
+  /** Key: `${server index}/${id}`. */
+  private readonly pendingUdp = new Map<string, Pending>();
+  private pendingCount = 0;
+  /** The server to start at: stays on one that answers, moves past one that times out (glibc without rotate). */
+  private current = 0;
+  private closed = false;
+
+  constructor(opts: UpstreamOptions) {
+    if (opts.upstreams.length === 0) throw new Error('no upstream name servers');
+    this.opts = opts;
+  }
+
+  get pending(): number {
+    return this.pendingCount;
+  }
+
+  /**
+   * Send a query (its ID is replaced) and resolve with the raw response (its
+   * ID is the one we chose; the caller puts the client's back), or undefined
+   * when no server answered in time or too many queries are in flight.
+   */
+  async query(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    if (this.closed || this.pendingCount >= this.opts.maxPending) return undefined;
+    const qEnd = questionEndOffset(msg);
+    if (qEnd < 0) return undefined;
+    const question = lower(msg.subarray(HEADER_LEN, qEnd));
+    const n = this.opts.upstreams.length;
+    const start = this.current;
+    if (this.opts.rotate) this.current = (this.current + 1) % n;
+    this.pendingCount++;
+    try {
+      for (let attempt = 0; attempt < Math.max(this.opts.attempts, n) && !this.closed; attempt++) {
+        const index = (start + attempt) % n;
+        const resp = transport === 'udp' ? await this.tryUdp(index, msg, question) : await this.tryTcp(index, msg);
+        if (resp) {
+          if (!this.opts.rotate) this.current = index;
+          return resp;
+        }
+        const up = this.opts.upstreams[index];
+        this.opts.debug(`upstream ${up.host}:${up.port} (${transport}) gave no answer, trying the next`);
+        if (!this.opts.rotate && this.current === index) this.current = (index + 1) % n;
+      }
+      return undefined;
+    } finally {
+      this.pendingCount--;
+    }
+  }
+
+  private tryUdp(index: number, msg: Buffer, question: Buffer): Promise<Buffer | undefined> {
+    const up = this.opts.upstreams[index];
+    const sock = this.udpSocket(isIPv6(up.host) ? 'udp6' : 'udp4');
+    const id = this.freeId((i) => this.pendingUdp.has(`${index}/${i}`));
+    if (id < 0) return Promise.resolve(undefined);
+    const key = `${index}/${id}`;
+    const out = Buffer.from(msg);
+    out.writeUInt16BE(id, 0);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingUdp.delete(key);
+        resolve(undefined);
+      }, this.opts.timeoutMs);
+      this.pendingUdp.set(key, { resolve, question, timer });
+      sock.send(out, up.port, up.host, (err) => {
+        if (err && this.pendingUdp.get(key)?.timer === timer) {
+          clearTimeout(timer);
+          this.pendingUdp.delete(key);
+          resolve(undefined);
+        }
+      });
+    });
+  }
+
+  private udpSocket(family: 'udp4' | 'udp6'): UdpSocket {
+    let sock = this.udp.get(family);
+    if (!sock) {
+      const s = createSocket(family);
+      s.on('message', (buf, rinfo) => this.onUdpResponse(buf, rinfo));
+      s.on('error', (err) => this.opts.debug(`upstream ${family} socket: ${err.message}`));
+      this.udp.set(family, s);
+      sock = s;
+    }
+    return sock;
+  }
+
+  /**
+   * Accept a datagram only from the server we asked, with an ID we are
+   * waiting for and the question we sent (RFC 5452 §9.1): anything else is
+   * late, stray or forged and is dropped.
+   */
+  private onUdpResponse(buf: Buffer, rinfo: RemoteInfo): void {
+    if (buf.length < HEADER_LEN || (buf[2] & 0x80) === 0) return;
+    const index = this.opts.upstreams.findIndex((u) => u.port === rinfo.port && sameHost(u.host, rinfo.address));
+    if (index < 0) return;
+    const key = `${index}/${buf.readUInt16BE(0)}`;
+    const p = this.pendingUdp.get(key);
+    if (!p) return;
+    const qEnd = questionEndOffset(buf);
+    if (qEnd < 0 || !lower(buf.subarray(HEADER_LEN, qEnd)).equals(p.question)) return;
+    clearTimeout(p.timer);
+    this.pendingUdp.delete(key);
+    p.resolve(buf);
+  }
+
+  private tryTcp(index: number, msg: Buffer): Promise<Buffer | undefined> {
+    let conn = this.tcp.get(index);
+    if (!conn || conn.dead) {
+      conn = new TcpUpstream(this.opts.upstreams[index], this.opts.debug);
+      this.tcp.set(index, conn);
+    }
+    const c = conn;
+    const id = this.freeId((i) => c.has(i));
+    if (id < 0) return Promise.resolve(undefined);
+    return c.send(msg, id, this.opts.timeoutMs);
+  }
+
+  /** A random ID not in use (RFC 5452 §4.3: IDs must not be guessable), or -1. */
+  private freeId(used: (id: number) => boolean): number {
+    for (let i = 0; i < 32; i++) {
+      const id = (Math.random() * 0x10000) | 0;
+      if (!used(id)) return id;
+    }
+    return -1;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.pendingUdp.values()) {
+      clearTimeout(p.timer);
+      p.resolve(undefined);
+    }
+    this.pendingUdp.clear();
+    for (const c of this.tcp.values()) c.destroy();
+    this.tcp.clear();
+    await Promise.all([...this.udp.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.udp.clear();
+  }
+}
+
+/** One TCP connection to one server, many queries on it at once, answers matched by ID. */
+class TcpUpstream {
+  private readonly sock: Socket;
+  private readonly waiting = new Map<number, { resolve(r: Buffer | undefined): void; timer: NodeJS.Timeout }>();
+  dead = false;
+
+  constructor(up: Upstream, debug: (m: string) => void) {
+    this.sock = connect({ host: up.host, port: up.port });
+    this.sock.setNoDelay(true);
+    const reader = new FrameReader((m) => this.onMessage(m));
+    this.sock.on('data', (d: Buffer) => reader.push(d));
+    this.sock.on('error', (err) => debug(`upstream tcp ${up.host}:${up.port}: ${err.message}`));
+    this.sock.on('close', () => this.fail());
+  }
+
+  has(id: number): boolean {
+    return this.waiting.has(id);
+  }
+
+  send(msg: Buffer, id: number, timeoutMs: number): Promise<Buffer | undefined> {
+    if (this.dead) return Promise.resolve(undefined);
+    const out = Buffer.from(msg);
+    out.writeUInt16BE(id, 0);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      this.waiting.set(id, { resolve, timer });
+      this.sock.write(frame(out));
+    });
+  }
+
+  private onMessage(m: Buffer): void {
+    if (m.length < HEADER_LEN) return;
+    const w = this.waiting.get(m.readUInt16BE(0));
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.waiting.delete(m.readUInt16BE(0));
+    w.resolve(m);
+  }
+
+  /** The server closed (idle timeout, restart): every query on it fails over. */
+  private fail(): void {
+    this.dead = true;
+    for (const w of this.waiting.values()) {
+      clearTimeout(w.timer);
+      w.resolve(undefined);
+    }
+    this.waiting.clear();
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+    this.fail();
+  }
+}
+
+function lower(b: Buffer): Buffer {
+  const out = Buffer.from(b);
+  for (let i = 0; i < out.length; i++) if (out[i] >= 0x41 && out[i] <= 0x5a) out[i] |= 0x20;
+  return out;
+}
+
+function sameHost(a: string, b: string): boolean {
+  return a === b || a.replace(/^::ffff:/, '') === b.replace(/^::ffff:/, '');
+}
