@@ -1,0 +1,239 @@
+// Throughput of one tunnelled TCP stream: 256 MiB from a client to a byte
+// sink, through (a) our ssh2 client → our SSH server, (b) OpenSSH `ssh -L` →
+// OpenSSH sshd, (c) OpenSSH `ssh -L` → our server, and (d) plain loopback TCP.
+// Plus the plugin's cold start next to `node -e 0`.
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { chmodSync, existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { startSshServer } from '../../proxy-image/src/ssh/index.ts';
+import { makeSessionKey, openTunnel } from '../../plugin/src/tunnel/index.ts';
+import type { BenchRow } from './run.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MIB = 1024 * 1024;
+const TOTAL = 256 * MIB;
+const ROUNDS = 3;
+
+/** A sink that counts bytes and, at EOF, answers with the count (8 bytes). */
+async function sink(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
+    let n = 0;
+    sock.on('data', (d: Buffer) => (n += d.length));
+    sock.on('end', () => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64BE(BigInt(n));
+      sock.end(b);
+    });
+    sock.on('error', () => sock.destroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+/** Writes TOTAL bytes, half-closes, waits for the sink's count; returns MiB/s. */
+async function push(stream: Duplex): Promise<number> {
+  const chunk = randomBytes(MIB);
+  const reply: Buffer[] = [];
+  stream.on('data', (d: Buffer) => reply.push(d));
+  const ended = once(stream, 'end');
+  const t0 = process.hrtime.bigint();
+  for (let sent = 0; sent < TOTAL; sent += chunk.length) {
+    if (!stream.write(chunk)) await once(stream, 'drain');
+  }
+  stream.end();
+  await ended;
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const got = Number(Buffer.concat(reply).readBigUInt64BE(0));
+  if (got !== TOTAL) throw new Error(`sink counted ${got} bytes, sent ${TOTAL}`);
+  stream.destroy();
+  return TOTAL / MIB / secs;
+}
+
+async function best(open: () => Promise<Duplex>): Promise<number> {
+  let top = 0;
+  for (let i = 0; i < ROUNDS; i++) top = Math.max(top, await push(await open()));
+  return top;
+}
+
+function tcp(port: number): Promise<Duplex> {
+  const s = net.connect({ port, host: '127.0.0.1', noDelay: true, allowHalfOpen: true });
+  return once(s, 'connect').then(() => s);
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Resolves with the first stderr line matching re; rejects if the process exits first. */
+function waitStderr(child: ChildProcess, re: RegExp, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      if (re.test(buf)) {
+        child.stderr?.off('data', onData);
+        child.off('exit', onExit);
+        resolve();
+      }
+    };
+    const onExit = (code: number | null) => reject(new Error(`${what} exited (${code}) before it was ready:\n${buf}`));
+    child.stderr?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
+}
+
+interface OpenSsh {
+  dir: string;
+  keyFile: string;
+  sshdPort: number;
+  sshd: ChildProcess;
+}
+
+async function startSshd(dir: string): Promise<OpenSsh> {
+  const gen = (file: string) => {
+    const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
+    if (r.status !== 0) throw new Error(`ssh-keygen: ${r.stderr}`);
+  };
+  gen(join(dir, 'host'));
+  gen(join(dir, 'user'));
+  writeFileSync(join(dir, 'authorized_keys'), spawnSync('cat', [join(dir, 'user.pub')]).stdout);
+  const sshdPort = await freePort();
+  const cfg = join(dir, 'sshd_config');
+  writeFileSync(
+    cfg,
+    [
+      `Port ${sshdPort}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(dir, 'host')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'StrictModes no',
+      'UsePAM no',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      'PermitRootLogin prohibit-password',
+      'AllowTcpForwarding yes',
+      'Ciphers aes128-gcm@openssh.com',
+      '',
+    ].join('\n'),
+  );
+  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitStderr(sshd, /Server listening on 127\.0\.0\.1/, 'sshd');
+  return { dir, keyFile: join(dir, 'user'), sshdPort, sshd };
+}
+
+/** `ssh -N -L` to a server; resolves with the local port once ssh listens on it. */
+async function sshL(o: { dir: string; keyFile: string; user: string; port: number; target: number }): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort();
+  const child = spawn(
+    '/usr/bin/ssh',
+    [
+      '-F', '/dev/null', '-v', '-N',
+      '-i', o.keyFile,
+      '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no',
+      '-o', `UserKnownHostsFile=${join(o.dir, 'known_hosts')}`,
+      '-o', 'Ciphers=aes128-gcm@openssh.com', '-o', 'ExitOnForwardFailure=yes',
+      '-p', String(o.port),
+      '-L', `127.0.0.1:${port}:127.0.0.1:${o.target}`,
+      `${o.user}@127.0.0.1`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  await waitStderr(child, /Local forwarding listening on 127\.0\.0\.1 port \d+/, 'ssh -L');
+  return { port, child };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function coldStartMs(cmd: string, args: string[], runs = 15): number {
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(cmd, args, { env, stdio: 'ignore' });
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}`);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return median(times);
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'));
+  // sshd refuses to start without its privilege separation directory.
+  const madeRunSshd = !existsSync('/run/sshd');
+  if (madeRunSshd) mkdirSync('/run/sshd', { mode: 0o755 });
+  const cleanups: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
+  if (madeRunSshd) cleanups.push(() => rmSync('/run/sshd', { recursive: true, force: true }));
+  try {
+    const target = await sink();
+    cleanups.unshift(() => target.close());
+
+    const raw = await best(() => tcp(target.port));
+
+    const key = makeSessionKey();
+    const ours = await startSshServer({ port: 0, authorizedKeys: [key.publicKey] });
+    cleanups.unshift(() => ours.close());
+    const tunnel = await openTunnel({ stream: net.connect(ours.port, '127.0.0.1'), privateKey: key.privateKey });
+    cleanups.unshift(() => tunnel.close());
+    const ourTunnel = await best(() => tunnel.connect('127.0.0.1', target.port));
+
+    const openssh = await startSshd(dir);
+    cleanups.unshift(() => stop(openssh.sshd));
+    const viaSshd = await sshL({ dir, keyFile: openssh.keyFile, user: process.env.USER ?? 'root', port: openssh.sshdPort, target: target.port });
+    cleanups.unshift(() => stop(viaSshd.child));
+    const opensshBoth = await best(() => tcp(viaSshd.port));
+
+    const ourKeyFile = join(dir, 'kt-key');
+    writeFileSync(ourKeyFile, key.privateKey);
+    chmodSync(ourKeyFile, 0o600);
+    const viaOurs = await sshL({ dir, keyFile: ourKeyFile, user: 'kt', port: ours.port, target: target.port });
+    cleanups.unshift(() => stop(viaOurs.child));
+    const opensshToOurs = await best(() => tcp(viaOurs.port));
+
+    const ref = 'OpenSSH ssh -L → sshd';
+    rows.push(
+      { name: 'tunnel: our client → our server', value: ourTunnel, unit: 'MiB/s', reference: ref, refValue: opensshBoth, note: `256 MiB one stream, aes128-gcm, best of ${ROUNDS}` },
+      { name: 'tunnel: OpenSSH ssh -L → our server', value: opensshToOurs, unit: 'MiB/s', reference: ref, refValue: opensshBoth },
+      { name: 'tunnel: our client → our server', value: ourTunnel, unit: 'MiB/s', reference: 'raw loopback TCP', refValue: raw },
+      { name: 'tunnel: OpenSSH ssh -L → sshd', value: opensshBoth, unit: 'MiB/s', reference: 'raw loopback TCP', refValue: raw },
+    );
+  } finally {
+    for (const c of cleanups) await c();
+  }
+
+  const cli = join(root, 'dist', 'kubectl-kt');
+  if (!existsSync(cli)) throw new Error('dist/kubectl-kt is missing: run `make build` first');
+  rows.push({
+    name: 'cold start: kubectl-kt version',
+    value: coldStartMs(cli, ['version']),
+    unit: 'ms',
+    reference: 'node -e 0',
+    refValue: coldStartMs(process.execPath, ['-e', '0']),
+    note: 'median of 15 runs each',
+  });
+  return rows;
+}
