@@ -1,11 +1,27 @@
-// Placeholder entry until the CLI frame lands (issue 2, part 2): it refuses
-// every command with a non-zero exit rather than pretending to work.
-import { VERSION } from '../../proxy-image/src/protocol/index.ts';
+// The entry point kubectl runs as `kubectl kt ...`: argv → run → exit code.
+// The only place that reads process globals or exits.
+import { run } from './app.ts';
 
-const args = process.argv.slice(2);
-if (args[0] === 'version') {
-  process.stdout.write(`kubectl-kt ${VERSION}\n`);
-} else {
-  process.stderr.write('KT_ERR_NOT_IMPLEMENTED: the CLI frame is not built yet\n');
-  process.exitCode = 2;
+const controller = new AbortController();
+let signals = 0;
+function onSignal(sig: NodeJS.Signals): void {
+  // The first signal asks the command to undo what it set up and return; a
+  // second one means the user is done waiting (128 + SIGINT, as shells report).
+  if (++signals === 1) controller.abort(new Error(`received ${sig}`));
+  else process.exit(130);
 }
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+// No top-level await: the bundle is CommonJS.
+void run(process.argv.slice(2), {
+  out: process.stdout,
+  err: process.stderr,
+  env: process.env,
+  signal: controller.signal,
+  clock: { now: () => Date.now() },
+}).then((code) => {
+  // Exit once stdout is flushed: a command that left a handle open must not hang the shell.
+  process.exitCode = code;
+  process.stdout.write('', () => process.exit(code));
+});

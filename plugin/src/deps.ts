@@ -1,0 +1,29 @@
+// What a command gets besides its options: the seams (STYLE habit 5). main.ts
+// fills them from the process; tests fill them with buffers and fakes.
+import type { KubeTarget } from './kube/config.ts';
+
+export interface Writer {
+  write(chunk: string): unknown;
+}
+
+export interface Clock {
+  /** Milliseconds since the epoch, as Date.now(). */
+  now(): number;
+}
+
+/** What main.ts passes in: everything that comes from the process. */
+export interface BaseDeps {
+  readonly out: Writer;
+  readonly err: Writer;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Aborted on the first SIGINT/SIGTERM: long-running commands clean up and return. */
+  readonly signal: AbortSignal;
+  readonly clock: Clock;
+}
+
+export interface Deps extends BaseDeps {
+  /** The kubeconfig context the global flags select; read on first call, then cached. */
+  readonly kube: () => Promise<KubeTarget>;
+  /** A line for --debug (or NODE_DEBUG=kt); never for normal output. */
+  readonly debug: (message: string) => void;
+}
