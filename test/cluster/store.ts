@@ -45,6 +45,8 @@ export interface WatchEvent {
   object: KubeObject;
   /** The resourceVersion of this event (numeric, as a string in the object). */
   rv: number;
+  /** On MODIFIED: the object before the change (a watch with a selector needs it to tell ADDED/DELETED). */
+  previous?: KubeObject;
 }
 
 export type Listener = (ev: WatchEvent) => void;
@@ -154,7 +156,7 @@ export class Store {
     o.metadata.generation = (cur.metadata.generation ?? 1) + (specChanged ? 1 : 0);
     o.metadata.resourceVersion = String(++this.rv);
     b.set(k, o);
-    this.emit({ type: 'MODIFIED', resource, object: clone(o), rv: this.rv });
+    this.emit({ type: 'MODIFIED', resource, object: clone(o), rv: this.rv, previous: clone(cur) });
     return clone(o);
   }
 
