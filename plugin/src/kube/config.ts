@@ -169,13 +169,15 @@ function isRaw(v: unknown): v is Raw {
 }
 
 function parseFile(path: string, text: string): Raw {
+  // An empty (or comments-only) file is a valid, empty kubeconfig for kubectl;
+  // js-yaml 5 refuses an input without a document.
+  if (text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) return {};
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (e) {
     throw ktError('KT_ERR_KUBECONFIG_INVALID', { path, reason: (e as Error).message.split('\n')[0] }, e);
   }
-  // An empty file is a valid, empty kubeconfig (kubectl accepts it too).
   if (doc === undefined || doc === null) return {};
   if (!isRaw(doc)) throw ktError('KT_ERR_KUBECONFIG_INVALID', { path, reason: 'the top level is not a map' });
   return doc;
