@@ -1,7 +1,7 @@
 // Bundles the plugin and the proxy with esbuild. Everything goes to dist/;
 // nothing is written outside the repository.
 import * as esbuild from 'esbuild';
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,3 +54,6 @@ await Promise.all([
   }),
 ]);
 chmodSync(join(root, 'dist/kubectl-kt'), 0o755);
+// dist/kubectl-kt has no extension and the repository's package.json says
+// "type": "module", so Node would load the CommonJS bundle as ESM here.
+writeFileSync(join(root, 'dist/package.json'), '{ "type": "commonjs" }\n');

@@ -1,0 +1,129 @@
+// `kubectl kt version` and `--help` must not load client-node or ssh2: the
+// bundle is CommonJS without splitting, and esbuild runs a module that is
+// only reached through `import()` when that import runs. So the rule is:
+// from the entry, client-node and ssh2 must be reachable through dynamic
+// imports only. This test builds the plugin with a metafile and walks it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const HEAVY = /(^|\/)node_modules\/(@kubernetes\/client-node|ssh2)\//;
+
+async function metafile(entry: string): Promise<esbuild.Metafile> {
+  const result = await esbuild.build({
+    entryPoints: [entry],
+    absWorkingDir: root,
+    bundle: true,
+    platform: 'node',
+    target: 'node26',
+    format: 'cjs',
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+    // ssh2's optional native add-ons; the walk does not need them.
+    external: ['*.node', 'cpu-features'],
+  });
+  return result.metafile;
+}
+
+/** Inputs reachable from the entry without crossing an `import()`. */
+function staticallyReachable(meta: esbuild.Metafile, entry: string): Set<string> {
+  const seen = new Set<string>([entry]);
+  const queue = [entry];
+  while (queue.length) {
+    const input = meta.inputs[queue.pop()!];
+    for (const imp of input?.imports ?? []) {
+      if (imp.kind === 'dynamic-import' || imp.external || seen.has(imp.path)) continue;
+      seen.add(imp.path);
+      queue.push(imp.path);
+    }
+  }
+  return seen;
+}
+
+function heavyStatic(meta: esbuild.Metafile, entry: string): string[] {
+  return [...staticallyReachable(meta, entry)].filter((p) => HEAVY.test(p));
+}
+
+test('client-node and ssh2 are reachable from main.ts only through dynamic imports', async () => {
+  const entry = 'plugin/src/main.ts';
+  const meta = await metafile(entry);
+  assert.deepEqual(heavyStatic(meta, entry), []);
+  // The walk sees the lazy edge (kube/config.ts imports client-node on
+  // demand), so an empty list above is not an empty bundle.
+  const all = Object.keys(meta.inputs);
+  assert.ok(all.some((p) => /node_modules\/@kubernetes\/client-node\//.test(p)), 'client-node is in the bundle');
+  assert.ok(staticallyReachable(meta, entry).has('plugin/src/kube/config.ts'));
+});
+
+test('the check catches a top-level import of client-node or ssh2', async () => {
+  // A file next to main.ts, so its imports resolve the same way; removed at the end.
+  const dir = await mkdtemp(join(root, 'plugin', 'src', '.bundle-probe-'));
+  try {
+    const probe = join(dir, 'probe.ts');
+    await writeFile(probe, "import '../cli.ts';\nimport { KubeConfig } from '@kubernetes/client-node';\nexport const k = KubeConfig;\n");
+    const rel = relative(root, probe);
+    const bad = heavyStatic(await metafile(rel), rel);
+    assert.ok(bad.some((p) => p.includes('@kubernetes/client-node')), 'a static client-node import is reported');
+    await writeFile(probe, "import { Client } from 'ssh2';\nexport const c = Client;\n");
+    assert.ok(heavyStatic(await metafile(rel), rel).some((p) => p.includes('node_modules/ssh2/')), 'a static ssh2 import is reported');
+    await writeFile(probe, "export const load = () => import('@kubernetes/client-node');\n");
+    assert.deepEqual(heavyStatic(await metafile(rel), rel), [], 'a dynamic import is fine');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+const bundle = join(root, 'dist', 'kubectl-kt');
+
+test('the built bundle runs: version, help, exit codes (make build first)', { skip: !existsSync(bundle) && 'dist/kubectl-kt not built' }, () => {
+  const runBundle = (...args: string[]) => spawnSync(process.execPath, [bundle, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+  const v = runBundle('version', '-o', 'json');
+  assert.equal(v.status, 0, v.stderr);
+  const info = JSON.parse(v.stdout) as { plugin: string; node: string };
+  assert.equal(info.node, process.version);
+  assert.notEqual(info.plugin, '0.0.0-dev', 'esbuild defines the release version');
+  const h = runBundle('exchange', '--help');
+  assert.equal(h.status, 0);
+  assert.match(h.stdout, /kubectl kt exchange deploy\/NAME\|svc\/NAME --expose/);
+  const bad = runBundle('conect');
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stdout, '');
+  assert.match(bad.stderr, /^error KT_ERR_UNKNOWN_COMMAND: unknown command "conect"; did you mean "connect"\? — .+\n$/);
+  const ni = runBundle('status');
+  assert.equal(ni.status, 1);
+  assert.match(ni.stderr, /^error KT_ERR_NOT_IMPLEMENTED: /);
+});
+
+test('at run time, version and --help load no HTTPS/TLS stack (what client-node and ssh2 need first)', { skip: !existsSync(bundle) && 'dist/kubectl-kt not built' }, async () => {
+  const dir = await mkdtemp(join(root, 'dist', '.require-probe-'));
+  try {
+    // Records every require() the bundle makes; bundled code only requires Node built-ins.
+    const preload = join(dir, 'record.cjs');
+    await writeFile(preload, `const M = require('node:module'); const orig = M.prototype.require; const seen = new Set();
+M.prototype.require = function (id) { seen.add(id); return orig.apply(this, arguments); };
+process.on('exit', () => process.stderr.write('REQUIRES ' + JSON.stringify([...seen]) + '\\n'));\n`);
+    const requires = (...args: string[]): string[] => {
+      const r = spawnSync(process.execPath, ['--require', preload, bundle, ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const line = r.stderr.split('\n').find((l) => l.startsWith('REQUIRES '));
+      assert.ok(line, r.stderr);
+      return JSON.parse(line.slice('REQUIRES '.length)) as string[];
+    };
+    for (const args of [['version'], ['--help'], ['exchange', '--help']]) {
+      const seen = requires(...args);
+      assert.ok(seen.includes('node:path'), `the probe records requires: ${seen}`);
+      for (const heavy of ['https', 'tls', 'http2', 'crypto', 'zlib']) {
+        assert.ok(!seen.includes(heavy) && !seen.includes(`node:${heavy}`), `${args.join(' ')} required ${heavy}`);
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
