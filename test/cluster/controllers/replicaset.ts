@@ -1,0 +1,44 @@
+// ReplicaSet → Pods, against the store: the I/O around planReplicaSet.
+import type { Store } from '../store.ts';
+import { RESOURCES } from '../apiserver/resources.ts';
+import { controllerRef, isTerminating, timestamp } from './meta.ts';
+import { createPod, deleteGracefully } from './pods.ts';
+import { planReplicaSet, podFromTemplate } from './replicaset-plan.ts';
+import type { Pod, ReplicaSet, ReplicaSetStatus } from './types.ts';
+
+export interface SyncContext {
+  store: Store;
+  nodeName: string;
+  now: () => number;
+  requeueAfter: (ms: number) => void;
+  debug: (m: string) => void;
+}
+
+function statusChanged(old: ReplicaSetStatus | undefined, next: ReplicaSetStatus): boolean {
+  return (Object.keys(next) as (keyof ReplicaSetStatus)[]).some((k) => old?.[k] !== next[k]);
+}
+
+export function syncReplicaSet(ctx: SyncContext, namespace: string, name: string): void {
+  const { store } = ctx;
+  const rs = store.get(RESOURCES.replicasets, namespace, name) as ReplicaSet | undefined;
+  // A ReplicaSet being deleted leaves its pods to the garbage collector.
+  if (!rs || isTerminating(rs)) return;
+  const owned = (store.list(RESOURCES.pods, namespace) as Pod[]).filter((p) => controllerRef(p)?.uid === rs.metadata.uid);
+  const now = ctx.now();
+  const plan = planReplicaSet(rs, owned, now);
+  for (let i = 0; i < plan.create; i++) {
+    const pod = createPod(store, podFromTemplate(rs, '', ctx.nodeName, timestamp(now)));
+    ctx.debug(`replicaset ${namespace}/${name}: created pod ${pod.metadata.name}`);
+  }
+  for (const p of plan.remove) {
+    deleteGracefully(store, RESOURCES.pods, namespace, p.metadata.name);
+    ctx.debug(`replicaset ${namespace}/${name}: deleting pod ${p.metadata.name}`);
+  }
+  if (statusChanged(rs.status, plan.status)) {
+    store.mutate(RESOURCES.replicasets, namespace, name, (cur) => {
+      cur.status = { ...(cur.status as ReplicaSetStatus | undefined), ...plan.status };
+      return cur;
+    });
+  }
+  if (plan.recheckAfterMs !== undefined) ctx.requeueAfter(plan.recheckAfterMs + 1);
+}
