@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, badRequest } from './status.ts';
 import type { IncludeObject } from './table.ts';
+import { decodeProtobuf, isProtobuf } from './protobuf.ts';
 
 const MAX_BODY = 8 * 1024 * 1024;
 
@@ -17,7 +18,9 @@ export async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** A request body in JSON, or in the protobuf encoding kubectl's typed clients use. */
 export function parseJson(body: Buffer, what = 'object'): unknown {
+  if (isProtobuf(body)) return decodeProtobuf(body);
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (err) {

@@ -1,13 +1,12 @@
-// What the real control plane does around the objects besides serving them:
-// the namespaces that exist at start, a "default" ServiceAccount in every
-// namespace, garbage collection by ownerReferences, emptying a Terminating
-// namespace, and removing an object whose last finalizer went away.
-// It runs on the store's watch, so writes by the controllers and the node
-// get the same treatment as writes through the API.
+// What the API server does around the objects besides serving them: the
+// namespaces that exist at start, a "default" ServiceAccount in every
+// namespace (the serviceaccount controller's job, kept here so every
+// namespace has one whoever created it), and removing an object whose last
+// finalizer went away. Garbage collection by ownerReferences and emptying a
+// Terminating namespace are the controllers' (test/cluster/controllers/gc.ts).
 import type { KubeObject, Store, WatchEvent } from '../store.ts';
 import { StoreError } from '../store.ts';
-import { RESOURCES, RESOURCE_DEFS, resourceByKey } from './resources.ts';
-import { deleteObject } from './deletion.ts';
+import { RESOURCES, resourceByKey } from './resources.ts';
 
 export const INITIAL_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
@@ -85,60 +84,10 @@ export function ensureKubernetesService(store: Store, opts: KubernetesServiceOpt
   }
 }
 
-const NAMESPACED = RESOURCE_DEFS.filter((d) => d.namespaced);
-
-/** Deletes (or un-owns, when other owners remain) the dependents of a deleted owner. */
-function collectGarbage(store: Store, owner: KubeObject): void {
-  const uid = owner.metadata.uid;
-  if (!uid) return;
-  for (const def of NAMESPACED) {
-    for (const dep of store.list(def.key, owner.metadata.namespace)) {
-      const refs = dep.metadata.ownerReferences ?? [];
-      if (!refs.some((r) => r.uid === uid)) continue;
-      if (dep.metadata.deletionTimestamp) continue;
-      if (refs.length > 1) {
-        ignoreGone(() =>
-          store.mutate(def.key, dep.metadata.namespace, dep.metadata.name, (o) => {
-            o.metadata.ownerReferences = o.metadata.ownerReferences?.filter((r) => r.uid !== uid);
-            return o;
-          }),
-        );
-      } else {
-        ignoreGone(() => deleteObject(store, def, dep.metadata.namespace, dep.metadata.name, {}));
-      }
-    }
-  }
-}
-
-function emptyNamespace(store: Store, namespace: string): void {
-  for (const def of NAMESPACED) {
-    for (const o of store.list(def.key, namespace)) {
-      if (o.metadata.deletionTimestamp) continue;
-      ignoreGone(() => deleteObject(store, def, namespace, o.metadata.name, {}));
-    }
-  }
-  finishNamespace(store, namespace);
-}
-
-/** Removes a Terminating namespace once nothing is left in it. */
-function finishNamespace(store: Store, namespace: string): void {
-  const ns = store.get(RESOURCES.namespaces, undefined, namespace);
-  if (!ns?.metadata.deletionTimestamp) return;
-  if (NAMESPACED.some((def) => store.list(def.key, namespace).length > 0)) return;
-  ignoreGone(() => store.delete(RESOURCES.namespaces, undefined, namespace));
-}
-
 function onEvent(store: Store, ev: WatchEvent): void {
   const obj = ev.object;
   const meta = obj.metadata;
-  if (ev.resource === RESOURCES.namespaces) {
-    if (ev.type === 'ADDED') ensureServiceAccount(store, meta.name);
-    if (ev.type === 'MODIFIED' && meta.deletionTimestamp && !ev.previous?.metadata.deletionTimestamp) emptyNamespace(store, meta.name);
-  }
-  if (ev.type === 'DELETED') {
-    collectGarbage(store, obj);
-    if (meta.namespace) finishNamespace(store, meta.namespace);
-  }
+  if (ev.resource === RESOURCES.namespaces && ev.type === 'ADDED') ensureServiceAccount(store, meta.name);
   // The last finalizer of an object being deleted went away: now it goes.
   if (ev.type === 'MODIFIED' && meta.deletionTimestamp && (meta.finalizers?.length ?? 0) === 0 && (ev.previous?.metadata.finalizers?.length ?? 0) > 0) {
     const def = resourceByKey(ev.resource);
