@@ -188,11 +188,12 @@ export function fish(): string {
   const names = cmds.map(([n]) => n).join(' ');
   return [
     `# fish completion for ${PROG}; load it with: kubectl kt completion fish | source`,
+    '# Succeeds when the command on the line is $argv[1] (or any command, without an argument).',
     'function __kubectl_kt_command',
     '  for w in (commandline -opc)[2..-1]',
     `    if contains -- $w ${names}`,
-    '      echo $w',
-    '      return 0',
+    '      test (count $argv) -eq 0; or test $w = $argv[1]',
+    '      return',
     '    end',
     '  end',
     '  return 1',
@@ -201,7 +202,7 @@ export function fish(): string {
     ...cmds.map(([n, c]) => `complete -c ${PROG} -n 'not __kubectl_kt_command' -a ${n} -d ${fq(c.summary)}`),
     ...fishFlags(GLOBAL_FLAGS, ''),
     ...cmds.flatMap(([n, c]) => {
-      const cond = `test (__kubectl_kt_command) = ${n}`;
+      const cond = `__kubectl_kt_command ${n}`;
       const choices = argChoices(c);
       return [
         ...fishFlags(c.flags, cond),
