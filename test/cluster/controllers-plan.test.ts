@@ -61,6 +61,15 @@ describe('pod-template-hash', () => {
     assert.notEqual(podTemplateHash(template(), 1), h);
   });
 
+  it('treats a null creationTimestamp and empty fields as absent (what kubectl rollout undo sends back)', () => {
+    const undo = template();
+    (undo.metadata as Record<string, unknown>).creationTimestamp = null;
+    (undo.spec as Record<string, unknown>).volumes = [];
+    assert.ok(templatesEqual(undo, template()));
+    assert.equal(podTemplateHash(undo), podTemplateHash(template()));
+    assert.ok(!templatesEqual(template('other'), template()));
+  });
+
   it('does not depend on key order', () => {
     assert.equal(canonicalJson({ b: 1, a: [{ y: 2, x: 1 }] }), canonicalJson({ a: [{ x: 1, y: 2 }], b: 1 }));
   });

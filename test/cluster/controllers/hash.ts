@@ -31,14 +31,32 @@ export function fnv1a32(s: string): number {
   return h >>> 0;
 }
 
-/** The template without the pod-template-hash label (what the hash and template equality are over). */
-export function withoutHash(t: PodTemplate): PodTemplate {
-  const c = structuredClone(t);
-  if (c.metadata?.labels) {
-    delete c.metadata.labels[POD_TEMPLATE_HASH];
-    if (Object.keys(c.metadata.labels).length === 0) delete c.metadata.labels;
+/**
+ * Drops nulls and empty objects and arrays, recursively. Kubernetes compares
+ * templates as Go structs with apimachinery's semantic equality, where a
+ * null `creationTimestamp` is the zero time and nil equals empty — and
+ * `kubectl rollout undo` sends the old template back with
+ * `metadata.creationTimestamp: null`, which must still match its ReplicaSet.
+ */
+export function normalize(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(normalize);
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    const n = normalize(x);
+    if (n === null || n === undefined) continue;
+    if (Array.isArray(n) && n.length === 0) continue;
+    if (typeof n === 'object' && !Array.isArray(n) && Object.keys(n).length === 0) continue;
+    out[k] = n;
   }
-  return c;
+  return out;
+}
+
+/** The template without the pod-template-hash label, normalized (what the hash and template equality are over). */
+export function withoutHash(t: PodTemplate): unknown {
+  const c = structuredClone(t);
+  if (c.metadata?.labels) delete c.metadata.labels[POD_TEMPLATE_HASH];
+  return normalize(c);
 }
 
 export function podTemplateHash(t: PodTemplate, collisionCount = 0): string {
