@@ -84,7 +84,10 @@ export interface CommandSpec<F extends FlagMap = FlagMap, A extends ArgMap = Arg
   /** Which -o values make sense; the first is the default. */
   readonly outputs: readonly OutputFormat[];
   readonly examples: readonly Example[];
+  /** Left out of help and completion. */
   readonly hidden?: boolean;
+  /** Every word after the command goes to `rest` unparsed (for `__complete`, which sees half-typed lines). */
+  readonly passthrough?: boolean;
 }
 
 /** Identity, for inference: `command({...})` keeps the exact flag and argument types. */
@@ -199,25 +202,25 @@ export interface Parsed {
   readonly options: Options<FlagMap, ArgMap>;
 }
 
-interface Found {
+export interface Found {
   readonly key: string;
   readonly flag: Flag<unknown>;
   readonly display: string;
 }
 
-function lookup(flags: FlagMap, token: string): Found | undefined {
+export function lookup(flags: FlagMap, token: string): Found | undefined {
   for (const [key, flag] of Object.entries(flags)) {
     if (token === flagName(key) || (flag.short && token === `-${flag.short}`)) return { key, flag, display: flagName(key) };
   }
   return undefined;
 }
 
-function allFlagNames(flags: FlagMap): string[] {
+export function allFlagNames(flags: FlagMap): string[] {
   return Object.entries(flags).flatMap(([k, f]) => (f.short ? [flagName(k), `-${f.short}`] : [flagName(k)]));
 }
 
 /** Splits `--name=value`, `-nvalue`, `-n=value` into the flag token and its inline value. */
-function splitToken(token: string): { name: string; inline?: string } {
+export function splitToken(token: string): { name: string; inline?: string } {
   if (token.startsWith('--')) {
     const eq = token.indexOf('=');
     return eq < 0 ? { name: token } : { name: token.slice(0, eq), inline: token.slice(eq + 1) };
@@ -226,7 +229,7 @@ function splitToken(token: string): { name: string; inline?: string } {
   return { name: token };
 }
 
-const isFlag = (t: string): boolean => t.length > 1 && t.startsWith('-');
+export const isFlag = (t: string): boolean => t.length > 1 && t.startsWith('-');
 
 /**
  * argv (without node and script) → the command and its typed options.
@@ -274,6 +277,7 @@ function parseCommand(name: string, spec: CommandSpec, argv: readonly string[], 
   for (const [k, f] of Object.entries(flags)) values[k] = f.default;
   const positionals: string[] = [];
   let rest: string[] = [];
+  if (spec.passthrough) return { name, spec, options: { ...values, output: spec.outputs[0], rest: [...argv] } as unknown as Options<FlagMap, ArgMap> };
   for (let i = 0; i < argv.length; i++) {
     const t = argv[i];
     if (t === '--') {

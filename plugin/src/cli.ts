@@ -177,6 +177,16 @@ export const COMMANDS = {
     outputs: ['text'],
     examples: [{ command: 'kubectl kt help exchange', comment: 'flags and an example for exchange' }],
   }),
+  __complete: command({
+    summary: 'Completion candidates for a partial command line (used by kubectl_complete-kt)',
+    description: 'Prints cobra-style candidates: one per line, then :DIRECTIVE.',
+    flags: {},
+    args: {},
+    outputs: ['text'],
+    examples: [{ command: 'kubectl kt __complete exchange --mode ""', comment: 'what may follow --mode' }],
+    hidden: true,
+    passthrough: true,
+  }),
 };
 
 export type CommandName = keyof typeof COMMANDS;
@@ -196,6 +206,7 @@ export const LOADERS: { readonly [N in CommandName]?: () => Promise<CommandModul
   version: () => import('./commands/version.ts'),
   completion: () => import('./commands/completion.ts'),
   help: () => import('./commands/help.ts'),
+  __complete: () => import('./commands/complete.ts'),
 };
 
 // Each loader's module takes its own command's options, and the parser builds

@@ -48,11 +48,12 @@ function parseError(argv: string[]): ErrorCode | undefined {
   }
 }
 
-const names = Object.keys(COMMANDS);
+const names = Object.keys(COMMANDS).filter((n) => !(COMMANDS as Record<string, { hidden?: boolean }>)[n].hidden);
 
 test('the table has every command of the design, each with help text and an example', () => {
   assert.deepEqual(names, ['connect', 'exchange', 'mesh', 'preview', 'forward', 'status', 'clean', 'recover',
     'dashboard', 'rbac', 'version', 'completion', 'help']);
+  assert.doesNotMatch(COMMANDS.__complete.summary, /^$/);
 });
 
 test('help for every command: `help CMD`, `CMD --help` and `CMD -h` agree, exit 0, show usage and example', async () => {

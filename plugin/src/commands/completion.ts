@@ -7,10 +7,10 @@ import type { Deps } from '../deps.ts';
 
 const PROG = 'kubectl-kt';
 
-type Hint = { kind: 'choices'; values: readonly string[] } | { kind: 'file' | 'namespace' | 'context' | 'none' };
+export type Hint = { kind: 'choices'; values: readonly string[] } | { kind: 'file' | 'namespace' | 'context' | 'none' };
 
 /** What to offer as a flag's value. */
-function hint(key: string, f: Flag<unknown>): Hint {
+export function hint(key: string, f: Flag<unknown>): Hint {
   if (f.choices) return { kind: 'choices', values: f.choices };
   if (f.placeholder === 'FILE') return { kind: 'file' };
   if (key === 'namespace' || key === 'namespaces') return { kind: 'namespace' };
@@ -18,13 +18,14 @@ function hint(key: string, f: Flag<unknown>): Hint {
   return { kind: 'none' };
 }
 
-function commands(): [string, CommandSpec][] {
+export function commands(): [string, CommandSpec][] {
   return Object.entries(COMMANDS as Record<string, CommandSpec>).filter(([, c]) => !c.hidden);
 }
 
-function argChoices(spec: CommandSpec): readonly string[] {
-  const first = Object.values(spec.args)[0];
-  return first?.choices ?? (first?.placeholder === 'COMMAND' ? commands().map(([n]) => n) : []);
+/** Values to offer for the command's positional argument number `index`. */
+export function argChoices(spec: CommandSpec, index = 0): readonly string[] {
+  const a = Object.values(spec.args)[index];
+  return a?.choices ?? (a?.placeholder === 'COMMAND' ? commands().map(([n]) => n) : []);
 }
 
 const KUBECTL_NAMESPACES = 'kubectl get namespaces -o name 2>/dev/null';
