@@ -1,0 +1,50 @@
+// A TCP → unix socket relay, run inside a network namespace
+// (`ip netns exec NS node relay.ts --listen 127.0.0.1:P --to-unix SOCK`).
+// Unix sockets are reachable from every network namespace, so this is how
+// the API server (in the root namespace) appears at an address inside the
+// laptop and node namespaces. Prints "listening HOST:PORT" once bound.
+import { createConnection, createServer, type Socket } from 'node:net';
+import { parseArgs } from 'node:util';
+
+export function splitHostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  const port = Number(s.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`expected HOST:PORT, got ${s}`);
+  return { host: s.slice(0, i), port };
+}
+
+function pipe(a: Socket, b: Socket): void {
+  a.pipe(b);
+  b.pipe(a);
+  const done = (): void => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on('error', done).on('close', done);
+  b.on('error', done).on('close', done);
+}
+
+function main(): void {
+  const { values } = parseArgs({ options: { listen: { type: 'string' }, 'to-unix': { type: 'string' } } });
+  if (!values.listen || !values['to-unix']) {
+    process.stderr.write('usage: relay.ts --listen HOST:PORT --to-unix SOCKET\n');
+    process.exit(2);
+  }
+  const target = values['to-unix'];
+  const { host, port } = splitHostPort(values.listen);
+  const server = createServer({ noDelay: true }, (client) => {
+    const upstream = createConnection(target);
+    pipe(client, upstream);
+  });
+  server.on('error', (e) => {
+    process.stderr.write(`relay: ${e.message}\n`);
+    process.exit(1);
+  });
+  server.listen(port, host, () => {
+    const a = server.address();
+    process.stdout.write(`listening ${host}:${typeof a === 'object' && a ? a.port : port}\n`);
+  });
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+if (import.meta.main) main();
