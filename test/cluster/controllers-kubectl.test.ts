@@ -108,6 +108,10 @@ current-context: t
     const ips = await kubectl('get', 'endpoints', 'echo', '-o', 'jsonpath={.subsets[0].addresses[*].ip}');
     assert.equal(ips.split(' ').length, 5);
     assert.equal(await kubectl('get', 'endpoints', 'echo', '-o', 'jsonpath={.subsets[0].ports[0].port}'), '8080');
+    const described = await kubectl('describe', 'deploy', 'echo');
+    assert.match(described, /ScalingReplicaSet\s+.*Scaled up replica set echo-\w+ from 0 to 3/);
+    const pod = (await kubectl('get', 'pods', '-o', 'name')).split('\n')[0];
+    assert.match(await kubectl('describe', pod), /Scheduled\s+.*Successfully assigned default\/echo-\S+ to kt-node/);
   });
 
   it('deletes ReplicaSets and pods with their Deployment, and Endpoints with their Service', async () => {

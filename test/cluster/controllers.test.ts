@@ -102,6 +102,9 @@ describe('controllers on a store', () => {
       assert.equal(p.metadata.labels?.['pod-template-hash'], hash);
       assert.equal((p.spec as Record<string, unknown>).dnsPolicy, 'ClusterFirst');
     }
+    const events = store.list(RESOURCES.events, NS).map((e) => `${(e.involvedObject as { kind: string }).kind} ${e.reason as string}`);
+    assert.deepEqual(events.filter((e) => e === 'ReplicaSet SuccessfulCreate').length, 3);
+    assert.deepEqual(events.filter((e) => e === 'Deployment ScalingReplicaSet').length, 1);
   });
 
   it('rolls a template change out until only new pods are left, then scales up and down', async () => {

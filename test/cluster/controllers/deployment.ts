@@ -26,11 +26,18 @@ export function syncDeployment(ctx: SyncContext, namespace: string, name: string
     nowMs: ctx.now(),
   });
 
+  // The message kubectl describe shows (deployment controller's ScalingReplicaSet).
+  const scaled = (rs: string, from: number, to: number): void => {
+    if (from === to) return;
+    ctx.events.record(d, 'ScalingReplicaSet', `Scaled ${to > from ? 'up' : 'down'} replica set ${rs} from ${from} to ${to}`, 'deployment-controller');
+  };
   if (plan.create) {
     store.create(RESOURCES.replicasets, plan.create);
     ctx.debug(`deployment ${namespace}/${name}: created replicaset ${plan.create.metadata.name} (${plan.create.spec.replicas ?? 0} replicas)`);
+    scaled(plan.create.metadata.name, 0, plan.create.spec.replicas ?? 0);
   }
   for (const u of plan.updates) {
+    const before = owned.find((rs) => rs.metadata.name === u.name)?.spec.replicas ?? 0;
     store.mutate(RESOURCES.replicasets, namespace, u.name, (rs) => {
       const r = rs as ReplicaSet;
       r.spec.replicas = u.replicas;
@@ -38,6 +45,7 @@ export function syncDeployment(ctx: SyncContext, namespace: string, name: string
       return r;
     });
     ctx.debug(`deployment ${namespace}/${name}: replicaset ${u.name} → ${u.replicas} replicas`);
+    scaled(u.name, before, u.replicas);
   }
   for (const rsName of plan.deletes) {
     try {

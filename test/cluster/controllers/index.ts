@@ -13,6 +13,7 @@ import { controllerRef, isTerminating } from './meta.ts';
 import { syncReplicaSet, type SyncContext } from './replicaset.ts';
 import { needsScheduling, schedule } from './scheduler.ts';
 import { WorkQueue } from './queue.ts';
+import { EventRecorder } from './events.ts';
 import type { Pod, Service } from './types.ts';
 
 export interface ControllerOptions {
@@ -42,10 +43,11 @@ export function startControllers(opts: ControllerOptions): Controllers {
   const nodeName = opts.nodeName ?? DEFAULT_NODE_NAME;
   const now = opts.now ?? Date.now;
   const index = new DependentsIndex();
+  const events = new EventRecorder(store, now);
 
   const sync = (key: string): void => {
     const [kind, namespace, name] = key.split('\u0000') as [Kind, string, string];
-    const ctx: SyncContext = { store, nodeName, now, debug, requeueAfter: (ms) => queue.addAfter(key, ms) };
+    const ctx: SyncContext = { store, events, nodeName, now, debug, requeueAfter: (ms) => queue.addAfter(key, ms) };
     try {
       switch (kind) {
         case 'deployment':
@@ -55,8 +57,7 @@ export function startControllers(opts: ControllerOptions): Controllers {
         case 'endpoints':
           return syncEndpoints(ctx, namespace, name);
         case 'schedule':
-          if (schedule(store, namespace, name, nodeName, now())) debug(`scheduler: bound pod ${namespace}/${name} to ${nodeName}`);
-          return;
+          return bindPod(namespace, name);
         case 'gc':
           return collect(store, parseGcKey(name), debug);
         case 'namespace':
@@ -67,6 +68,12 @@ export function startControllers(opts: ControllerOptions): Controllers {
       if (err instanceof StoreError && err.reason === 'NotFound') return;
       throw err;
     }
+  };
+  const bindPod = (namespace: string, name: string): void => {
+    const pod = schedule(store, namespace, name, nodeName, now());
+    if (!pod) return;
+    debug(`scheduler: bound pod ${namespace}/${name} to ${nodeName}`);
+    events.record(pod, 'Scheduled', `Successfully assigned ${namespace}/${name} to ${nodeName}`, 'default-scheduler');
   };
   const queue = new WorkQueue(sync, (key, err) => debug(`controllers: sync ${key.replaceAll('\u0000', ' ')} failed, retrying: ${String(err)}`));
   const add = (kind: Kind, namespace: string | undefined, name: string): void => queue.add(queueKey(kind, namespace ?? '', name));

@@ -1,5 +1,6 @@
 // ReplicaSet → Pods, against the store: the I/O around planReplicaSet.
 import type { Store } from '../store.ts';
+import type { EventRecorder } from './events.ts';
 import { RESOURCES } from '../apiserver/resources.ts';
 import { controllerRef, isTerminating, timestamp } from './meta.ts';
 import { createPod, deleteGracefully } from './pods.ts';
@@ -8,6 +9,7 @@ import type { Pod, ReplicaSet, ReplicaSetStatus } from './types.ts';
 
 export interface SyncContext {
   store: Store;
+  events: EventRecorder;
   nodeName: string;
   now: () => number;
   requeueAfter: (ms: number) => void;
@@ -29,10 +31,13 @@ export function syncReplicaSet(ctx: SyncContext, namespace: string, name: string
   for (let i = 0; i < plan.create; i++) {
     const pod = createPod(store, podFromTemplate(rs, '', ctx.nodeName, timestamp(now)));
     ctx.debug(`replicaset ${namespace}/${name}: created pod ${pod.metadata.name}`);
+    ctx.events.record(rs, 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`, 'replicaset-controller');
+    ctx.events.record(pod, 'Scheduled', `Successfully assigned ${namespace}/${pod.metadata.name} to ${ctx.nodeName}`, 'default-scheduler');
   }
   for (const p of plan.remove) {
     deleteGracefully(store, RESOURCES.pods, namespace, p.metadata.name);
     ctx.debug(`replicaset ${namespace}/${name}: deleting pod ${p.metadata.name}`);
+    ctx.events.record(rs, 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`, 'replicaset-controller');
   }
   if (statusChanged(rs.status, plan.status)) {
     store.mutate(RESOURCES.replicasets, namespace, name, (cur) => {

@@ -20,13 +20,9 @@ export function bind(pod: Pod, nodeName: string, nowMs: number): Pod {
   return p;
 }
 
-export function schedule(store: Store, namespace: string, name: string, nodeName: string, nowMs: number): boolean {
-  let bound = false;
-  store.mutate(RESOURCES.pods, namespace, name, (o) => {
-    const pod = o as Pod;
-    if (!needsScheduling(pod)) return undefined;
-    bound = true;
-    return bind(pod, nodeName, nowMs);
-  });
-  return bound;
+/** Binds the pod if it still needs a node; returns it when it did. */
+export function schedule(store: Store, namespace: string, name: string, nodeName: string, nowMs: number): Pod | undefined {
+  const pod = store.get(RESOURCES.pods, namespace, name) as Pod | undefined;
+  if (!pod || !needsScheduling(pod)) return undefined;
+  return store.update(RESOURCES.pods, bind(pod, nodeName, nowMs)) as Pod;
 }
