@@ -51,6 +51,8 @@ export interface Harness {
   upstreamsClosed(): Promise<void>;
   /** Bytes the sink server received, per connection, in order of close. */
   sinkTotals: number[];
+  /** Every streaming upgrade seen: `POST SPDY/3.1` or `GET websocket <offered subprotocols>`. */
+  upgrades: string[];
   close(): Promise<void>;
 }
 
@@ -180,8 +182,10 @@ export async function startHarness(opts: { exec?: boolean } = {}): Promise<Harne
     if (m && req.method === 'GET') return sendJson(res, 200, pod(m[1], m[2]));
     sendJson(res, 404, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `the server could not find the requested resource (${p})`, reason: 'NotFound', code: 404 });
   });
+  const upgrades: string[] = [];
   api.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
+    upgrades.push(`${req.method} ${req.headers.upgrade ?? ''}${req.headers['sec-websocket-protocol'] ? ` ${req.headers['sec-websocket-protocol']}` : ''}`);
     const url = new URL(req.url ?? '/', 'http://x');
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(portforward|exec)$/.exec(url.pathname);
     if (!m) {
@@ -212,6 +216,7 @@ export async function startHarness(opts: { exec?: boolean } = {}): Promise<Harne
     port,
     kubelet,
     sinkTotals,
+    upgrades,
     openUpstreams: () => upstreamSockets.size,
     upstreamCount: () => upstreamTotal,
     upstreamsClosed: () => (upstreamSockets.size === 0 ? Promise.resolve() : new Promise((r) => closedWaiters.push(r))),

@@ -182,18 +182,22 @@ export class HeaderCompressor {
       header.writeUInt32BE(adler32(SPDY3_DICTIONARY), 2);
       parts.push(header);
     }
-    let off = 0;
-    do {
-      const len = Math.min(0xffff, block.length - off);
-      const hdr = Buffer.alloc(5);
-      hdr[0] = 0; // BFINAL=0, BTYPE=00 (stored); the rest of the byte is padding
-      hdr.writeUInt16LE(len, 1);
-      hdr.writeUInt16LE(~len & 0xffff, 3);
-      parts.push(hdr, block.subarray(off, off + len));
-      off += len;
-    } while (off < block.length);
+    for (let off = 0; off < block.length; off += 0xffff) parts.push(storedBlock(block.subarray(off, off + 0xffff)));
+    // The empty stored block is the Z_SYNC_FLUSH marker. It is not optional:
+    // Go's inflater hands out buffered output only when it reaches one, so
+    // without it moby/spdystream's header read runs past the frame.
+    parts.push(storedBlock(Buffer.alloc(0)));
     return Buffer.concat(parts);
   }
+}
+
+/** A non-final stored deflate block; it starts and ends byte-aligned. */
+function storedBlock(data: Buffer): Buffer {
+  const hdr = Buffer.alloc(5);
+  hdr[0] = 0; // BFINAL=0, BTYPE=00 (stored); the rest of the byte is padding
+  hdr.writeUInt16LE(data.length, 1);
+  hdr.writeUInt16LE(~data.length & 0xffff, 3);
+  return Buffer.concat([hdr, data]);
 }
 
 /**
