@@ -86,7 +86,13 @@ async function fetchBytes(url: string, init?: RequestInit): Promise<Buffer> {
   return Buffer.from(await res.arrayBuffer());
 }
 
-const modes = [
+interface Mode {
+  name: string;
+  env: Record<string, string>;
+  upgrade: RegExp;
+}
+
+const modes: Mode[] = [
   { name: 'WebSocket-tunnelled SPDY (default)', env: {}, upgrade: /^GET websocket SPDY\/3\.1\+portforward\.k8s\.io$/ },
   { name: 'SPDY POST upgrade (KUBECTL_PORT_FORWARD_WEBSOCKETS=false)', env: { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' }, upgrade: /^POST SPDY\/3\.1$/ },
 ];
@@ -142,7 +148,7 @@ for (const mode of modes) {
   });
 }
 
-const execModes = [
+const execModes: Mode[] = [
   { name: 'WebSocket v5 (default)', env: {}, upgrade: /^GET websocket v5\.channel\.k8s\.io/ },
   { name: 'SPDY (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false)', env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' }, upgrade: /^POST SPDY\/3\.1$/ },
 ];
