@@ -78,6 +78,18 @@ test('help for every command: `help CMD`, `CMD --help` and `CMD -h` agree, exit 
   assert.equal((await kt(['exchange', 'svc/Bad_Name', '--help'])).code, 0);
 });
 
+test('every example in the table is a valid command line', () => {
+  for (const [name, spec] of Object.entries(COMMANDS)) {
+    for (const e of spec.examples) {
+      const m = /kubectl kt ([^|)]*)/.exec(e.command);
+      assert.ok(m, e.command);
+      const argv = m[1].trim().split(/\s+/).map((w) => (w === '""' ? '' : w));
+      const p = parseArgv(argv, TABLE);
+      assert.equal(p.name, name, e.command);
+    }
+  }
+});
+
 test('flags: --flag=value, --flag value, -n ns, -nns, -A, repeatable lists, `--`', () => {
   const p = parseArgv(['-n', 'shop', 'connect', '--socks-port=1090', '--http-port', '1091', '-A', '--namespaces', 'a,b',
     '--namespaces=c', '--', 'curl', '-v', 'http://web'], TABLE);
