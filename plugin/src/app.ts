@@ -23,7 +23,7 @@ export async function run(argv: readonly string[], base: BaseDeps, table: Table 
     const mod = await load();
     const data = await mod.run(options, deps);
     base.out.write(render(data, options.output, mod.text && ((d) => mod.text!(d, options))));
-    return 0;
+    return mod.exitCode?.(data) ?? 0;
   } catch (e) {
     const err = toKtError(e);
     base.err.write(errorLine(err));

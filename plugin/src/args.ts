@@ -67,6 +67,8 @@ export interface CommandModule<O> {
   run(opts: O, deps: Deps): Promise<unknown>;
   /** The text (-o text) form of run's result; without it, text output is YAML. */
   text?(data: unknown, opts: O): string;
+  /** The exit status for a result (e.g. `connect -- CMD` exits with CMD's); default 0. */
+  exitCode?(data: unknown): number;
 }
 
 export interface Example {

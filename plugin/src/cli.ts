@@ -202,6 +202,7 @@ export type OptionsOf<N extends CommandName> = Options<(typeof COMMANDS)[N]['fla
  * KT_ERR_NOT_IMPLEMENTED.
  */
 export const LOADERS: { readonly [N in CommandName]?: () => Promise<CommandModule<OptionsOf<N>>> } = {
+  connect: () => import('./commands/connect.ts'),
   rbac: () => import('./commands/rbac.ts'),
   version: () => import('./commands/version.ts'),
   completion: () => import('./commands/completion.ts'),

@@ -169,6 +169,31 @@ export const ERRORS = {
     'check the cluster with `kubectl get pods -l app.kubernetes.io/managed-by=kubectl-kt` and `kubectl describe`',
     (p) => `timed out after ${p.seconds}s waiting for ${p.what}`,
   ),
+  KT_ERR_INTERRUPTED: failure<{ what: string }>(
+    'The command was stopped (Ctrl-C or SIGTERM) while it waited.',
+    'nothing to do; run the command again when you want it',
+    (p) => `interrupted while waiting for ${p.what}`,
+  ),
+  KT_ERR_PROXY_FAILED: failure<{ pod: string; namespace: string; reason: string }>(
+    'The proxy pod did not start: image pull failure, crash, or deleted.',
+    'check the image (--image) and `kubectl describe pod` / `kubectl logs` for the pod; `kubectl kt clean` removes leftovers',
+    (p) => `proxy pod ${p.namespace}/${p.pod} did not start: ${p.reason}`,
+  ),
+  KT_ERR_TUNNEL_FAILED: failure<{ pod: string; namespace: string; reason: string }>(
+    'The SSH tunnel over pods/portforward to the proxy pod could not be opened.',
+    'check that you may create pods/portforward (`kubectl kt rbac`) and that `kubectl port-forward` works in this namespace',
+    (p) => `cannot open the tunnel to ${p.namespace}/${p.pod}: ${p.reason}`,
+  ),
+  KT_ERR_PROTOCOL_MISMATCH: failure<{ proxy: string; proxyProtocol: number; protocol: number }>(
+    'The proxy image speaks another protocol version than this plugin.',
+    'use the image this plugin version publishes (drop --image), or upgrade the plugin',
+    (p) => `proxy ${p.proxy} speaks protocol ${p.proxyProtocol}, this plugin speaks ${p.protocol}`,
+  ),
+  KT_ERR_COMMAND_FAILED: failure<{ command: string; reason: string }>(
+    'The command given after `--` could not be started.',
+    'check the command name and PATH',
+    (p) => `cannot run ${p.command}: ${p.reason}`,
+  ),
   KT_ERR_INTERNAL: failure<{ message: string }>(
     'An unexpected error: a bug in kubectl-kt.',
     'run again with --debug for details, and report it with that output',

@@ -1,0 +1,250 @@
+// `connect --mode route` (Linux, root): every process on this machine reaches
+// pod IPs, ClusterIPs and Service names.
+//  - Cluster addresses are made local: each ClusterIP and pod IP becomes a /32
+//    on a dummy interface, and a listener on each port that Services, their
+//    endpoints and pods declare tunnels every accepted connection to the same
+//    address and port as the proxy pod sees it. Kept current by watching.
+//  - A local DNS server answers cluster names through the proxy's DNS
+//    forwarder and forwards the rest to the previous upstream; it is wired
+//    into the OS resolver (resolver.ts).
+// Everything is undone on close(), and by `clean --local` after a crash.
+// macOS (designed, see README): loopback aliases (`ifconfig lo0 alias IP`)
+// instead of the dummy interface, and /etc/resolver/<domain> files instead of
+// resolv.conf; the listeners and the DNS server are the same.
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { promisify } from 'node:util';
+import type { KubeConfig, KubernetesObject, V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
+import { PORTS } from '../../../proxy-image/src/protocol/index.ts';
+import { relay } from './socks.ts';
+import { clusterNameMatcher, startLocalDns, type LocalDns } from './cluster-dns.ts';
+import { deleteInterface, parseResolvConf, removeState, saveState, unwireResolver, wireResolver, RESOLV_CONF, type LocalState } from './resolver.ts';
+import type { ProxySession, Progress } from '../session/proxy-session.ts';
+
+const run = promisify(execFile);
+
+export interface RouteModeOptions {
+  kc: KubeConfig;
+  session: ProxySession;
+  namespace: string;
+  namespaces: readonly string[] | 'all';
+  clusterDomain?: string;
+  debug: (m: string) => void;
+  progress: Progress;
+}
+
+export interface RouteMode {
+  summary: string;
+  /** The addresses and ports currently served (for tests and status). */
+  endpoints(): string[];
+  close(): Promise<void>;
+}
+
+/** An address:port the cluster serves, as the listeners mirror it. */
+export type Target = `${string}:${number}`;
+
+/** What should be local, from the objects watched: pure, tested without sockets. */
+export function desiredTargets(services: V1Service[], endpoints: V1Endpoints[], pods: V1Pod[]): Set<Target> {
+  const out = new Set<Target>();
+  for (const s of services) {
+    const ip = s.spec?.clusterIP;
+    if (!ip || ip === 'None' || ip.includes(':')) continue;
+    for (const p of s.spec?.ports ?? []) if ((p.protocol ?? 'TCP') === 'TCP') out.add(`${ip}:${p.port}`);
+  }
+  for (const e of endpoints) {
+    for (const subset of e.subsets ?? []) {
+      for (const a of [...(subset.addresses ?? []), ...(subset.notReadyAddresses ?? [])]) {
+        if (a.ip.includes(':')) continue;
+        for (const p of subset.ports ?? []) if ((p.protocol ?? 'TCP') === 'TCP') out.add(`${a.ip}:${p.port}`);
+      }
+    }
+  }
+  for (const pod of pods) {
+    const ip = pod.status?.podIP;
+    if (!ip || ip.includes(':') || pod.spec?.hostNetwork) continue;
+    for (const c of pod.spec?.containers ?? []) {
+      for (const p of c.ports ?? []) if ((p.protocol ?? 'TCP') === 'TCP') out.add(`${ip}:${p.containerPort}`);
+    }
+  }
+  return out;
+}
+
+export function splitTarget(t: Target): { ip: string; port: number } {
+  const i = t.lastIndexOf(':');
+  return { ip: t.slice(0, i), port: Number(t.slice(i + 1)) };
+}
+
+async function ip(args: string[]): Promise<void> {
+  await run('ip', args);
+}
+
+export async function startRouteMode(opts: RouteModeOptions): Promise<RouteMode> {
+  if (process.platform !== 'linux') {
+    throw new Error('connect --mode route is built for Linux in this version; use --mode socks');
+  }
+  const { makeInformer, CoreV1Api } = await import('@kubernetes/client-node');
+  const api = opts.kc.makeApiClient(CoreV1Api);
+  const iface = `kt${opts.session.id}`.slice(0, 15);
+  const state: LocalState = { session: opts.session.id, pid: process.pid, iface };
+  await saveState(state);
+
+  const listeners = new Map<Target, Server>();
+  const addresses = new Set<string>();
+  const informers: { stop(): Promise<void> }[] = [];
+  let dns: LocalDns | undefined;
+  let closed = false;
+
+  const cleanup = async (): Promise<void> => {
+    closed = true;
+    await Promise.all(informers.map((i) => i.stop().catch(() => undefined)));
+    await Promise.all([...listeners.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    listeners.clear();
+    await dns?.close();
+    const warning = await unwireResolver(state.resolver).catch((e: Error) => e.message);
+    if (warning) opts.progress.note(warning);
+    await deleteInterface(iface);
+    await removeState(state.session);
+  };
+
+  try {
+    await ip(['link', 'add', iface, 'type', 'dummy']);
+    await ip(['link', 'set', iface, 'up']);
+
+    // --- listeners, reconciled against the watched objects -------------------
+    const services = new Map<string, V1Service>();
+    const endpoints = new Map<string, V1Endpoints>();
+    const pods = new Map<string, V1Pod>();
+    let reconciling = Promise.resolve();
+    const reconcile = (): void => {
+      reconciling = reconciling.then(async () => {
+        if (closed) return;
+        const want = desiredTargets([...services.values()], [...endpoints.values()], [...pods.values()]);
+        for (const [t, server] of listeners) {
+          if (!want.has(t)) {
+            listeners.delete(t);
+            server.close();
+          }
+        }
+        const wantIps = new Set([...want].map((t) => splitTarget(t).ip));
+        for (const a of addresses) {
+          if (!wantIps.has(a)) {
+            addresses.delete(a);
+            await ip(['addr', 'del', `${a}/32`, 'dev', iface]).catch(() => undefined);
+          }
+        }
+        for (const a of wantIps) {
+          if (addresses.has(a)) continue;
+          await ip(['addr', 'add', `${a}/32`, 'dev', iface]).catch((e: Error) => opts.debug(`addr add ${a}: ${e.message}`));
+          addresses.add(a);
+        }
+        for (const t of want) {
+          if (listeners.has(t)) continue;
+          const { ip: host, port } = splitTarget(t);
+          const server = createServer((sock) => {
+            sock.setNoDelay(true);
+            sock.pause();
+            opts.session.dial(host, port).then(
+              (up) => {
+                relay(sock, up);
+                sock.resume();
+              },
+              (err: Error) => {
+                opts.debug(`route ${t}: ${err.message}`);
+                sock.resetAndDestroy();
+              },
+            );
+          });
+          server.on('error', (err) => opts.debug(`listen ${t}: ${err.message}`));
+          listeners.set(t, server);
+          await new Promise<void>((resolve) => {
+            server.listen({ host, port }, () => resolve());
+            server.once('error', () => resolve());
+          });
+        }
+      }).catch((e: Error) => opts.debug(`reconcile: ${e.message}`));
+    };
+    const keyOf = (o: KubernetesObject): string => `${o.metadata?.namespace}/${o.metadata?.name}`;
+    const watchInto = async <T extends KubernetesObject>(map: Map<string, T>, path: string, list: () => Promise<{ items: T[] }>): Promise<void> => {
+      const inf = makeInformer(opts.kc, path, list as never) as unknown as {
+        on(ev: string, cb: (o?: T) => void): void;
+        start(): Promise<void>;
+        stop(): Promise<void>;
+      };
+      const set = (o?: T): void => {
+        if (o) map.set(keyOf(o), o);
+        reconcile();
+      };
+      inf.on('add', set);
+      inf.on('update', set);
+      inf.on('delete', (o?: T) => {
+        if (o) map.delete(keyOf(o));
+        reconcile();
+      });
+      // client-node's informer stops on a watch error; restart it with a
+      // short delay (its list then brings the cache up to date).
+      inf.on('error', () => {
+        if (!closed) setTimeout(() => void inf.start().catch(() => undefined), 1000).unref();
+      });
+      informers.push(inf);
+      await inf.start();
+    };
+    const nsList = opts.namespaces === 'all' ? undefined : [...new Set(opts.namespaces)];
+    if (!nsList) {
+      await watchInto(services, '/api/v1/services', () => api.listServiceForAllNamespaces());
+      await watchInto(endpoints, '/api/v1/endpoints', () => api.listEndpointsForAllNamespaces());
+      await watchInto(pods, '/api/v1/pods', () => api.listPodForAllNamespaces());
+    } else {
+      for (const ns of nsList) {
+        await watchInto(services, `/api/v1/namespaces/${ns}/services`, () => api.listNamespacedService({ namespace: ns }));
+        await watchInto(endpoints, `/api/v1/namespaces/${ns}/endpoints`, () => api.listNamespacedEndpoints({ namespace: ns }));
+        await watchInto(pods, `/api/v1/namespaces/${ns}/pods`, () => api.listNamespacedPod({ namespace: ns }));
+      }
+    }
+    reconcile();
+    await reconciling;
+
+    // --- DNS ---------------------------------------------------------------------
+    const domain = opts.clusterDomain ?? 'cluster.local';
+    const previous = parseResolvConf(await readFile(RESOLV_CONF, 'utf8').catch(() => ''));
+    dns = await startLocalDnsOnFreeLoopback({
+      dialCluster: () => opts.session.dial('127.0.0.1', PORTS.dns),
+      // Never our own address: a crash may have left it in resolv.conf.
+      upstreams: previous.nameservers.filter((n) => !/^127\.0\.[0-3]\.153$/.test(n)),
+      isClusterName: clusterNameMatcher({ domain, namespaces: opts.namespaces }),
+      debug: opts.debug,
+    });
+    const search = [`${opts.namespace}.svc.${domain}`, `svc.${domain}`, domain];
+    await wireResolver(state, {
+      nameserver: dns.host,
+      search,
+      routingDomains: [domain, ...(nsList ?? [])],
+      iface,
+    });
+    return {
+      summary: `${addresses.size} addresses, ${listeners.size} ports, DNS on ${dns.host}`,
+      endpoints: () => [...listeners.keys()],
+      close: cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/**
+ * resolv.conf cannot name a port, so the server needs port 53 on an address
+ * of its own; 127.0.0.1:53 is often taken (dnsmasq, resolved's 127.0.0.53),
+ * so try a few loopback addresses (all of 127/8 is local on Linux).
+ */
+async function startLocalDnsOnFreeLoopback(o: Omit<Parameters<typeof startLocalDns>[0], 'host' | 'port'>): Promise<LocalDns> {
+  let last: Error | undefined;
+  for (const host of ['127.0.0.153', '127.0.1.153', '127.0.2.153', '127.0.3.153']) {
+    try {
+      return await startLocalDns({ ...o, host, port: 53 });
+    } catch (err) {
+      last = err as Error;
+    }
+  }
+  throw new Error(`no free loopback address for the local DNS server on port 53: ${last?.message}`);
+}

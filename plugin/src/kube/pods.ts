@@ -1,0 +1,127 @@
+// Pod operations the sessions need, on client-node, with every failure turned
+// into a KtError that names namespace, verb and resource.
+import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import { fromApiError, ktError } from '../errors.ts';
+
+export interface PodRef {
+  namespace: string;
+  name: string;
+}
+
+export async function createPod(kc: KubeConfig, pod: Record<string, unknown> & { metadata: PodRef }): Promise<V1Pod> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const api = kc.makeApiClient(CoreV1Api);
+  try {
+    return await api.createNamespacedPod({ namespace: pod.metadata.namespace, body: pod as V1Pod });
+  } catch (err) {
+    throw fromApiError(err, { verb: 'create', resource: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name });
+  }
+}
+
+/** Deletes a pod; a pod that is already gone is fine. */
+export async function deletePod(kc: KubeConfig, ref: PodRef, gracePeriodSeconds?: number): Promise<void> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const api = kc.makeApiClient(CoreV1Api);
+  try {
+    await api.deleteNamespacedPod({ namespace: ref.namespace, name: ref.name, gracePeriodSeconds });
+  } catch (err) {
+    const e = fromApiError(err, { verb: 'delete', resource: 'pods', namespace: ref.namespace, name: ref.name });
+    if (e.code !== 'KT_ERR_API_NOT_FOUND') throw e;
+  }
+}
+
+/** Merge-patches metadata.annotations (the heartbeat, routes). */
+export async function annotatePod(kc: KubeConfig, ref: PodRef, annotations: Record<string, string | null>): Promise<void> {
+  const { CoreV1Api, setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
+  const api = kc.makeApiClient(CoreV1Api);
+  try {
+    await api.patchNamespacedPod(
+      { namespace: ref.namespace, name: ref.name, body: { metadata: { annotations } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  } catch (err) {
+    throw fromApiError(err, { verb: 'patch', resource: 'pods', namespace: ref.namespace, name: ref.name });
+  }
+}
+
+/** Why a pod will not run, from its status, or undefined while it still may. */
+export function podFailure(pod: V1Pod): string | undefined {
+  const phase = pod.status?.phase;
+  if (phase === 'Failed' || phase === 'Succeeded') {
+    const term = pod.status?.containerStatuses?.[0]?.state?.terminated;
+    return `the pod ended (${phase}${term ? `: exit ${term.exitCode}${term.reason ? `, ${term.reason}` : ''}` : ''})`;
+  }
+  for (const cs of pod.status?.containerStatuses ?? []) {
+    const reason = cs.state?.waiting?.reason;
+    if (reason && /ImagePullBackOff|ErrImagePull|InvalidImageName|CreateContainerConfigError|CrashLoopBackOff/.test(reason)) {
+      return `container ${cs.name}: ${reason}${cs.state?.waiting?.message ? ` (${cs.state.waiting.message})` : ''}`;
+    }
+  }
+  return undefined;
+}
+
+export function podRunning(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Running' && (pod.status?.containerStatuses ?? []).every((c) => c.state?.running !== undefined);
+}
+
+export function podReady(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+/**
+ * Waits, by watching (no polling), until `until(pod)` holds. Rejects with a
+ * KtError when the pod fails to start (image pull, crash), is deleted, or the
+ * time runs out.
+ */
+export async function waitForPod(
+  kc: KubeConfig,
+  ref: PodRef,
+  until: (pod: V1Pod) => boolean,
+  opts: { timeoutMs: number; signal?: AbortSignal; what: string },
+): Promise<V1Pod> {
+  const { Watch } = await import('@kubernetes/client-node');
+  const watch = new Watch(kc);
+  return await new Promise<V1Pod>((resolve, reject) => {
+    let ctrl: AbortController | undefined;
+    let settled = false;
+    const finish = (err: Error | undefined, pod?: V1Pod): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      ctrl?.abort();
+      if (err) reject(err);
+      else resolve(pod as V1Pod);
+    };
+    const timer = setTimeout(() => finish(ktError('KT_ERR_TIMEOUT', { what: opts.what, seconds: Math.round(opts.timeoutMs / 1000) })), opts.timeoutMs);
+    const onAbort = (): void => finish(ktError('KT_ERR_INTERRUPTED', { what: opts.what }));
+    opts.signal?.addEventListener('abort', onAbort);
+    const path = `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/pods`;
+    watch
+      .watch(
+        path,
+        { fieldSelector: `metadata.name=${ref.name}` },
+        (type: string, obj: V1Pod) => {
+          if (type === 'DELETED') {
+            finish(ktError('KT_ERR_PROXY_FAILED', { pod: ref.name, namespace: ref.namespace, reason: 'the pod was deleted' }));
+            return;
+          }
+          if (type !== 'ADDED' && type !== 'MODIFIED') return;
+          const failure = podFailure(obj);
+          if (failure) finish(ktError('KT_ERR_PROXY_FAILED', { pod: ref.name, namespace: ref.namespace, reason: failure }));
+          else if (until(obj)) finish(undefined, obj);
+        },
+        (err: unknown) => {
+          if (settled) return;
+          finish(err ? fromApiError(err, { verb: 'watch', resource: 'pods', namespace: ref.namespace, name: ref.name }) : ktError('KT_ERR_PROXY_FAILED', { pod: ref.name, namespace: ref.namespace, reason: 'the watch ended before the pod was ready' }));
+        },
+      )
+      .then(
+        (c) => {
+          ctrl = c;
+          if (settled) c.abort();
+        },
+        (err: unknown) => finish(fromApiError(err, { verb: 'watch', resource: 'pods', namespace: ref.namespace, name: ref.name })),
+      );
+  });
+}

@@ -1,0 +1,257 @@
+// A session with one proxy pod: make keys, create the pod, wait for it by
+// watching, port-forward to its SSH port, keep the tunnel up (reconnect with
+// backoff, say so), renew the heartbeat, and on close delete the pod.
+// Commands build on it: connect dials through it, exchange/mesh/preview
+// register reverse forwards on it.
+import { EventEmitter } from 'node:events';
+import { hostname, userInfo } from 'node:os';
+import type { Duplex } from 'node:stream';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ANNOTATIONS, PORTS, PROTOCOL_VERSION, type Role } from '../../../proxy-image/src/protocol/index.ts';
+import { isKtError, ktError, toKtError } from '../errors.ts';
+import { openPortForward } from '../kube/portforward.ts';
+import { annotatePod, createPod, deletePod, podRunning, waitForPod } from '../kube/pods.ts';
+import { newSessionId, proxyPod } from '../kube/shadow.ts';
+import { makeSessionKey, openTunnel, pinHostKey, type Tunnel } from '../tunnel/index.ts';
+
+export interface Progress {
+  /** A step starts; the returned function marks it done (and prints its time). */
+  step(text: string): (detail?: string) => void;
+  /** A notice while running (reconnects, warnings). */
+  note(text: string): void;
+}
+
+export interface ProxySessionOptions {
+  kc: KubeConfig;
+  namespace: string;
+  image: string;
+  role: Role;
+  kind: string;
+  /** Pod name; default kt-<kind>-<session>. */
+  name?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  env?: Record<string, string>;
+  ports?: { name: string; containerPort: number; protocol?: 'TCP' | 'UDP' }[];
+  readinessProbe?: Record<string, unknown>;
+  /** Wait for the Ready condition (routers) rather than Running (shadows). */
+  waitReady?: boolean;
+  progress: Progress;
+  debug: (msg: string) => void;
+  signal: AbortSignal;
+  /** Heartbeat period; default 10 s. */
+  heartbeatMs?: number;
+  /** How long to wait for the pod to start; default 120 s. */
+  startTimeoutMs?: number;
+  /** Proxy exits after this long without a client (crash cleanup); default 600 s in the proxy. */
+  idleExitSeconds?: number;
+  now?: () => Date;
+}
+
+export interface ProxySessionEvents {
+  /** The tunnel is (again) up. */
+  up: [tunnel: Tunnel];
+  /** The tunnel dropped; a reconnect follows unless the session is closing. */
+  down: [err: Error | undefined];
+}
+
+export class ProxySession extends EventEmitter<ProxySessionEvents> {
+  readonly id: string;
+  readonly podName: string;
+  readonly namespace: string;
+  readonly owner: string;
+  readonly since: string;
+  private readonly opts: ProxySessionOptions;
+  private readonly key = makeSessionKey('kubectl-kt session');
+  private readonly hostKey = makeSessionKey('kubectl-kt proxy host');
+  private current: Tunnel | undefined;
+  private waiting: { resolve: (t: Tunnel) => void; reject: (e: Error) => void }[] = [];
+  private heartbeat: NodeJS.Timeout | undefined;
+  private closing = false;
+  private podCreated = false;
+  private reconnecting: Promise<void> | undefined;
+
+  constructor(opts: ProxySessionOptions) {
+    super();
+    this.opts = opts;
+    this.id = newSessionId();
+    this.podName = opts.name ?? `kt-${opts.kind}-${this.id}`;
+    this.namespace = opts.namespace;
+    this.owner = `${safeUser()}@${hostname()}`;
+    this.since = (opts.now?.() ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
+  }
+
+  /** The tunnel, waiting for a reconnect when it is down. */
+  tunnel(): Promise<Tunnel> {
+    if (this.current && !this.current.closed) return Promise.resolve(this.current);
+    if (this.closing) return Promise.reject(ktError('KT_ERR_INTERRUPTED', { what: 'the session' }));
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** A connection to host:port as the proxy pod sees it. */
+  async dial(host: string, port: number): Promise<Duplex> {
+    const t = await this.tunnel();
+    return await t.connect(host, port);
+  }
+
+  /** Creates the pod and brings the tunnel up; throws a KtError (and removes the pod) on failure. */
+  async start(): Promise<Tunnel> {
+    const { kc, namespace, progress } = this.opts;
+    try {
+      let done = progress.step(`creating proxy pod ${namespace}/${this.podName}`);
+      await createPod(kc, proxyPod({
+        name: this.podName,
+        namespace,
+        image: this.opts.image,
+        role: this.opts.role,
+        kind: this.opts.kind,
+        session: this.id,
+        owner: this.owner,
+        since: this.since,
+        authorizedKey: this.key.publicKey,
+        hostKey: this.hostKey.privateKey,
+        idleExitSeconds: this.opts.idleExitSeconds,
+        labels: this.opts.labels,
+        annotations: this.opts.annotations,
+        env: this.opts.env,
+        ports: this.opts.ports,
+        readinessProbe: this.opts.readinessProbe,
+      }));
+      this.podCreated = true;
+      done();
+      done = progress.step('waiting for the proxy pod');
+      const { podReady } = await import('../kube/pods.ts');
+      await waitForPod(kc, { namespace, name: this.podName }, this.opts.waitReady ? podReady : podRunning, {
+        timeoutMs: this.opts.startTimeoutMs ?? 120_000,
+        signal: this.opts.signal,
+        what: `pod ${namespace}/${this.podName} to run`,
+      });
+      done();
+      done = progress.step('opening the tunnel');
+      const tunnel = await this.connectWithRetry(true);
+      done();
+      this.startHeartbeat();
+      return tunnel;
+    } catch (err) {
+      await this.close();
+      throw toKtError(err);
+    }
+  }
+
+  /**
+   * One port-forward + SSH handshake. Right after the pod starts, its SSH
+   * server may not listen yet (the kubelet reports Running when the process
+   * starts, not when it has bound its port), so refused attempts are retried
+   * with backoff for a bounded time.
+   */
+  private async connectWithRetry(first: boolean): Promise<Tunnel> {
+    const deadline = Date.now() + (first ? 30_000 : 3_600_000);
+    let delay = 100;
+    for (let attempt = 1; ; attempt++) {
+      if (this.closing || this.opts.signal.aborted) throw ktError('KT_ERR_INTERRUPTED', { what: 'the tunnel' });
+      try {
+        const t = await this.connectOnce();
+        this.current = t;
+        for (const w of this.waiting.splice(0)) w.resolve(t);
+        t.on('close', (err) => this.onTunnelClosed(t, err));
+        this.emit('up', t);
+        return t;
+      } catch (err) {
+        if (isKtError(err) && err.code === 'KT_ERR_PROTOCOL_MISMATCH') throw err;
+        this.opts.debug(`tunnel attempt ${attempt} failed: ${(err as Error).message}`);
+        if (Date.now() + delay > deadline) {
+          throw ktError('KT_ERR_TUNNEL_FAILED', { pod: this.podName, namespace: this.namespace, reason: (err as Error).message }, err);
+        }
+        await abortableDelay(delay, this.opts.signal);
+        delay = Math.min(delay * 2, first ? 1000 : 5000);
+      }
+    }
+  }
+
+  private async connectOnce(): Promise<Tunnel> {
+    const stream = await openPortForward(this.opts.kc, { namespace: this.namespace, pod: this.podName, port: PORTS.ssh });
+    const tunnel = await openTunnel({
+      stream,
+      privateKey: this.key.privateKey,
+      hostKeyCheck: pinHostKey(this.hostKey.publicKey),
+      debug: this.opts.debug,
+    }).catch((err: unknown) => {
+      stream.destroy();
+      throw err;
+    });
+    const hello = await tunnel.hello();
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      await tunnel.close();
+      throw ktError('KT_ERR_PROTOCOL_MISMATCH', { proxy: hello.version, proxyProtocol: hello.protocol, protocol: PROTOCOL_VERSION });
+    }
+    return tunnel;
+  }
+
+  private onTunnelClosed(t: Tunnel, err: Error | undefined): void {
+    if (this.current !== t) return;
+    this.current = undefined;
+    this.emit('down', err);
+    if (this.closing || this.opts.signal.aborted) return;
+    this.opts.progress.note(`tunnel dropped${err ? ` (${err.message})` : ''}; reconnecting`);
+    this.reconnecting ??= this.connectWithRetry(false).then(
+      () => {
+        this.reconnecting = undefined;
+        this.opts.progress.note('tunnel up again');
+      },
+      (e: unknown) => {
+        this.reconnecting = undefined;
+        const ke = toKtError(e);
+        for (const w of this.waiting.splice(0)) w.reject(ke);
+        this.opts.progress.note(`cannot reconnect: ${ke.message}`);
+      },
+    );
+  }
+
+  private startHeartbeat(): void {
+    const every = this.opts.heartbeatMs ?? 10_000;
+    const beat = (): void => {
+      const now = (this.opts.now?.() ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
+      annotatePod(this.opts.kc, { namespace: this.namespace, name: this.podName }, { [ANNOTATIONS.heartbeat]: now }).catch((err: unknown) => {
+        this.opts.debug(`heartbeat failed: ${(err as Error).message}`);
+      });
+    };
+    this.heartbeat = setInterval(beat, every);
+    this.heartbeat.unref();
+  }
+
+  /** Ends the session: closes the tunnel and deletes the pod. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const w of this.waiting.splice(0)) w.reject(ktError('KT_ERR_INTERRUPTED', { what: 'the session' }));
+    const t = this.current;
+    this.current = undefined;
+    await t?.close().catch(() => undefined);
+    if (this.podCreated) {
+      await deletePod(this.opts.kc, { namespace: this.namespace, name: this.podName }, 0).catch((err: unknown) => {
+        this.opts.progress.note(`could not delete pod ${this.namespace}/${this.podName}: ${(err as Error).message}; \`kubectl kt clean\` removes it`);
+      });
+    }
+  }
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? 'unknown';
+  }
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}
