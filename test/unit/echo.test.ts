@@ -90,6 +90,20 @@ describe('echo demo app', () => {
     assert.equal((await bytes.arrayBuffer()).byteLength, 200000);
   });
 
+  it('streams /chunked/N as chunked transfer encoding and answers /delay/MS after the delay', async () => {
+    const socket = net.connect(server.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('GET /chunked/3 HTTP/1.1\r\nHost: x\r\n\r\n');
+    const raw = (await readUntil(socket, (b) => b.includes('\r\n0\r\n\r\n'))).toString('latin1');
+    assert.match(raw, /\r\ntransfer-encoding: chunked\r\n/i);
+    assert.equal(raw.match(/"chunk":\d/g)?.length, 3);
+    socket.destroy();
+    const started = Date.now();
+    const res = await fetch(`http://127.0.0.1:${server.port}/delay/50`);
+    assert.equal(((await res.json()) as { path: string }).path, '/delay/50');
+    assert.ok(Date.now() - started >= 45, 'answered after the delay');
+  });
+
   it('sends 100 Continue before reading the body, then its length and sha256', async () => {
     const socket = net.connect(server.port, '127.0.0.1');
     await once(socket, 'connect');
@@ -231,13 +245,25 @@ describe('echo server process', () => {
       await once(socket, 'connect');
       socket.write('GET /before HTTP/1.1\r\nHost: x\r\n\r\n');
       await readUntil(socket, fullResponse);
+      // A request in flight must still be answered: the 100 Continue proves
+      // the server has it before we signal.
+      const busy = net.connect(port, '127.0.0.1');
+      await once(busy, 'connect');
+      busy.write('POST /delay/200 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n');
+      await readUntil(busy, (b) => b.includes('\r\n\r\n'));
+      busy.write('hi');
+      const answer = readUntil(busy, fullResponse);
       const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
       child.kill('SIGTERM');
+      const last = (await answer).toString('latin1');
+      assert.match(last, /^HTTP\/1\.1 200 /);
+      assert.match(last, /\r\nconnection: close\r\n/i);
       const [code, signal] = await exited;
       assert.equal(signal, null);
       assert.equal(code, 0);
       assert.match(out, /GET \/before HTTP\/1\.1 200/);
       socket.destroy();
+      busy.destroy();
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
