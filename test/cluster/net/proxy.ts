@@ -62,6 +62,13 @@ export function proxyRules(services: KubeObject[], endpoints: KubeObject[]): Pro
   return rules;
 }
 
+// A TCP reset reaches a pod on the bridge; the ICMP error kube-proxy sends
+// for other protocols is lost on the br_netfilter path, so UDP just drops.
+const REJECT = [
+  '    ip daddr . meta l4proto . th dport @no_endpoints meta l4proto tcp reject with tcp reset',
+  '    ip daddr . meta l4proto . th dport @no_endpoints reject',
+];
+
 /** The complete nftables table for the rules, as one atomic `nft -f` script. Pure. */
 export function nftScript(table: string, rules: ProxyRule[]): string {
   const dnat: string[] = [];
@@ -101,10 +108,10 @@ export function nftScript(table: string, rules: ProxyRule[]): string {
     '    ct status dnat ip saddr . ip daddr @hairpin masquerade',
     '  }',
     '  chain filter_forward { type filter hook forward priority 0; policy accept;',
-    '    ip daddr . meta l4proto . th dport @no_endpoints reject',
+    ...REJECT,
     '  }',
     '  chain filter_output { type filter hook output priority 0; policy accept;',
-    '    ip daddr . meta l4proto . th dport @no_endpoints reject',
+    ...REJECT,
     '  }',
     '}',
     '',
