@@ -5,11 +5,11 @@
 // Loaders are `import()` so that `kubectl kt version` and `--help` never load
 // client-node or ssh2 (test/unit/cli-bundle.test.ts checks the bundle).
 import { DEFAULT_IMAGE, DEFAULT_MESH_HEADER } from '../../proxy-image/src/protocol/index.ts';
-import { arg, bool, choice, command, list, optional, optionalArg, suggest, value, type CommandModule, type Options, type Table } from './args.ts';
+import { arg, bool, choice, command, list, optional, optionalArg, suggest, value, type CommandModule, type Flag, type Options, type Table } from './args.ts';
 import { ktError } from './errors.ts';
 import {
   parseDnsLabel, parseExpose, parseForwardTarget, parseHeader, parseNamespaces, parseNonEmpty, parsePort,
-  parseChoice, parsePortMapping, parseServiceAccount, parseWorkloadRef,
+  checkUniqueRemotes, parseChoice, parsePortMapping, parseServiceAccount, parseWorkloadRef, type PortMapping,
 } from './values.ts';
 
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
@@ -28,8 +28,17 @@ export const GLOBAL_FLAGS = {
   help: bool('Show help for the command', { short: 'h' }),
 };
 
-const expose = (what: string, required = true) =>
-  list(what, 'LOCAL[:REMOTE][,...]', parseExpose, { required });
+/** `--expose`, repeatable; a remote port may appear once across all occurrences. */
+function expose(summary: string, placeholder = 'LOCAL[:REMOTE][,...]'): Flag<PortMapping[]> {
+  return {
+    ...list(summary, placeholder, parseExpose, { required: true }),
+    fold(raw: string, prev: PortMapping[], what: string): PortMapping[] {
+      const all = [...prev, ...parseExpose(raw, what)];
+      checkUniqueRemotes(all, what, raw);
+      return all;
+    },
+  };
+}
 
 const target = arg('deploy/NAME|svc/NAME', 'The Deployment or Service to take over (a bare NAME is a Service)',
   (raw, what) => parseWorkloadRef(raw, what));
@@ -84,7 +93,7 @@ export const COMMANDS = {
   preview: command({
     summary: 'Publish a local port as a new Service in the cluster',
     description: 'Creates Service NAME backed by this machine while the command runs.',
-    flags: { expose: list('Local port and the Service port', 'LOCAL[:PORT][,...]', parseExpose, { required: true }) },
+    flags: { expose: expose('Local port and the Service port', 'LOCAL[:PORT][,...]') },
     args: { name: arg('NAME', 'Name of the Service to create', parseDnsLabel) },
     outputs: ['text', 'json'],
     examples: [{ command: 'kubectl kt preview web-alice --expose 8080:80', comment: 'web-alice:80 in the cluster reaches localhost:8080' }],

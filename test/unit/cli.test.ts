@@ -145,6 +145,8 @@ test('bad command lines fail with the right code', () => {
     [['exchange', 'svc/web'], 'KT_ERR_MISSING_FLAG'],
     [['exchange', 'pod/web', '--expose', '1'], 'KT_ERR_BAD_VALUE'],
     [['exchange', 'svc/web', '--expose', '8080:80,9090:80'], 'KT_ERR_BAD_VALUE'],
+    [['exchange', 'svc/web', '--expose', '8080:80', '--expose', '9090:80'], 'KT_ERR_BAD_VALUE'],
+    [['preview', 'web', '--expose', '80', '--expose', '80'], 'KT_ERR_BAD_VALUE'],
     [['mesh', 'svc/web', '--expose', '1', '--header', 'novalue'], 'KT_ERR_BAD_VALUE'],
     [['mesh', 'svc/web', '--expose', '1', '--header', 'x~=('], 'KT_ERR_BAD_VALUE'],
     [['recover', 'deploy/web'], 'KT_ERR_BAD_VALUE'],
