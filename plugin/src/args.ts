@@ -277,9 +277,11 @@ function parseCommand(name: string, spec: CommandSpec, argv: readonly string[], 
   const values: Record<string, unknown> = {};
   const given = new Set<string>();
   for (const [k, f] of Object.entries(flags)) values[k] = f.default;
+  // The values are built key by key from the same table the options type is derived from.
+  const done = (more: Record<string, unknown>): Parsed => ({ name, spec, options: { ...values, ...more } as unknown as Options<FlagMap, ArgMap> });
   const positionals: string[] = [];
   let rest: string[] = [];
-  if (spec.passthrough) return { name, spec, options: { ...values, output: spec.outputs[0], rest: [...argv] } as unknown as Options<FlagMap, ArgMap> };
+  if (spec.passthrough) return done({ output: spec.outputs[0], rest: [...argv] });
   for (let i = 0; i < argv.length; i++) {
     const t = argv[i];
     if (t === '--') {
@@ -307,7 +309,7 @@ function parseCommand(name: string, spec: CommandSpec, argv: readonly string[], 
     given.add(found.key);
   }
   // --help wins over every other check, so a half-typed command still gets its help.
-  if (values.help === true) return { name, spec, options: { ...values, rest } as unknown as Options<FlagMap, ArgMap> };
+  if (values.help === true) return done({ rest });
 
   const argEntries = Object.entries(spec.args);
   argEntries.forEach(([key, a], idx) => {
@@ -332,6 +334,5 @@ function parseCommand(name: string, spec: CommandSpec, argv: readonly string[], 
     });
   }
   if (!given.has('output')) values.output = spec.outputs[0];
-  // The values were built key by key from the same table the type is derived from.
-  return { name, spec, options: { ...values, rest } as unknown as Options<FlagMap, ArgMap> };
+  return done({ rest });
 }
