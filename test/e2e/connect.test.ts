@@ -1,0 +1,196 @@
+// `kubectl kt connect` end to end on the test cluster, run from the laptop
+// namespace exactly as a user would: first the laptop cannot reach a pod IP,
+// a ClusterIP or a Service name; then, connected, it reaches all three (socks
+// mode: through the proxy and with `-- CMD`; route mode: plain curl, getent,
+// dig); after exit the resolver, addresses, listeners and the cluster are as
+// before. One cluster for the file.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { startCluster, type Cluster } from '../cluster/cluster.ts';
+import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+
+const NS = 'shop';
+const MANIFEST = `apiVersion: v1
+kind: Namespace
+metadata: {name: ${NS}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: ${NS}}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: ${NS}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: echo
+        image: kt-demo/echo
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
+`;
+
+let cluster: Cluster;
+let podIp = '';
+let clusterIp = '';
+const FQDN = `web.${NS}.svc.cluster.local`;
+
+/** Reads a child's stderr until a line matches; rejects if it exits first. */
+function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => done(new Error(`timed out waiting for ${re}; output so far:\n${buf}`)), timeoutMs);
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      const m = buf.split('\n').find((l) => re.test(l));
+      if (m) done(undefined, m);
+    };
+    const onExit = (code: number | null): void => done(new Error(`exited with ${code} before ${re}; output:\n${buf}`));
+    function done(err: Error | undefined, line?: string): void {
+      clearTimeout(timer);
+      child.stderr?.off('data', onData);
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolve(line as string);
+    }
+    child.stderr?.on('data', onData);
+    child.on('exit', onExit);
+  });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+async function ktPods(): Promise<string[]> {
+  return cluster.store.list('pods').filter((p) => p.metadata.labels?.[LABELS.managedBy] === MANAGED_BY).map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
+}
+
+/** Waits until no kt pod is left (the store says so on each change). */
+async function noKtPods(): Promise<void> {
+  for (const name of await ktPods()) {
+    const [ns, pod] = name.split('/');
+    await cluster.waitFor('pods', ns, pod, (o) => o === undefined, 30_000);
+  }
+  assert.deepEqual(await ktPods(), []);
+}
+
+async function laptopSnapshot(): Promise<{ resolv: string; addrs: string; listeners: string }> {
+  const resolv = await cluster.inLaptop('cat', ['/etc/resolv.conf']);
+  const addrs = await cluster.inLaptop('ip', ['-o', 'addr', 'show']);
+  const listeners = await cluster.inLaptop('ss', ['-Hltnu']);
+  return { resolv: resolv.stdout, addrs: addrs.stdout, listeners: listeners.stdout };
+}
+
+async function curlLaptop(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cluster.inLaptop('curl', ['-sS', '--max-time', '5', ...args]);
+}
+
+before(async () => {
+  cluster = await startCluster();
+  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
+  assert.equal(applied.code, 0, applied.stderr);
+  const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, 'deploy/web', '--timeout=60s']);
+  assert.equal(rollout.code, 0, rollout.stderr);
+  const svc = cluster.store.get('services', NS, 'web');
+  clusterIp = String((svc?.spec as { clusterIP: string }).clusterIP);
+  const pod = cluster.store.list('pods', NS).find((p) => p.metadata.name.startsWith('web-'));
+  podIp = String((pod?.status as { podIP: string }).podIP);
+  assert.ok(clusterIp && podIp);
+});
+
+after(async () => {
+  await cluster?.stop();
+});
+
+describe('connect', () => {
+  test('without the tool the laptop reaches neither pods, ClusterIPs nor Service names', async () => {
+    for (const url of [`http://${podIp}:8080/`, `http://${clusterIp}/`, `http://${FQDN}/`]) {
+      const r = await curlLaptop([url]);
+      assert.notEqual(r.code, 0, `${url} must not be reachable from the laptop: ${r.stdout}`);
+    }
+  });
+
+  test('socks mode: pod IP, ClusterIP and DNS name through the local proxy, then nothing left', async () => {
+    const before = await laptopSnapshot();
+    const child = cluster.spawnInLaptop('kubectl', ['kt', 'connect', '-n', NS, '--socks-port', '21080', '--http-port', '21081']);
+    try {
+      await waitForLine(child, /^connected: SOCKS5 proxy socks5h:\/\/127\.0\.0\.1:21080/);
+      for (const url of [`http://${podIp}:8080/`, `http://${clusterIp}/`, `http://${FQDN}/`, 'http://web/', `http://web.${NS}/`]) {
+        const viaSocks = await curlLaptop(['--socks5-hostname', '127.0.0.1:21080', url]);
+        assert.equal(viaSocks.code, 0, `${url} via SOCKS5: ${viaSocks.stderr}`);
+        assert.equal(JSON.parse(viaSocks.stdout).namespace, NS);
+        const viaHttp = await curlLaptop(['-x', 'http://127.0.0.1:21081', url]);
+        assert.equal(viaHttp.code, 0, `${url} via the HTTP proxy: ${viaHttp.stderr}`);
+      }
+      assert.equal((await ktPods()).length, 1);
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited(child), 0);
+    await noKtPods();
+    assert.deepEqual(await laptopSnapshot(), before);
+  });
+
+  test('socks mode with -- CMD: CMD gets the proxy environment and its exit code', async () => {
+    const ok = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', NS, '--', 'curl', '-sS', '--max-time', '5', `http://${FQDN}/via-env`]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).path, '/via-env');
+    assert.match(ok.stderr, /creating proxy pod/);
+    const failing = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', NS, '--', 'sh', '-c', 'test -n "$ALL_PROXY" && exit 7']);
+    assert.equal(failing.code, 7, failing.stderr);
+    await noKtPods();
+  });
+
+  test('route mode: plain curl, getent and dig reach the cluster; everything is undone on exit', async () => {
+    const before = await laptopSnapshot();
+    const child = cluster.spawnInLaptop('kubectl', ['kt', 'connect', '-n', NS, '--mode', 'route']);
+    try {
+      await waitForLine(child, /^connected: every process here reaches/);
+      for (const url of [`http://${podIp}:8080/`, `http://${clusterIp}/`, `http://${FQDN}/`, 'http://web/']) {
+        const r = await curlLaptop([url]);
+        assert.equal(r.code, 0, `${url}: ${r.stderr}`);
+        assert.equal(JSON.parse(r.stdout).namespace, NS);
+      }
+      const getent = await cluster.inLaptop('getent', ['hosts', 'web']);
+      assert.equal(getent.code, 0, getent.stderr);
+      assert.match(getent.stdout, new RegExp(`^${clusterIp.replaceAll('.', '\\.')}\\s+web\\.${NS}\\.svc\\.cluster\\.local`));
+      const dig = await cluster.inLaptop('dig', ['+short', '+time=3', '+tries=1', FQDN]);
+      assert.equal(dig.stdout.trim(), clusterIp);
+      const resolv = await cluster.inLaptop('cat', ['/etc/resolv.conf']);
+      assert.match(resolv.stdout, /^nameserver 127\.0\.\d+\.153$/m);
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited(child), 0);
+    await noKtPods();
+    assert.deepEqual(await laptopSnapshot(), before);
+    assert.ok(!existsSync('/run/kubectl-kt') || readdirSync('/run/kubectl-kt').length === 0, 'no local state left');
+  });
+
+  test('an image that cannot be pulled fails with one line and leaves no pod', async () => {
+    const r = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', NS, '--image', 'example.invalid/nope:1', '--', 'true']);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('error '));
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^error KT_ERR_PROXY_FAILED: .*ImagePull/);
+    await noKtPods();
+  });
+
+  test('route mode without root is refused before anything is created', async () => {
+    const r = await cluster.inLaptop('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'kubectl', 'kt', 'connect', '-n', NS, '--mode', 'route']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error KT_ERR_NEEDS_ROOT: /m);
+    assert.deepEqual(await ktPods(), []);
+  });
+});
