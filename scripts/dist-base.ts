@@ -23,10 +23,15 @@ export function packageTarball(t: Target, opts: BaseOptions): string {
   const dir = join(opts.root, 'build/node-dist');
   const file = join(dir, `${t.npmPackage}-${NODE_VERSION}.tgz`);
   if (existsSync(file)) return file;
-  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `pack.${process.pid}`);
+  mkdirSync(tmp, { recursive: true });
   opts.log?.(`npm pack ${t.npmPackage}@${NODE_VERSION}`);
-  run('npm', ['pack', `${t.npmPackage}@${NODE_VERSION}`, '--pack-destination', dir, '--silent']);
-  if (!existsSync(file)) throw new Error(`npm pack did not write ${file}`);
+  try {
+    run('npm', ['pack', `${t.npmPackage}@${NODE_VERSION}`, '--pack-destination', tmp, '--silent']);
+    renameSync(join(tmp, `${t.npmPackage}-${NODE_VERSION}.tgz`), file);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
   return file;
 }
 
@@ -48,16 +53,16 @@ export function baseBinary(t: Target, opts: BaseOptions): string {
     shipped = installed;
   } else {
     const tgz = packageTarball(t, opts);
-    const unpack = join(dir, 'unpack');
+    const unpack = join(dir, `unpack.${process.pid}`);
     rmSync(unpack, { recursive: true, force: true });
     mkdirSync(unpack);
     run('tar', ['-xzf', tgz, '-C', unpack, t.nodeInPackage]);
     shipped = join(unpack, t.nodeInPackage);
   }
 
-  // Write under a temporary name and rename, so an interrupted run never
-  // leaves a half-written file that the existsSync() above would trust.
-  const tmp = `${out}.tmp`;
+  // Write under a temporary name and rename, so an interrupted run (or two
+  // builds at once) never leaves a half-written file that existsSync() trusts.
+  const tmp = `${out}.${process.pid}.tmp`;
   if (t.strip) {
     opts.log?.(`${t.strip} ${t.id} node`);
     try {
@@ -73,6 +78,6 @@ export function baseBinary(t: Target, opts: BaseOptions): string {
     copyFileSync(shipped, tmp);
   }
   renameSync(tmp, out);
-  rmSync(join(dir, 'unpack'), { recursive: true, force: true });
+  rmSync(join(dir, `unpack.${process.pid}`), { recursive: true, force: true });
   return out;
 }

@@ -24,12 +24,16 @@ export interface ReleaseOptions {
   targets?: readonly Target[];
   /** Where archives and checksums go; default <root>/dist/release. */
   outDir?: string;
+  /** Where the executables go; default <root>/build/sea (one directory per target). */
+  seaDir?: string;
+  /** Archive entry time; default sourceDateEpoch(). */
+  mtime?: number;
   log?: (line: string) => void;
 }
 
 export interface ReleaseArtifact {
   target: Target;
-  /** The executable, under build/sea/<target>/. */
+  /** The executable, under <seaDir>/<target>/. */
   binary: string;
   archive: string;
   sha256: string;
@@ -62,12 +66,12 @@ export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Builds the single executable for one target (no archive). */
-export function buildBinary(t: Target, root: string = ROOT, log?: (line: string) => void): string {
+/** Builds the single executable for one target (no archive) in <seaDir>/<target>/. */
+export function buildBinary(t: Target, root: string = ROOT, log?: (line: string) => void, seaDir = join(root, 'build/sea')): string {
   const main = join(root, 'dist/kubectl-kt');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`make build\` first`);
   const base = baseBinary(t, { root, log });
-  const dir = join(root, 'build/sea', t.id);
+  const dir = join(seaDir, t.id);
   log?.(`sea ${t.id}`);
   const out = buildSea({ main, executable: base, output: join(dir, t.binName), useCodeCache: t.id === hostTargetId(), workDir: dir });
   const info = identify(readFileSync(out));
@@ -97,7 +101,7 @@ export function buildRelease(opts: ReleaseOptions = {}): ReleaseArtifact[] {
   const targets = opts.targets ?? TARGETS;
   const outDir = opts.outDir ?? join(root, 'dist/release');
   const version = packageVersion(root);
-  const mtime = sourceDateEpoch(root);
+  const mtime = opts.mtime ?? sourceDateEpoch(root);
 
   // Old archives of another version would end up in SHA256SUMS and the krew manifest.
   mkdirSync(outDir, { recursive: true });
@@ -107,7 +111,7 @@ export function buildRelease(opts: ReleaseOptions = {}): ReleaseArtifact[] {
 
   const artifacts: ReleaseArtifact[] = [];
   for (const t of targets) {
-    const binary = buildBinary(t, root, opts.log);
+    const binary = buildBinary(t, root, opts.log, opts.seaDir);
     const name = archiveName(version, t);
     opts.log?.(`archive ${name}`);
     const data = archive(t, binary, version, root, mtime);

@@ -1,0 +1,170 @@
+// `make image`: the proxy image as an OCI layout archive, built without a
+// registry or a container engine (no base image can be pulled here).
+//
+//   node scripts/image.ts [--out dist/kt-proxy-image.tar]
+//
+// The same image proxy-image/Dockerfile describes: the proxy as one Node SEA
+// binary (stripped base), the glibc libraries `ldd` lists for
+// it with their Debian copyright files, passwd/group entries for uid 65532,
+// and /tmp. Two layers, so a new proxy version re-ships only the binary.
+// Load it with `skopeo copy oci-archive:dist/kt-proxy-image.tar:<version> …`.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DEFAULT_IMAGE } from '../proxy-image/src/protocol/index.ts';
+import { HOMEPAGE } from '../krew/manifest.ts';
+import { baseBinary } from './dist-base.ts';
+import { ROOT, packageVersion, sourceDateEpoch } from './dist.ts';
+import { findTarget, hostTargetId } from './dist-targets.ts';
+import type { TarEntry } from './dist-tar.ts';
+import { ociImage, splitReference, type OciImage } from './image-oci.ts';
+import { buildSea } from './sea.ts';
+
+export const PROXY_UID = 65532;
+export const PROXY_PATH = '/usr/local/bin/kt-proxy';
+
+/** The published name of this version's image: DEFAULT_IMAGE's repository, the package's version as tag. */
+export function imageName(version: string): string {
+  return `${splitReference(DEFAULT_IMAGE).repository}:${version}`;
+}
+
+/** Paths the dynamic loader opens for `binary`, as `ldd` prints them (vdso excluded). */
+export function parseLdd(output: string): string[] {
+  const paths: string[] = [];
+  for (const line of output.split('\n')) {
+    const m = /=>\s+(\/\S+)\s+\(/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (m) paths.push(m[1]);
+    else if (/=>\s+not found/.test(line)) throw new Error(`ldd: ${line.trim()}`);
+  }
+  return paths;
+}
+
+/** The Debian copyright file of the package that owns `path`. */
+function copyrightOf(path: string): string {
+  let out: string;
+  try {
+    out = execFileSync('dpkg-query', ['-S', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    // Merged /usr: dpkg may know the file only under its other name.
+    out = execFileSync('dpkg-query', ['-S', realpathSync(path)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+  const pkg = out.split(':')[0].trim();
+  return `/usr/share/doc/${pkg}/copyright`;
+}
+
+function dirsOf(paths: readonly string[]): string[] {
+  const dirs = new Set<string>();
+  for (const p of paths) {
+    const parts = p.split('/').filter(Boolean);
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  }
+  return [...dirs].sort();
+}
+
+/** Layer 1: what the binary needs from an OS. Layer 2: the binary. */
+export function rootfsLayers(binary: Buffer, libraries: readonly string[]): { base: TarEntry[]; app: TarEntry[] } {
+  const docs = [...new Set(libraries.map(copyrightOf))].sort();
+  const files: TarEntry[] = [
+    { path: 'etc/passwd', type: 'file', mode: 0o644, data: Buffer.from(`root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${PROXY_UID}:${PROXY_UID}:nonroot:/home/nonroot:/sbin/nologin\n`) },
+    { path: 'etc/group', type: 'file', mode: 0o644, data: Buffer.from(`root:x:0:\nnonroot:x:${PROXY_UID}:\n`) },
+    // No nsswitch.conf means glibc's built-in order; say "files, then DNS" as every distro does.
+    { path: 'etc/nsswitch.conf', type: 'file', mode: 0o644, data: Buffer.from('passwd: files\ngroup: files\nhosts: files dns\n') },
+    ...libraries.map((p): TarEntry => ({ path: p.slice(1), type: 'file', mode: 0o755, data: readFileSync(p) })),
+    ...docs.map((p): TarEntry => ({ path: p.slice(1), type: 'file', mode: 0o644, data: readFileSync(p) })),
+  ];
+  const dirs: TarEntry[] = [
+    ...dirsOf(files.map((f) => `/${f.path}`)).map((d): TarEntry => ({ path: d, type: 'dir', mode: 0o755 })),
+    { path: 'home', type: 'dir', mode: 0o755 },
+    { path: 'home/nonroot', type: 'dir', mode: 0o700, uid: PROXY_UID, gid: PROXY_UID },
+    { path: 'tmp', type: 'dir', mode: 0o1777 },
+  ];
+  // Sorted by path, so every directory comes before what it holds.
+  const base = [...dirs, ...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const app: TarEntry[] = [
+    ...dirsOf([PROXY_PATH]).map((d): TarEntry => ({ path: d, type: 'dir', mode: 0o755 })),
+    { path: PROXY_PATH.slice(1), type: 'file', mode: 0o755, data: binary },
+  ];
+  return { base, app };
+}
+
+export interface ImageBuild {
+  file: string;
+  name: string;
+  binary: string;
+  image: OciImage;
+}
+
+export interface ImageOptions {
+  root?: string;
+  /** The OCI layout tar; default <root>/dist/kt-proxy-image.tar. */
+  out?: string;
+  /** Where the proxy executable is built; default <root>/build/image. */
+  workDir?: string;
+  /** Seconds since the epoch for `created` and layer mtimes; default sourceDateEpoch(). */
+  created?: number;
+  log?: (l: string) => void;
+}
+
+export function buildImage(opts: ImageOptions = {}): ImageBuild {
+  const root = opts.root ?? ROOT;
+  if (hostTargetId() !== 'linux-x64') throw new Error(`the image is built from this host's libraries, which must be linux-x64 (this is ${hostTargetId()})`);
+  const main = join(root, 'dist/kt-proxy.cjs');
+  statSync(main); // ENOENT names the file: run `make build` first
+  const version = packageVersion(root);
+  const name = imageName(version);
+  const created = opts.created ?? sourceDateEpoch(root);
+
+  opts.log?.('sea kt-proxy');
+  const binary = buildSea({
+    main,
+    executable: baseBinary(findTarget('linux-x64'), { root, log: opts.log }),
+    output: join(opts.workDir ?? join(root, 'build/image'), 'kt-proxy'),
+    // V8's code cache differs from build to build (and a cache made with a
+    // fixed --hash-seed/--random-seed is rejected at run time), so it would
+    // make the image irreproducible; a long-running server gains little from it.
+    useCodeCache: false,
+  });
+  const libraries = parseLdd(execFileSync('ldd', [binary], { encoding: 'utf8' }));
+  const { base, app } = rootfsLayers(readFileSync(binary), libraries);
+
+  const labels: Record<string, string> = {
+    'org.opencontainers.image.title': 'kt-proxy',
+    'org.opencontainers.image.description': 'In-cluster proxy of kubectl-kt: SSH tunnel end, DNS forwarder and header-aware router',
+    'org.opencontainers.image.version': version,
+    'org.opencontainers.image.source': HOMEPAGE,
+    'org.opencontainers.image.url': HOMEPAGE,
+    'org.opencontainers.image.licenses': 'Apache-2.0',
+    'org.opencontainers.image.ref.name': name,
+  };
+  opts.log?.(`oci ${name}`);
+  const image = ociImage({
+    name,
+    architecture: 'amd64',
+    created,
+    user: `${PROXY_UID}:${PROXY_UID}`,
+    entrypoint: [PROXY_PATH],
+    env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/home/nonroot'],
+    workingDir: '/home/nonroot',
+    labels,
+    layers: [
+      { entries: base, createdBy: `scripts/image.ts: ${libraries.length} glibc libraries from ldd, passwd and group for ${PROXY_UID}, /tmp` },
+      { entries: app, createdBy: `scripts/image.ts: ${PROXY_PATH}, Node ${process.version} single executable of dist/kt-proxy.cjs` },
+    ],
+  });
+  const file = opts.out ?? join(root, 'dist/kt-proxy-image.tar');
+  writeFileSync(file, image.archive);
+  return { file, name, binary, image };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { out: { type: 'string' } } });
+  const started = Date.now();
+  const b = buildImage({ out: values.out, log: (l) => process.stderr.write(`image: ${l}\n`) });
+  const mb = (n: number): string => (n / 1e6).toFixed(1);
+  const packed = b.image.layers.reduce((s, l) => s + l.size, 0);
+  const unpacked = b.image.layers.reduce((s, l) => s + l.diffSize, 0);
+  process.stdout.write(`${b.file}: ${b.name} ${b.image.manifestDigest}\n`);
+  process.stdout.write(`  layers ${mb(packed)} MB compressed, ${mb(unpacked)} MB uncompressed; archive ${mb(b.image.archive.length)} MB; ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+}

@@ -1,0 +1,111 @@
+// The proxy image, built without a registry: skopeo reads the OCI archive,
+// umoci unpacks it as a runtime would, and the proxy starts from the
+// unpacked root file system alone (chroot, as uid 65532) and serves SSH.
+// Builds from dist/kt-proxy.cjs (make build); about 30 s.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import ssh2 from 'ssh2';
+import { DEFAULT_IMAGE } from '../../proxy-image/src/protocol/index.ts';
+import { packageVersion } from '../../scripts/dist.ts';
+import { PROXY_PATH, PROXY_UID, buildImage, imageName, type ImageBuild } from '../../scripts/image.ts';
+
+const version = packageVersion();
+/** Fixed, so a commit landing between the two builds cannot change the default (the last commit's time). */
+const CREATED = 1_700_000_000;
+let dir: string;
+let built: ImageBuild;
+
+function skopeo(...args: string[]): Record<string, unknown> {
+  return JSON.parse(execFileSync('skopeo', [...args, `oci-archive:${built.file}:${version}`], { encoding: 'utf8' })) as Record<string, unknown>;
+}
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kt-image-e2e-'));
+  built = buildImage({ out: join(dir, 'kt-proxy-image.tar'), workDir: join(dir, 'work'), created: CREATED });
+});
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('the image is named like the plugin\'s default --image, with this version as tag', () => {
+  assert.equal(built.name, `ghcr.io/kubectl-kt/kt-proxy:${version}`);
+  assert.equal(imageName(version).split(':')[0], DEFAULT_IMAGE.split(':')[0]);
+  const index = JSON.parse(execFileSync('tar', ['-xOf', built.file, 'index.json'], { encoding: 'utf8' })) as {
+    manifests: { annotations: Record<string, string> }[];
+  };
+  assert.equal(index.manifests[0].annotations['org.opencontainers.image.ref.name'], version);
+  assert.equal(index.manifests[0].annotations['io.containerd.image.name'], built.name);
+});
+
+test('skopeo reads it: amd64 linux, non-root user, the proxy as entrypoint, OCI labels', () => {
+  const inspect = skopeo('inspect') as { Architecture: string; Os: string; Layers: string[]; Labels: Record<string, string> };
+  assert.equal(inspect.Architecture, 'amd64');
+  assert.equal(inspect.Os, 'linux');
+  assert.equal(inspect.Layers.length, 2);
+  assert.equal(inspect.Labels['org.opencontainers.image.version'], version);
+  assert.equal(inspect.Labels['org.opencontainers.image.licenses'], 'Apache-2.0');
+  const config = skopeo('inspect', '--config') as { config: { User: string; Entrypoint: string[] } };
+  assert.equal(config.config.User, `${PROXY_UID}:${PROXY_UID}`);
+  assert.deepEqual(config.config.Entrypoint, [PROXY_PATH]);
+});
+
+test('building it again gives the same bytes', () => {
+  const again = buildImage({ out: join(dir, 'again.tar'), workDir: join(dir, 'work-again'), created: CREATED });
+  assert.equal(again.image.manifestDigest, built.image.manifestDigest);
+  assert.deepEqual(readFileSync(again.file), readFileSync(built.file));
+});
+
+test('unpacked by umoci, the proxy runs from the image alone as uid 65532 and serves SSH', async () => {
+  const layout = join(dir, 'layout');
+  mkdirSync(layout);
+  execFileSync('tar', ['-xf', built.file, '-C', layout]);
+  const bundle = join(dir, 'bundle');
+  execFileSync('umoci', ['unpack', '--image', `${layout}:${version}`, bundle]);
+  const runtime = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { process: { user: { uid: number }; args: string[] } };
+  assert.equal(runtime.process.user.uid, PROXY_UID);
+  assert.deepEqual(runtime.process.args, [PROXY_PATH]);
+  const rootfs = join(bundle, 'rootfs');
+  assert.equal(statSync(join(rootfs, 'tmp')).mode & 0o7777, 0o1777);
+  assert.equal(statSync(join(rootfs, 'home/nonroot')).uid, PROXY_UID);
+  // The kubelet mounts resolv.conf into every container; the DNS forwarder reads it.
+  writeFileSync(join(rootfs, 'etc/resolv.conf'), 'nameserver 127.0.0.1\n');
+
+  const { public: publicKey } = ssh2.utils.generateKeyPairSync('ed25519');
+  // No host library can leak in: the loader, libc and libstdc++ all come from rootfs.
+  const proxy = spawn('chroot', [`--userspec=${PROXY_UID}:${PROXY_UID}`, rootfs, PROXY_PATH], {
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', KT_ROLE: 'shadow', KT_SSH_PORT: '0', KT_DNS_PORT: '0', KT_AUTHORIZED_KEYS: publicKey },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  try {
+    let stderr = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      proxy.stderr.setEncoding('utf8');
+      proxy.stderr.on('data', (chunk: string) => {
+        stderr += chunk;
+        const m = /ssh on 127\.0\.0\.1:(\d+)/.exec(stderr);
+        if (m) resolve(Number(m[1]));
+      });
+      proxy.once('exit', (code) => reject(new Error(`proxy exited ${code}: ${stderr}`)));
+    });
+    assert.match(stderr, new RegExp(`kt-proxy ${version.replaceAll('.', '\\.')} shadow`));
+    const status = readFileSync(`/proc/${proxy.pid}/status`, 'utf8');
+    assert.match(status, new RegExp(`^Uid:\\s+${PROXY_UID}\\s`, 'm'));
+
+    const sock = connect(port, '127.0.0.1');
+    const [banner] = (await once(sock, 'data')) as [Buffer];
+    sock.destroy();
+    assert.match(banner.toString('latin1'), /^SSH-2\.0-/);
+
+    proxy.kill('SIGTERM');
+    const [code] = (await once(proxy, 'exit')) as [number | null];
+    assert.equal(code, 0, stderr);
+  } finally {
+    if (proxy.exitCode === null && proxy.signalCode === null) proxy.kill('SIGKILL');
+  }
+});
