@@ -91,3 +91,72 @@ export const SSH_REQUESTS = {
 
 /** Default header a mesh uses when the user names none. */
 export const DEFAULT_MESH_HEADER = 'x-kt-version';
+
+// ---- Router (exchange and mesh) ------------------------------------------------
+//
+// One router pod per Service, shared by every developer who exchanges or
+// meshes it. It listens on the Service's target ports on the pod IP and sends
+// each connection (exchange) or each request (mesh) either to a developer's
+// laptop — over a `forwarded-tcpip` channel of the SSH connection that
+// registered the route — or to the origin Service, which keeps the original
+// selector. Routes live exactly as long as the SSH connection that made them.
+//
+// Developers authenticate to a shared router with the key pair kept in the
+// router's Secret (ROUTER_SECRET_KEYS): whoever may read that Secret and
+// port-forward to the pod may register routes; Kubernetes RBAC is the gate.
+
+/** Extra env the router role reads. */
+export const ROUTER_ENV = {
+  /** JSON RouterPort[]: the ports to serve and where the origin is. */
+  ports: 'KT_ROUTER_PORTS',
+  /** The origin Service's DNS name (e.g. web-kt-origin.shop.svc.cluster.local). */
+  origin: 'KT_ROUTER_ORIGIN',
+} as const;
+
+export interface RouterPort {
+  /** Service port name, if any. */
+  name?: string;
+  /** The Service port number (what clients dial on the ClusterIP). */
+  servicePort: number;
+  /** The port the router listens on in its pod (the Service's targetPort number). */
+  listenPort: number;
+  /** The origin Service's port to fall back to (same as servicePort). */
+  originPort: number;
+  /** 'TCP' only; UDP ports are not routed. */
+  protocol?: 'TCP';
+}
+
+/** A header condition of a mesh route; all of a route's conditions must match. */
+export type HeaderMatch = { name: string; value: string } | { name: string; regex: string };
+
+/** The JSON payload of the `kt-route@kt.dev` global request. */
+export interface RouteRequest {
+  protocol: number;
+  kind: 'exchange' | 'mesh';
+  /** The Service port this route takes (servicePort of a RouterPort). */
+  servicePort: number;
+  /** Mesh only: the header conditions; exchange has none. */
+  headers?: HeaderMatch[];
+  /** user@host, shown in conflicts and status. */
+  owner: string;
+  session: string;
+}
+
+/** The router's reply to an accepted route: forwarded-tcpip channels for it carry this address. */
+export interface RouteReply {
+  id: string;
+  /** forwarded-tcpip "address that was connected" for this route's channels. */
+  address: string;
+}
+
+/** The failure reply (ssh2 global requests can carry no data on failure, so the router sends success with this instead). */
+export interface RouteRefusal {
+  refused: string;
+}
+
+/** Suffix of the origin Service's name: <service>-kt-origin. */
+export const ORIGIN_SUFFIX = '-kt-origin';
+
+/** Secret holding a shared router's client key pair: kt-router-<service>. */
+export const ROUTER_SECRET_PREFIX = 'kt-router-';
+export const ROUTER_SECRET_KEYS = { privateKey: 'ssh-privatekey', publicKey: 'ssh-publickey', hostKey: 'ssh-hostkey', hostPublicKey: 'ssh-hostpublickey' } as const;
