@@ -211,6 +211,8 @@ export class HeaderDecompressor {
   #chunks: Buffer[] = [];
   #size = 0;
   #error: Error | null = null;
+  // Decodes in flight, oldest first; a zlib error fails them all (the flush callback never comes then).
+  #pending: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
   readonly #max: number;
 
   constructor(maxBytes = 256 * 1024) {
@@ -220,20 +222,26 @@ export class HeaderDecompressor {
       if (this.#size <= this.#max) this.#chunks.push(chunk);
     });
     this.#inflate.on('error', (err) => {
-      this.#error = err;
+      this.#error = new SpdyProtocolError(`header decompression: ${err.message}`);
+      for (const p of this.#pending.splice(0)) p.reject(this.#error);
     });
   }
 
   decompress(block: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      if (this.#error) return reject(new SpdyProtocolError(`header decompression: ${this.#error.message}`));
+      if (this.#error) return reject(this.#error);
+      const entry = { resolve, reject };
+      this.#pending.push(entry);
       this.#inflate.write(block);
       this.#inflate.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        const i = this.#pending.indexOf(entry);
+        if (i < 0) return; // already failed
+        this.#pending.splice(i, 1);
         const out = Buffer.concat(this.#chunks);
         const size = this.#size;
         this.#chunks = [];
         this.#size = 0;
-        if (this.#error) reject(new SpdyProtocolError(`header decompression: ${this.#error.message}`));
+        if (this.#error) reject(this.#error);
         else if (size > this.#max) reject(new SpdyProtocolError(`header block larger than ${this.#max} bytes`));
         else resolve(out);
       });
