@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { podTemplateHash, templatesEqual, canonicalJson, POD_TEMPLATE_HASH } from './controllers/hash.ts';
-import { compareForDeletion, planReplicaSet, podFromTemplate } from './controllers/replicaset-plan.ts';
+import { claimPods, compareForDeletion, planReplicaSet, podFromTemplate } from './controllers/replicaset-plan.ts';
 import { fenceposts, planDeployment, REVISION, type DeploymentPlan } from './controllers/deployment-plan.ts';
 import { planEndpoints, planSlices, resolveTargetPort } from './controllers/endpoints-plan.ts';
 import { DependentsIndex } from './controllers/gc.ts';
@@ -106,6 +106,20 @@ describe('ReplicaSet decisions', () => {
     assert.equal(plan.status.availableReplicas, 0);
     assert.equal(plan.recheckAfterMs, 6000);
     assert.equal(planReplicaSet(replicaSet('web-1', 1, { minReadySeconds: 10 }), [pod('a', { ready: true, readyAt: T0 })], T0 + 10_000).status.availableReplicas, 1);
+  });
+
+  it('adopts matching orphans, releases relabelled pods, and leaves pods being deleted alone', () => {
+    const rs = replicaSet('web-1', 2);
+    const mine = pod('mine', { owner: 'web-1' });
+    const relabelled = pod('relabelled', { owner: 'web-1', labels: { app: 'debug' } });
+    const orphan = pod('orphan');
+    const dyingOrphan = pod('dying', { deleting: true });
+    const others = pod('others', { owner: 'web-2' });
+    const stranger = pod('stranger', { labels: { app: 'db' } });
+    const c = claimPods(rs, [mine, relabelled, orphan, dyingOrphan, others, stranger]);
+    assert.deepEqual(c.owned.map((p) => p.metadata.name), ['mine', 'orphan']);
+    assert.deepEqual(c.adopt.map((p) => p.metadata.name), ['orphan']);
+    assert.deepEqual(c.release.map((p) => p.metadata.name), ['relabelled']);
   });
 
   it('builds pods from the template, owned by the ReplicaSet and bound to the node', () => {

@@ -185,6 +185,29 @@ describe('controllers on a store', () => {
     await waitFor(store, 'victim gone', () => !get(store, RESOURCES.pods, victim.metadata.name));
   });
 
+  it('lets go of a pod relabelled out of its selector and replaces it, and adopts it back when it returns', async () => {
+    store.create(RESOURCES.deployments, deploymentObject('web', 2));
+    await waitFor(store, 'rollout', () => rolledOut(store, 'web'));
+    const [victim] = podsOf(store, 'web');
+    const rsName = victim.metadata.ownerReferences?.[0].name;
+    const relabel = (app: string): void => {
+      store.mutate(RESOURCES.pods, NS, victim.metadata.name, (p) => {
+        p.metadata.labels = { ...p.metadata.labels, app };
+        return p;
+      });
+    };
+    relabel('debug');
+    await waitFor(store, 'released and replaced', () => {
+      const v = get<Pod>(store, RESOURCES.pods, victim.metadata.name);
+      return v && !v.metadata.ownerReferences && podsOf(store, 'web').filter((p) => !isTerminating(p)).length === 2;
+    });
+    relabel('web');
+    // Adopted back: three pods for two replicas, so one goes (without
+    // adoption the orphan would stay beside the two owned ones).
+    await waitFor(store, 'adopted, surplus removed', () => podsOf(store, 'web').length === 2);
+    assert.ok(podsOf(store, 'web').every((p) => p.metadata.ownerReferences?.[0]?.name === rsName));
+  });
+
   it('keeps Endpoints and EndpointSlices in step with readiness, leaves selectorless Services alone, and deletes them with the Service', async () => {
     node.ready = () => false;
     store.create(RESOURCES.endpoints, { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'external', namespace: NS }, subsets: [{ addresses: [{ ip: '192.0.2.1' }], ports: [{ port: 5432, protocol: 'TCP' }] }] });

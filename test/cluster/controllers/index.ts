@@ -9,12 +9,12 @@ import { RESOURCE_DEFS, RESOURCES } from '../apiserver/resources.ts';
 import { syncDeployment } from './deployment.ts';
 import { syncEndpoints, SERVICE_NAME_LABEL } from './endpoints.ts';
 import { collect, DependentsIndex, emptyNamespace, gcKey, parseGcKey } from './gc.ts';
-import { controllerRef, isTerminating } from './meta.ts';
+import { controllerRef, isTerminating, selects } from './meta.ts';
 import { syncReplicaSet, type SyncContext } from './replicaset.ts';
 import { needsScheduling, schedule } from './scheduler.ts';
 import { WorkQueue } from './queue.ts';
 import { EventRecorder } from './events.ts';
-import type { Pod, Service } from './types.ts';
+import type { Pod, ReplicaSet, Service } from './types.ts';
 
 export interface ControllerOptions {
   store: Store;
@@ -104,6 +104,11 @@ export function startControllers(opts: ControllerOptions): Controllers {
           // Recreate waits for the old pods to be gone, so the Deployment hears of them too.
           const rsOwner = controllerRef(store.get(RESOURCES.replicasets, ns, ref.name) ?? o);
           if (rsOwner?.kind === 'Deployment') add('deployment', ns, rsOwner.name);
+        } else if (!ref && ev.type !== 'DELETED') {
+          // An orphan: any ReplicaSet whose selector matches may adopt it.
+          for (const rs of store.list(RESOURCES.replicasets, ns) as ReplicaSet[]) {
+            if (selects(rs.spec.selector, o.metadata.labels)) add('replicaset', ns, rs.metadata.name);
+          }
         }
         servicesIn(ns);
         return;

@@ -2,7 +2,7 @@
 // create, which to delete, what the status says. Mirrors
 // pkg/controller/replicaset (manageReplicas, calculateStatus) and the pod
 // ranking of controller.ActivePods.
-import { availableIn, isActive, isReady, readySince, selectsMap } from './meta.ts';
+import { availableIn, controllerRef, isActive, isReady, isTerminating, readySince, selects, selectsMap } from './meta.ts';
 import type { Pod, ReplicaSet, ReplicaSetStatus } from './types.ts';
 
 export interface ReplicaSetPlan {
@@ -48,6 +48,39 @@ export function compareForDeletion(a: Pod, b: Pod): number {
   const cb = Date.parse(b.metadata.creationTimestamp ?? '') || 0;
   if (ca !== cb) return cb - ca;
   return a.metadata.name < b.metadata.name ? 1 : -1;
+}
+
+export interface Claim {
+  /** Pods this ReplicaSet controls after the claim. */
+  owned: Pod[];
+  /** Orphans its selector matches: they get a controller reference to it. */
+  adopt: Pod[];
+  /** Pods it controls whose labels no longer match: their reference goes. */
+  release: Pod[];
+}
+
+/**
+ * controller.PodControllerRefManager.ClaimPods: a controller owns the pods
+ * its selector matches; an orphan that matches is adopted, an owned pod
+ * relabelled out of the selector is let go (and replaced), and pods being
+ * deleted are neither adopted nor released. A ReplicaSet being deleted
+ * adopts nothing.
+ */
+export function claimPods(rs: ReplicaSet, pods: Pod[]): Claim {
+  const claim: Claim = { owned: [], adopt: [], release: [] };
+  for (const p of pods) {
+    if (p.metadata.namespace !== rs.metadata.namespace) continue;
+    const ref = controllerRef(p);
+    const matches = selects(rs.spec.selector, p.metadata.labels);
+    if (ref?.uid === rs.metadata.uid) {
+      if (matches || isTerminating(p)) claim.owned.push(p);
+      else claim.release.push(p);
+    } else if (!ref && matches && !isTerminating(p) && !isTerminating(rs)) {
+      claim.adopt.push(p);
+      claim.owned.push(p);
+    }
+  }
+  return claim;
 }
 
 /** `owned`: the pods whose controller reference is this ReplicaSet. */

@@ -2,9 +2,9 @@
 import type { Store } from '../store.ts';
 import type { EventRecorder } from './events.ts';
 import { RESOURCES } from '../apiserver/resources.ts';
-import { controllerRef, isTerminating, timestamp } from './meta.ts';
+import { controllerRef, isTerminating, ownerRefTo, timestamp } from './meta.ts';
 import { createPod, deleteGracefully } from './pods.ts';
-import { planReplicaSet, podFromTemplate } from './replicaset-plan.ts';
+import { claimPods, planReplicaSet, podFromTemplate } from './replicaset-plan.ts';
 import type { Pod, ReplicaSet, ReplicaSetStatus } from './types.ts';
 
 export interface SyncContext {
@@ -25,9 +25,25 @@ export function syncReplicaSet(ctx: SyncContext, namespace: string, name: string
   const rs = store.get(RESOURCES.replicasets, namespace, name) as ReplicaSet | undefined;
   // A ReplicaSet being deleted leaves its pods to the garbage collector.
   if (!rs || isTerminating(rs)) return;
-  const owned = (store.list(RESOURCES.pods, namespace) as Pod[]).filter((p) => controllerRef(p)?.uid === rs.metadata.uid);
+  const claim = claimPods(rs, store.list(RESOURCES.pods, namespace) as Pod[]);
+  for (const p of claim.adopt) {
+    store.mutate(RESOURCES.pods, namespace, p.metadata.name, (cur) => {
+      if (controllerRef(cur)) return undefined;
+      cur.metadata.ownerReferences = [...(cur.metadata.ownerReferences ?? []), ownerRefTo(rs)];
+      return cur;
+    });
+    ctx.debug(`replicaset ${namespace}/${name}: adopted pod ${p.metadata.name}`);
+  }
+  for (const p of claim.release) {
+    store.mutate(RESOURCES.pods, namespace, p.metadata.name, (cur) => {
+      cur.metadata.ownerReferences = cur.metadata.ownerReferences?.filter((r) => r.uid !== rs.metadata.uid);
+      if (cur.metadata.ownerReferences?.length === 0) delete cur.metadata.ownerReferences;
+      return cur;
+    });
+    ctx.debug(`replicaset ${namespace}/${name}: released pod ${p.metadata.name} (labels no longer match)`);
+  }
   const now = ctx.now();
-  const plan = planReplicaSet(rs, owned, now);
+  const plan = planReplicaSet(rs, claim.owned, now);
   for (let i = 0; i < plan.create; i++) {
     const pod = createPod(store, podFromTemplate(rs, '', ctx.nodeName, timestamp(now)));
     ctx.debug(`replicaset ${namespace}/${name}: created pod ${pod.metadata.name}`);
