@@ -246,6 +246,11 @@ describe('controllers on a store', () => {
     store.delete(RESOURCES.services, NS, 'web');
     await waitFor(store, 'endpoints and slices gone', () => !get(store, RESOURCES.endpoints, 'web') && store.list(RESOURCES.endpointslices, NS).length === 0);
     assert.ok(get(store, RESOURCES.endpoints, 'external'), 'selectorless Endpoints stay');
+    // Endpoints written before their Service are not mistaken for leftovers.
+    store.create(RESOURCES.endpoints, { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'later', namespace: NS }, subsets: [{ addresses: [{ ip: '192.0.2.2' }] }] });
+    // The controllers' queue runs in the next turn of the event loop; let it.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.ok(get(store, RESOURCES.endpoints, 'later'), 'Endpoints without a Service stay');
   });
 
   it('collects ReplicaSets and pods when their Deployment is deleted, and schedules bare pods', async () => {

@@ -123,9 +123,13 @@ export function startControllers(opts: ControllerOptions): Controllers {
         if (ev.type !== 'DELETED') add('deployment', ns, o.metadata.name);
         return;
       case RESOURCES.services:
-      case RESOURCES.endpoints:
-        // Endpoints edited by someone else are put back, as the real controller does.
         add('endpoints', ns, o.metadata.name);
+        return;
+      case RESOURCES.endpoints:
+        // Endpoints edited by someone else are put back, as the real controller
+        // does — but only a Service's: Endpoints written before their
+        // selectorless Service (or without one) are the user's.
+        if (store.get(RESOURCES.services, ns, o.metadata.name)) add('endpoints', ns, o.metadata.name);
         return;
       case RESOURCES.endpointslices: {
         const svc = o.metadata.labels?.[SERVICE_NAME_LABEL];
