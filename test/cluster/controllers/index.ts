@@ -3,6 +3,7 @@
 // driven by the store's watch through one work queue. Each sync reads the
 // store's current state, so the order and number of events do not matter,
 // only that every change enqueues the objects it can affect.
+import { debuglog } from 'node:util';
 import type { Store, WatchEvent } from '../store.ts';
 import { StoreError } from '../store.ts';
 import { RESOURCE_DEFS, RESOURCES } from '../apiserver/resources.ts';
@@ -16,8 +17,11 @@ import { WorkQueue } from './queue.ts';
 import { EventRecorder } from './events.ts';
 import type { Pod, ReplicaSet, Service } from './types.ts';
 
+const log = debuglog('kt-controllers');
+
 export interface ControllerOptions {
   store: Store;
+  /** Where decisions are logged; default: NODE_DEBUG=kt-controllers. */
   debug?: (m: string) => void;
   /** The node every pod is bound to. */
   nodeName?: string;
@@ -39,7 +43,7 @@ function queueKey(kind: Kind, namespace: string, name: string): string {
 
 export function startControllers(opts: ControllerOptions): Controllers {
   const store = opts.store;
-  const debug = opts.debug ?? (() => {});
+  const debug = opts.debug ?? ((m: string) => log('%s', m));
   const nodeName = opts.nodeName ?? DEFAULT_NODE_NAME;
   const now = opts.now ?? Date.now;
   const index = new DependentsIndex();
