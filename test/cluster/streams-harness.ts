@@ -51,6 +51,8 @@ export interface Harness {
   upstreamsClosed(): Promise<void>;
   /** Bytes the sink server received, per connection, in order of close. */
   sinkTotals: number[];
+  /** The local port behind a pod port (for direct connections that bypass the forward). */
+  localPort(podPort: number): number;
   /** Every streaming upgrade seen: `POST SPDY/3.1` or `GET websocket <offered subprotocols>`. */
   upgrades: string[];
   close(): Promise<void>;
@@ -97,7 +99,14 @@ function localExec(_ns: string, _pod: string, opts: ExecOptions): Promise<ExecPr
   });
 }
 
-export async function startHarness(opts: { exec?: boolean } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  /** Offer the exec hook (a local process per command). */
+  exec?: boolean;
+  /** Told the byte count of every connection the sink has seen end. */
+  onSink?: (bytes: number) => void;
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const upstreamSockets = new Set<net.Socket>();
   let upstreamTotal = 0;
   const closedWaiters: (() => void)[] = [];
@@ -122,6 +131,7 @@ export async function startHarness(opts: { exec?: boolean } = {}): Promise<Harne
     s.on('data', (c: Buffer) => (n += c.length));
     s.on('end', () => {
       sinkTotals.push(n);
+      opts.onSink?.(n);
       s.end(`${n}\n`);
     });
   });
@@ -217,6 +227,7 @@ export async function startHarness(opts: { exec?: boolean } = {}): Promise<Harne
     kubelet,
     sinkTotals,
     upgrades,
+    localPort: (podPort) => podPorts.get(podPort) ?? refusedAt,
     openUpstreams: () => upstreamSockets.size,
     upstreamCount: () => upstreamTotal,
     upstreamsClosed: () => (upstreamSockets.size === 0 ? Promise.resolve() : new Promise((r) => closedWaiters.push(r))),
