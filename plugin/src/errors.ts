@@ -194,6 +194,16 @@ export const ERRORS = {
     'check the command name and PATH',
     (p) => `cannot run ${p.command}: ${p.reason}`,
   ),
+  KT_ERR_NOT_TAKEN_OVER: failure<{ namespace: string; name: string }>(
+    'recover was asked for a Service that exchange or mesh never took over.',
+    'nothing to restore; `kubectl kt status` lists the Services that are taken over',
+    (p) => `service ${p.namespace}/${p.name} is not taken over by kubectl-kt`,
+  ),
+  KT_ERR_BAD_STATE: failure<{ what: string; value: string }>(
+    'An annotation kubectl-kt wrote was changed into something it cannot read.',
+    'fix or remove the annotation by hand (`kubectl edit`), then run the command again',
+    (p) => `cannot read ${p.what}: ${JSON.stringify(p.value).slice(0, 80)}`,
+  ),
   KT_ERR_INTERNAL: failure<{ message: string }>(
     'An unexpected error: a bug in kubectl-kt.',
     'run again with --debug for details, and report it with that output',

@@ -178,6 +178,39 @@ describe('connect', () => {
     assert.ok(!existsSync('/run/kubectl-kt') || readdirSync('/run/kubectl-kt').length === 0, 'no local state left');
   });
 
+  test('after kill -9 in route mode, status shows the session stale and clean --local undoes everything', async () => {
+    const before = await laptopSnapshot();
+    const child = cluster.spawnInLaptop('kubectl', ['kt', 'connect', '-n', NS, '--mode', 'route']);
+    await waitForLine(child, /^connected: every process here reaches/);
+    const live = await cluster.inLaptop('kubectl', ['kt', 'status', '-n', NS, '-o', 'json']);
+    assert.equal(live.code, 0, live.stderr);
+    const sessions = JSON.parse(live.stdout).sessions as { kind: string; stale: boolean; pod: string }[];
+    assert.equal(sessions.length, 1);
+    assert.equal(sessions[0].kind, 'connect');
+    assert.equal(sessions[0].stale, false);
+    // kill -9 the plugin itself (kubectl execs it as a child): nothing runs its cleanup.
+    const pkill = await cluster.inLaptop('pkill', ['-KILL', '-f', 'kubectl-kt connect -n shop --mode route']);
+    assert.equal(pkill.code, 0);
+    await exited(child);
+    assert.notDeepEqual(await laptopSnapshot(), before, 'the crash left local changes');
+    // Simulate the passing of time: the heartbeat is what clean judges by.
+    const annotate = await cluster.kubectl(['annotate', '-n', NS, `pod/${sessions[0].pod}`, '--overwrite', 'kt.dev/heartbeat=2020-01-01T00:00:00Z']);
+    assert.equal(annotate.code, 0, annotate.stderr);
+    const stale = await cluster.inLaptop('kubectl', ['kt', 'status', '-n', NS, '-o', 'json']);
+    assert.equal(JSON.parse(stale.stdout).sessions[0].stale, true);
+    const dry = await cluster.inLaptop('kubectl', ['kt', 'clean', '-n', NS, '--local', '--dry-run']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /would local: restore \/etc\/resolv\.conf/);
+    assert.match(dry.stdout, new RegExp(`would delete connect pod ${NS}/${sessions[0].pod}`));
+    assert.equal((await ktPods()).length, 1, 'dry run removes nothing');
+    const clean = await cluster.inLaptop('kubectl', ['kt', 'clean', '-n', NS, '--local']);
+    assert.equal(clean.code, 0, clean.stderr);
+    await noKtPods();
+    assert.deepEqual(await laptopSnapshot(), before);
+    const again = await cluster.inLaptop('kubectl', ['kt', 'clean', '-n', NS, '--local']);
+    assert.equal(again.stdout.trim(), 'nothing to clean');
+  });
+
   test('an image that cannot be pulled fails with one line and leaves no pod', async () => {
     const r = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', NS, '--image', 'example.invalid/nope:1', '--', 'true']);
     assert.equal(r.code, 1);

@@ -43,6 +43,8 @@ export const ANNOTATIONS = {
   originalSelector: `${DOMAIN}/original-selector`,
   /** The workload's replica count before `exchange --mode scale`. */
   originalReplicas: `${DOMAIN}/original-replicas`,
+  /** On a workload scaled to 0: the Service whose exchange did it. */
+  scaledFor: `${DOMAIN}/scaled-for`,
   /** What the session does: connect | exchange | mesh | preview. */
   kind: `${DOMAIN}/kind`,
   /** JSON list of the routes a session holds (for status). */

@@ -1,0 +1,77 @@
+// `kubectl kt clean`: remove what dead sessions left. A session is dead when
+// its heartbeat is stale (the laptop stopped renewing it) or its proxy pod
+// ended. Found by the protocol module's labels and annotations alone.
+//   - connect/preview proxy pods of dead sessions are deleted, with their
+//     preview Services;
+//   - a taken-over Service whose router holds no live route is restored
+//     (selector first, then the router goes — DESIGN rule 1);
+//   - --local also undoes what a crashed `connect --mode route` changed here.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { LABELS, MANAGED_BY } from '../../../proxy-image/src/protocol/index.ts';
+import type { OptionsOf } from '../cli.ts';
+import { cleanLocal } from '../connect/resolver.ts';
+import type { Deps } from '../deps.ts';
+import { fromApiError } from '../errors.ts';
+import { clientConfig } from '../kube/config.ts';
+import { restoreService } from '../kube/restore.ts';
+import { fetchStatus } from '../status/fetch.ts';
+
+export interface CleanResult {
+  dryRun: boolean;
+  actions: string[];
+}
+
+export async function run(opts: OptionsOf<'clean'>, deps: Deps): Promise<CleanResult> {
+  const actions: string[] = [];
+  if (opts.local) {
+    actions.push(...(await cleanLocal({ dryRun: opts.dryRun })).map((a) => `local: ${a}`));
+  }
+  const target = await deps.kube();
+  const kc = await clientConfig(target);
+  const report = await fetchStatus(kc, { namespace: target.namespace, all: false }, deps.clock.now());
+  const dead = new Set<string>();
+  for (const s of report.sessions) {
+    if (!s.stale && s.phase !== 'Failed' && s.phase !== 'Succeeded') continue;
+    dead.add(s.session);
+    actions.push(`delete ${s.kind} pod ${s.namespace}/${s.pod} (owner ${s.owner}, heartbeat ${Number.isFinite(s.heartbeatAgeSeconds) ? `${s.heartbeatAgeSeconds}s ago` : 'never'}, ${s.phase})`);
+    if (!opts.dryRun) await deletePod(kc, s.namespace, s.pod);
+  }
+  const live = new Set(report.sessions.filter((s) => !dead.has(s.session)).map((s) => s.session));
+  for (const svc of report.services) {
+    if (svc.state === 'previewed') {
+      if (svc.session && live.has(svc.session)) continue;
+      actions.push(`delete preview service ${svc.namespace}/${svc.name} (owner ${svc.owner ?? 'unknown'})`);
+      if (!opts.dryRun) await deleteService(kc, svc.namespace, svc.name);
+      continue;
+    }
+    if (svc.routes.some((r) => !r.stale) && svc.router) continue;
+    const r = await restoreService(kc, { namespace: svc.namespace, name: svc.name }, { dryRun: opts.dryRun, strict: false });
+    actions.push(...r.actions);
+  }
+  return { dryRun: opts.dryRun, actions };
+}
+
+async function deletePod(kc: KubeConfig, namespace: string, name: string): Promise<void> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  await kc.makeApiClient(CoreV1Api).deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 }).catch((err: unknown) => {
+    if ((err as { code?: number }).code !== 404) throw fromApiError(err, { verb: 'delete', resource: 'pods', namespace, name });
+  });
+}
+
+async function deleteService(kc: KubeConfig, namespace: string, name: string): Promise<void> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const core = kc.makeApiClient(CoreV1Api);
+  // Only ours: a preview Service carries the managed-by label.
+  const svc = await core.readNamespacedService({ namespace, name }).catch(() => undefined);
+  if (svc?.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY) return;
+  await core.deleteNamespacedService({ namespace, name }).catch((err: unknown) => {
+    if ((err as { code?: number }).code !== 404) throw fromApiError(err, { verb: 'delete', resource: 'services', namespace, name });
+  });
+}
+
+export function text(data: unknown): string {
+  const r = data as CleanResult;
+  if (r.actions.length === 0) return 'nothing to clean';
+  const mark = r.dryRun ? 'would' : '✓';
+  return r.actions.map((a) => `${mark} ${a}`).join('\n');
+}

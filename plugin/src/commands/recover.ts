@@ -1,0 +1,17 @@
+// `kubectl kt recover svc/NAME`: put one Service back exactly as it was
+// before exchange or mesh — whoever holds it, alive or not.
+import type { OptionsOf } from '../cli.ts';
+import type { Deps } from '../deps.ts';
+import { clientConfig } from '../kube/config.ts';
+import { restoreService, type RestoreResult } from '../kube/restore.ts';
+
+export async function run(opts: OptionsOf<'recover'>, deps: Deps): Promise<RestoreResult> {
+  const target = await deps.kube();
+  const kc = await clientConfig(target);
+  return await restoreService(kc, { namespace: target.namespace, name: opts.service }, { dryRun: false, strict: true });
+}
+
+export function text(data: unknown): string {
+  const r = data as RestoreResult;
+  return [...r.actions.map((a) => `✓ ${a}`), `service ${r.namespace}/${r.service} is served by its own pods again`].join('\n');
+}

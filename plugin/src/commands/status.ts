@@ -1,0 +1,53 @@
+// `kubectl kt status`: every connect, exchange, mesh and preview — who, what,
+// since when, and whether the laptop behind it is still alive.
+import type { OptionsOf } from '../cli.ts';
+import type { Deps } from '../deps.ts';
+import { clientConfig } from '../kube/config.ts';
+import { fetchStatus } from '../status/fetch.ts';
+import type { StatusReport } from '../status/model.ts';
+
+export async function run(opts: OptionsOf<'status'>, deps: Deps): Promise<StatusReport> {
+  const target = await deps.kube();
+  const kc = await clientConfig(target);
+  return await fetchStatus(kc, { namespace: target.namespace, all: opts.allNamespaces }, deps.clock.now());
+}
+
+function age(seconds: number): string {
+  if (!Number.isFinite(seconds)) return 'never';
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  return `${Math.round(seconds / 3600)}h`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd()).join('\n');
+}
+
+export function text(data: unknown): string {
+  const r = data as StatusReport;
+  const out: string[] = [];
+  if (r.sessions.length === 0 && r.services.length === 0) {
+    return `no kubectl-kt sessions in ${r.namespaces === 'all' ? 'any namespace' : `namespace ${r.namespaces.join(', ')}`}`;
+  }
+  if (r.sessions.length > 0) {
+    out.push(table([
+      ['NAMESPACE', 'KIND', 'OWNER', 'SINCE', 'HEARTBEAT', 'POD', 'PHASE', 'TARGET'],
+      ...r.sessions.map((s) => [s.namespace, s.kind, s.owner, s.since, `${age(s.heartbeatAgeSeconds)}${s.stale ? ' (stale)' : ''}`, s.pod, s.phase, s.target ?? '']),
+    ]));
+  }
+  if (r.services.length > 0) {
+    if (out.length > 0) out.push('');
+    const rows: string[][] = [['NAMESPACE', 'SERVICE', 'STATE', 'ROUTER', 'ROUTE', 'OWNER', 'SINCE', 'HEARTBEAT']];
+    for (const s of r.services) {
+      const router = s.router ? `${s.router.pod}${s.router.ready ? '' : ' (not ready)'}` : '';
+      if (s.routes.length === 0) rows.push([s.namespace, s.name, s.state, router, '', s.owner ?? '', '', '']);
+      for (const rt of s.routes) {
+        const what = rt.kind === 'mesh' ? `mesh ${(rt.headers ?? []).map((h) => (h.regex !== undefined ? `${h.name}~=${h.regex}` : `${h.name}=${h.value}`)).join(',')}` : 'exchange';
+        rows.push([s.namespace, s.name, s.state, router, `${what}${rt.servicePort ? ` :${rt.servicePort}` : ''}`, rt.owner, rt.since, `${age(rt.heartbeatAgeSeconds)}${rt.stale ? ' (stale)' : ''}`]);
+      }
+    }
+    out.push(table(rows));
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,131 @@
+// Putting a Service back as it was before exchange or mesh took it over:
+// the original selector first (so traffic reaches the original pods again
+// before anything of ours goes away — DESIGN rule 1), then the router pod,
+// the origin Service and the router's Secret, and the replicas of a
+// workload that `exchange --mode scale` scaled to 0.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX, ROUTER_SECRET_PREFIX } from '../../../proxy-image/src/protocol/index.ts';
+import { fromApiError, ktError } from '../errors.ts';
+
+/** JSON Pointer escaping of one path segment (RFC 6901 §3). */
+export function pointer(segment: string): string {
+  return segment.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+/** The JSON patch that puts the original selector back and drops our annotation. */
+export function restorePatch(originalSelector: Record<string, string> | null): object[] {
+  return [
+    { op: 'test', path: `/metadata/annotations/${pointer(ANNOTATIONS.originalSelector)}`, value: originalSelector === null ? 'null' : JSON.stringify(originalSelector) },
+    originalSelector === null ? { op: 'remove', path: '/spec/selector' } : { op: 'replace', path: '/spec/selector', value: originalSelector },
+    { op: 'remove', path: `/metadata/annotations/${pointer(ANNOTATIONS.originalSelector)}` },
+  ];
+}
+
+export interface RestoreResult {
+  service: string;
+  namespace: string;
+  actions: string[];
+}
+
+function notFound(err: unknown): boolean {
+  const e = err as { code?: number; statusCode?: number; body?: unknown } | undefined;
+  return e?.code === 404 || e?.statusCode === 404;
+}
+
+/**
+ * Restores one Service. With dryRun, only says what it would do. A Service
+ * that was never taken over is an error only when `strict` (recover); clean
+ * passes over it.
+ */
+export async function restoreService(
+  kc: KubeConfig,
+  ref: { namespace: string; name: string },
+  opts: { dryRun: boolean; strict: boolean },
+): Promise<RestoreResult> {
+  const { CoreV1Api, AppsV1Api, setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const { namespace, name } = ref;
+  const actions: string[] = [];
+  let svc;
+  try {
+    svc = await core.readNamespacedService({ namespace, name });
+  } catch (err) {
+    if (notFound(err)) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'service', name, namespace });
+    throw fromApiError(err, { verb: 'get', resource: 'services', namespace, name });
+  }
+  const raw = svc.metadata?.annotations?.[ANNOTATIONS.originalSelector];
+  if (raw !== undefined) {
+    let original: Record<string, string> | null;
+    try {
+      original = JSON.parse(raw) as Record<string, string> | null;
+    } catch {
+      throw ktError('KT_ERR_BAD_STATE', { what: `annotation ${ANNOTATIONS.originalSelector} of service ${namespace}/${name}`, value: raw });
+    }
+    actions.push(`restore the selector of service ${namespace}/${name} to ${JSON.stringify(original)}`);
+    if (!opts.dryRun) {
+      try {
+        await core.patchNamespacedService({ namespace, name, body: restorePatch(original) }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+      } catch (err) {
+        throw fromApiError(err, { verb: 'patch', resource: 'services', namespace, name });
+      }
+    }
+  } else if (opts.strict) {
+    throw ktError('KT_ERR_NOT_TAKEN_OVER', { namespace, name });
+  }
+
+  // The router(s) for this Service, after the selector no longer points at them.
+  const routers = await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.managedBy}=${MANAGED_BY},${LABELS.role}=router,${LABELS.target}=${name}` })
+    .catch((err: unknown) => {
+      throw fromApiError(err, { verb: 'list', resource: 'pods', namespace });
+    });
+  for (const p of routers.items) {
+    const pod = p.metadata?.name ?? '';
+    actions.push(`delete router pod ${namespace}/${pod}`);
+    if (!opts.dryRun) {
+      await core.deleteNamespacedPod({ namespace, name: pod, gracePeriodSeconds: 0 }).catch((err: unknown) => {
+        if (!notFound(err)) throw fromApiError(err, { verb: 'delete', resource: 'pods', namespace, name: pod });
+      });
+    }
+  }
+  for (const [kind, objName, del] of [
+    ['service', `${name}${ORIGIN_SUFFIX}`, () => core.deleteNamespacedService({ namespace, name: `${name}${ORIGIN_SUFFIX}` })],
+    ['secret', `${ROUTER_SECRET_PREFIX}${name}`, () => core.deleteNamespacedSecret({ namespace, name: `${ROUTER_SECRET_PREFIX}${name}` })],
+  ] as const) {
+    const exists = await (kind === 'service'
+      ? core.readNamespacedService({ namespace, name: objName })
+      : core.readNamespacedSecret({ namespace, name: objName })).then((o) => o.metadata?.labels?.[LABELS.managedBy] === MANAGED_BY, (err: unknown) => {
+      if (notFound(err)) return false;
+      throw fromApiError(err, { verb: 'get', resource: `${kind}s`, namespace, name: objName });
+    });
+    if (!exists) continue;
+    actions.push(`delete ${kind} ${namespace}/${objName}`);
+    if (!opts.dryRun) {
+      await del().catch((err: unknown) => {
+        if (!notFound(err)) throw fromApiError(err, { verb: 'delete', resource: `${kind}s`, namespace, name: objName });
+      });
+    }
+  }
+
+  // Workloads scaled to 0 by `exchange --mode scale` carry their replicas.
+  const deployments = await apps.listNamespacedDeployment({ namespace }).catch((err: unknown) => {
+    throw fromApiError(err, { verb: 'list', resource: 'deployments', namespace });
+  });
+  for (const d of deployments.items) {
+    const replicas = d.metadata?.annotations?.[ANNOTATIONS.originalReplicas];
+    const targetOf = d.metadata?.annotations?.[ANNOTATIONS.scaledFor];
+    if (replicas === undefined || (targetOf !== undefined && targetOf !== name)) continue;
+    const dn = d.metadata?.name ?? '';
+    actions.push(`scale deployment ${namespace}/${dn} back to ${replicas}`);
+    if (!opts.dryRun) {
+      await apps.patchNamespacedDeployment({
+        namespace,
+        name: dn,
+        body: { spec: { replicas: Number(replicas) }, metadata: { annotations: { [ANNOTATIONS.originalReplicas]: null, [ANNOTATIONS.scaledFor]: null } } },
+      }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)).catch((err: unknown) => {
+        throw fromApiError(err, { verb: 'patch', resource: 'deployments', namespace, name: dn });
+      });
+    }
+  }
+  return { service: name, namespace, actions };
+}

@@ -1,0 +1,37 @@
+// Reads what buildStatus needs from the API server: kubectl-kt's pods (by
+// label) and the namespace's Services (a taken-over Service is found by its
+// original-selector annotation, which no label selector can express).
+import type { KubeConfig } from '@kubernetes/client-node';
+import { LABELS, MANAGED_BY } from '../../../proxy-image/src/protocol/index.ts';
+import { fromApiError } from '../errors.ts';
+import { buildStatus, type PodLike, type ServiceLike, type StatusReport } from './model.ts';
+
+export async function fetchStatus(kc: KubeConfig, scope: { namespace: string; all: boolean }, now: number): Promise<StatusReport> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const api = kc.makeApiClient(CoreV1Api);
+  const labelSelector = `${LABELS.managedBy}=${MANAGED_BY}`;
+  const ns = scope.all ? undefined : scope.namespace;
+  let pods: PodLike[];
+  let services: ServiceLike[];
+  try {
+    pods = (ns ? await api.listNamespacedPod({ namespace: ns, labelSelector }) : await api.listPodForAllNamespaces({ labelSelector })).items as PodLike[];
+  } catch (err) {
+    throw fromApiError(err, { verb: 'list', resource: 'pods', namespace: ns });
+  }
+  try {
+    services = (ns ? await api.listNamespacedService({ namespace: ns }) : await api.listServiceForAllNamespaces()).items as ServiceLike[];
+  } catch (err) {
+    throw fromApiError(err, { verb: 'list', resource: 'services', namespace: ns });
+  }
+  return buildStatus({ pods: normalize(pods), services: normalize(services), now, namespaces: ns ? [ns] : 'all' });
+}
+
+/** client-node turns timestamps into Date objects; the model works on RFC 3339 strings. */
+function normalize<T extends { metadata?: { creationTimestamp?: string | Date; deletionTimestamp?: string | Date } }>(items: T[]): T[] {
+  return items.map((o) => {
+    const m = o.metadata;
+    if (!m) return o;
+    const iso = (d: string | Date | undefined): string | undefined => (d instanceof Date ? d.toISOString() : d);
+    return { ...o, metadata: { ...m, creationTimestamp: iso(m.creationTimestamp), deletionTimestamp: iso(m.deletionTimestamp) } };
+  });
+}
