@@ -173,6 +173,10 @@ for (const mode of execModes) {
     assert.equal(failed.code, 3);
     assert.match(failed.stderr, /to-stderr/);
     assert.match(failed.stderr, /command terminated with exit code 3/);
+    // Output larger than any buffer on the way, all of it before the exit status.
+    const seq = await exec(['pod/x', '--', 'seq', '1', '400000'], mode.env);
+    assert.equal(seq.code, 0);
+    assert.equal(sha256(Buffer.from(seq.stdout)), sha256(Buffer.from(Array.from({ length: 400000 }, (_, i) => `${i + 1}\n`).join(''))));
     const missing = await exec(['pod/x', '--', '/nonexistent/binary'], mode.env);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /ENOENT/);

@@ -332,16 +332,22 @@ export function serializeWindowUpdate(streamId: number, delta: number): Buffer {
 
 /** Incremental frame parser: push bytes, get whole frames. Throws SpdyProtocolError on malformed input. */
 export class FrameParser {
-  #buf: Buffer = Buffer.alloc(0);
+  // Received chunks not yet parsed; joined only when a frame spans several,
+  // so a large frame costs one copy, not one per chunk.
+  #chunks: Buffer[] = [];
+  #length = 0;
 
   push(chunk: Buffer): Frame[] {
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#length += chunk.length;
+    }
     const frames: Frame[] = [];
-    while (this.#buf.length >= 8) {
-      const length = this.#buf.readUInt32BE(4) & 0xffffff;
-      if (this.#buf.length < 8 + length) break;
-      const frame = this.#buf.subarray(0, 8 + length);
-      this.#buf = this.#buf.subarray(8 + length);
+    while (this.#length >= 8) {
+      const length = this.#front(8).readUInt32BE(4) & 0xffffff;
+      if (this.#length < 8 + length) break;
+      const frame = this.#front(8 + length).subarray(0, 8 + length);
+      this.#consume(8 + length);
       frames.push(parseFrame(frame));
     }
     return frames;
@@ -349,7 +355,20 @@ export class FrameParser {
 
   /** Bytes held waiting for the rest of a frame. */
   get buffered(): number {
-    return this.#buf.length;
+    return this.#length;
+  }
+
+  /** The first chunk, joined with the following ones until it holds at least n bytes. */
+  #front(n: number): Buffer {
+    if (this.#chunks[0].length < n) this.#chunks = [Buffer.concat(this.#chunks)];
+    return this.#chunks[0];
+  }
+
+  #consume(n: number): void {
+    this.#length -= n;
+    const first = this.#chunks[0];
+    if (first.length === n) this.#chunks.shift();
+    else this.#chunks[0] = first.subarray(n);
   }
 }
 
@@ -572,7 +591,6 @@ export class SpdySession {
   close(status: number = GoAwayStatus.OK): void {
     if (this.#closed) return;
     this.#write(serializeGoAway(this.#lastPeerStreamId, status));
-    this.#transport.end();
     this.destroy();
   }
 
@@ -588,10 +606,26 @@ export class SpdySession {
     this.#decompressor.close();
     for (const w of this.#drainWaiters) w();
     this.#drainWaiters = [];
-    if (!this.#transport.writableEnded) this.#transport.end();
-    // Let the GOAWAY (if any) flush; a transport that will not finish goes anyway.
-    setImmediate(() => this.#transport.destroy()).unref?.();
+    this.#shutdownTransport();
     this.#opts.onClose?.(err);
+  }
+
+  // Our last frames (a final Status, the GOAWAY) may still be in the
+  // transport's buffer: end it and release it once they are out, or after a
+  // few seconds if the peer stops reading.
+  #shutdownTransport(): void {
+    const t = this.#transport;
+    if (t.destroyed) return;
+    const timer = setTimeout(() => t.destroy(), 5_000);
+    timer.unref();
+    const done = (): void => {
+      clearTimeout(timer);
+      t.destroy();
+    };
+    if (t.writableFinished) return done();
+    t.once('finish', done);
+    t.once('close', done);
+    if (!t.writableEnded) t.end();
   }
 
   #write(buf: Buffer): boolean {
