@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { Store, type KubeObject } from '../store.ts';
 import { KubeletError, type ApiServer, type KubeletHooks, type LogOptions } from '../types.ts';
@@ -34,9 +35,20 @@ export interface Harness {
 
 export const KUBECTL = process.env.KUBECTL ?? '/usr/bin/kubectl';
 
+/**
+ * The fake node: a pod's loopback is this machine's loopback (port-forward
+ * connects to 127.0.0.1:port), and every container logs the same two lines.
+ */
 const fakeKubelet = (calls: Harness['logCalls']): KubeletHooks => ({
-  async portForward() {
-    throw new KubeletError(500, 'the fake kubelet of the API server tests does not forward ports');
+  portForward(_namespace, _pod, port) {
+    return new Promise((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.off('error', onError);
+        resolve(s);
+      });
+      const onError = (err: Error): void => reject(new KubeletError(500, `error forwarding port ${port}: ${err.message}`));
+      s.once('error', onError);
+    });
   },
   async logs(namespace, pod, opts) {
     calls.push({ namespace, pod, opts });

@@ -65,6 +65,7 @@ export function createObject(ctx: ServerContext, def: ResourceDef, namespace: st
       });
     }
   }
+  pruneMeta(obj);
   const generate = !meta.name && typeof meta.generateName === 'string' && meta.generateName !== '';
   for (let attempt = 0; ; attempt++) {
     if (generate) meta.name = `${meta.generateName}${randomSuffix()}`;
@@ -72,6 +73,15 @@ export function createObject(ctx: ServerContext, def: ResourceDef, namespace: st
     if (dryRun) return obj;
     if (generate && attempt < 8 && ctx.store.get(def.key, obj.metadata.namespace, meta.name)) continue;
     return ctx.store.create(def.key, obj);
+  }
+}
+
+/** ObjectMeta's omitempty: the real server never returns an empty labels map or finalizers list. */
+function pruneMeta(obj: KubeObject): void {
+  const m = obj.metadata;
+  for (const k of ['labels', 'annotations', 'ownerReferences', 'finalizers', 'managedFields'] as const) {
+    const v = m[k];
+    if (v !== undefined && (v === null || (Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0))) delete m[k];
   }
 }
 
@@ -114,6 +124,7 @@ export function commitUpdate(ctx: ServerContext, def: ResourceDef, cur: KubeObje
     admit(ctx, def, obj, cur);
   }
   obj.metadata.resourceVersion = cur.metadata.resourceVersion;
+  pruneMeta(obj);
   obj = JSON.parse(JSON.stringify(obj)) as KubeObject;
   if (deepEqual(obj as unknown as Json, cur as unknown as Json)) return cur;
   if (dryRun) return obj;
