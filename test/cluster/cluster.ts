@@ -24,7 +24,7 @@ import { nthAddress } from './net/cidr.ts';
 import { createNetns, setupNode, writeEtcNetnsFile } from './net/netns.ts';
 import { ServiceProxy } from './net/proxy.ts';
 import { collect, runResult, type RunResult } from './net/run.ts';
-import { lockIndex, StateRecord, teardown, type ClusterState } from './net/state.ts';
+import { lockIndex, StateRecord, sweepDead, teardown, type ClusterState } from './net/state.ts';
 import { Kubelet } from './node/kubelet.ts';
 import { Store, StoreError, type KubeObject } from './store.ts';
 import type { ApiServer } from './types.ts';
@@ -210,6 +210,7 @@ function waitFor(store: Store, resource: string, namespace: string | undefined, 
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const name = opts.name ?? `kt${randomBytes(2).toString('hex')}`;
   if (!/^[a-z][a-z0-9]{1,5}$/.test(name)) throw new Error(`cluster name ${JSON.stringify(name)}: 2–6 of [a-z0-9], starting with a letter (it prefixes interface names of at most 15 characters)`);
+  await sweepDead();
   const ownsDir = !opts.dir;
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `kt-cluster-${name}-`));
   mkdirSync(join(dir, 'pods'), { recursive: true });

@@ -1,7 +1,7 @@
 // What a cluster instance has created, written to <dir>/state.json before
 // each thing is created, so `down` can remove all of it even when the cluster
 // process was killed with SIGKILL half-way through.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, closeSync, unlinkSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, closeSync, unlinkSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { runResult } from './run.ts';
 
@@ -176,5 +176,29 @@ export async function teardown(state: ClusterState): Promise<void> {
     } catch {
       // Already removed.
     }
+  }
+}
+
+/**
+ * Remove the clusters whose process is gone (a test runner killed on a
+ * timeout, a crash): their namespaces, processes and range locks would
+ * otherwise stay until someone runs `ctl.ts sweep`. A cluster directory the
+ * caller did not create (.cluster of `make cluster-up`) is kept, so `down`
+ * still finds it.
+ */
+export async function sweepDead(): Promise<void> {
+  if (!existsSync(LOCK_DIR)) return;
+  for (const f of readdirSync(LOCK_DIR)) {
+    let dir = '';
+    try {
+      dir = readFileSync(join(LOCK_DIR, f), 'utf8');
+    } catch {
+      continue;
+    }
+    const s = readState(dir);
+    if (!s || existsSync(`/proc/${s.clusterPid}`)) continue;
+    await teardown(s);
+    if (s.ownsDir) rmSync(dir, { recursive: true, force: true });
+    else rmSync(statePath(dir), { force: true });
   }
 }
