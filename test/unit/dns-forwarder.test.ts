@@ -148,6 +148,21 @@ test('a silent name server is skipped for the next one, and then avoided', async
   }
 });
 
+test('a name server with nothing listening is skipped at once (ICMP port unreachable), not after the timeout', async () => {
+  const probe = createSocket('udp4');
+  await new Promise<void>((r) => probe.bind(0, HOST, r));
+  const deadPort = probe.address().port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  // A minute of timeout: an answer within the test's time comes from the fast failover.
+  const f = await startDnsForwarder({ host: HOST, port: 0, upstreams: [{ host: HOST, port: deadPort }, { host: HOST, port: up.port }], search: [], ndots: 1, timeoutMs: 60_000 });
+  try {
+    const r = await ask({ host: HOST, port: f.port }, 'real.example.com', 'A');
+    assert.equal(r.answers?.length, 1);
+  } finally {
+    await f.close();
+  }
+});
+
 test('no upstream answer → SERVFAIL after the timeout; beyond the pending cap → SERVFAIL at once', async () => {
   const silent = await startFakeUpstream({}, { silent: true });
   const quick = await startDnsForwarder({ host: HOST, port: 0, upstreams: [{ host: HOST, port: silent.port }], search: [], ndots: 1, timeoutMs: 50 });

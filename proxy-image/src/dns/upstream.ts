@@ -1,7 +1,7 @@
 // Queries to the upstream name servers: UDP through one socket per address
 // family, TCP through one pipelined connection per server (RFC 7766 §6.2.1),
 // each query with its own ID, a timeout, and failover to the next server.
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, isIPv6, type Socket } from 'node:net';
 import type { Upstream } from './resolvconf.ts';
 import { HEADER_LEN, questionEndOffset } from './wire.ts';
@@ -28,7 +28,7 @@ interface Pending {
 
 export class UpstreamPool {
   private readonly opts: UpstreamOptions;
-  private readonly udp = new Map<'udp4' | 'udp6', UdpSocket>();
+  private readonly udp = new Map<number, Promise<UdpSocket | undefined>>();
   private readonly tcp = new Map<number, TcpUpstream>();
   /** Key: `${server index}/${id}`. */
   private readonly pendingUdp = new Map<string, Pending>();
@@ -78,11 +78,11 @@ export class UpstreamPool {
     }
   }
 
-  private tryUdp(index: number, msg: Buffer, question: Buffer): Promise<Buffer | undefined> {
-    const up = this.opts.upstreams[index];
-    const sock = this.udpSocket(isIPv6(up.host) ? 'udp6' : 'udp4');
+  private async tryUdp(index: number, msg: Buffer, question: Buffer): Promise<Buffer | undefined> {
+    const sock = await this.udpSocket(index);
+    if (!sock || this.closed) return undefined;
     const id = this.freeId((i) => this.pendingUdp.has(`${index}/${i}`));
-    if (id < 0) return Promise.resolve(undefined);
+    if (id < 0) return undefined;
     const key = `${index}/${id}`;
     const out = Buffer.from(msg);
     out.writeUInt16BE(id, 0);
@@ -92,7 +92,7 @@ export class UpstreamPool {
         resolve(undefined);
       }, this.opts.timeoutMs);
       this.pendingUdp.set(key, { resolve, question, timer });
-      sock.send(out, up.port, up.host, (err) => {
+      sock.send(out, (err) => {
         if (err && this.pendingUdp.get(key)?.timer === timer) {
           clearTimeout(timer);
           this.pendingUdp.delete(key);
@@ -102,16 +102,49 @@ export class UpstreamPool {
     });
   }
 
-  private udpSocket(family: 'udp4' | 'udp6'): UdpSocket {
-    let sock = this.udp.get(family);
+  /**
+   * One UDP socket per server, connected to it: the kernel then drops
+   * datagrams from any other address (RFC 5452 §9.1 wants the source
+   * checked) and sends skip the per-datagram address lookup.
+   */
+  private udpSocket(index: number): Promise<UdpSocket | undefined> {
+    let sock = this.udp.get(index);
     if (!sock) {
-      const s = createSocket(family);
-      s.on('message', (buf, rinfo) => this.onUdpResponse(buf, rinfo));
-      s.on('error', (err) => this.opts.debug(`upstream ${family} socket: ${err.message}`));
-      this.udp.set(family, s);
-      sock = s;
+      const up = this.opts.upstreams[index];
+      const s = createSocket(isIPv6(up.host) ? 'udp6' : 'udp4');
+      s.on('message', (buf) => this.onUdpResponse(index, buf));
+      s.on('error', (err: NodeJS.ErrnoException) => {
+        this.opts.debug(`upstream ${up.host}:${up.port} udp: ${err.message}`);
+        // ICMP port unreachable on a connected socket: nobody listens there,
+        // so fail over now instead of waiting for the timeout.
+        if (err.code === 'ECONNREFUSED') this.failUdp(index);
+      });
+      // dgram's send(msg, cb) form is only valid once connected, so every
+      // query waits for the connect.
+      sock = new Promise((resolve) => {
+        const failed = (): void => {
+          this.udp.delete(index);
+          s.close();
+          resolve(undefined);
+        };
+        s.once('error', failed);
+        s.connect(up.port, up.host, () => {
+          s.off('error', failed);
+          resolve(s);
+        });
+      });
+      this.udp.set(index, sock);
     }
     return sock;
+  }
+
+  private failUdp(index: number): void {
+    for (const [key, p] of this.pendingUdp) {
+      if (!key.startsWith(`${index}/`)) continue;
+      clearTimeout(p.timer);
+      this.pendingUdp.delete(key);
+      p.resolve(undefined);
+    }
   }
 
   /**
@@ -119,10 +152,8 @@ export class UpstreamPool {
    * waiting for and the question we sent (RFC 5452 §9.1): anything else is
    * late, stray or forged and is dropped.
    */
-  private onUdpResponse(buf: Buffer, rinfo: RemoteInfo): void {
+  private onUdpResponse(index: number, buf: Buffer): void {
     if (buf.length < HEADER_LEN || (buf[2] & 0x80) === 0) return;
-    const index = this.opts.upstreams.findIndex((u) => u.port === rinfo.port && sameHost(u.host, rinfo.address));
-    if (index < 0) return;
     const key = `${index}/${buf.readUInt16BE(0)}`;
     const p = this.pendingUdp.get(key);
     if (!p) return;
@@ -163,7 +194,8 @@ export class UpstreamPool {
     this.pendingUdp.clear();
     for (const c of this.tcp.values()) c.destroy();
     this.tcp.clear();
-    await Promise.all([...this.udp.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const socks = await Promise.all(this.udp.values());
+    await Promise.all(socks.map((s) => s && new Promise<void>((r) => s.close(() => r()))));
     this.udp.clear();
   }
 }
@@ -230,8 +262,4 @@ function lower(b: Buffer): Buffer {
   const out = Buffer.from(b);
   for (let i = 0; i < out.length; i++) if (out[i] >= 0x41 && out[i] <= 0x5a) out[i] |= 0x20;
   return out;
-}
-
-function sameHost(a: string, b: string): boolean {
-  return a === b || a.replace(/^::ffff:/, '') === b.replace(/^::ffff:/, '');
 }

@@ -1,0 +1,162 @@
+// DNS forwarder throughput: UDP queries answered per second through the
+// proxy's forwarder, against the same load sent straight to the upstream.
+// The upstream is a byte-level responder (one A record for any question) in
+// its own process, the forwarder runs in another, the load generator here
+// keeps many queries in flight on one socket, for a bounded count and time.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+import * as packet from 'dns-packet';
+import type { BenchRow } from './run.ts';
+
+const HOST = '127.0.0.1';
+const IN_FLIGHT = 256;
+const WARMUP = 5_000;
+const MAX_QUERIES = 100_000;
+const MAX_MS = 4_000;
+/** A query not answered in this time counts as lost and frees its slot. */
+const LOST_AFTER_MS = 1_000;
+
+// Answers any query with `<qname> 5 IN A 10.0.0.5`, copying ID, question and RD.
+const RESPONDER = `
+import { createSocket } from 'node:dgram';
+const s = createSocket('udp4');
+s.on('message', (m, r) => {
+  if (m.length < 12) return;
+  let o = 12;
+  while (o < m.length && m[o] !== 0) o += m[o] + 1;
+  o += 5;
+  if (o > m.length) return;
+  const out = Buffer.allocUnsafe(o + 16);
+  m.copy(out, 0, 0, o);
+  out[2] = 0x80 | (m[2] & 0x79);
+  out[3] = 0x80;
+  out.writeUInt16BE(1, 6); out.writeUInt16BE(0, 8); out.writeUInt16BE(0, 10);
+  out.writeUInt16BE(0xc00c, o); out.writeUInt16BE(1, o + 2); out.writeUInt16BE(1, o + 4);
+  out.writeUInt32BE(5, o + 6); out.writeUInt16BE(4, o + 10); out.writeUInt32BE(0x0a000005, o + 12);
+  s.send(out, r.port, r.address);
+});
+s.bind(0, '${HOST}', () => { s.setRecvBufferSize(1 << 22); console.log(s.address().port); });
+`;
+
+const FORWARDER = `
+import { startDnsForwarder } from ${JSON.stringify(pathToFileURL(new URL('../../proxy-image/src/dns/index.ts', import.meta.url).pathname).href)};
+const [upstreamPort, search] = process.argv.slice(1);
+const fw = await startDnsForwarder({ host: '${HOST}', port: 0, upstreams: [{ host: '${HOST}', port: Number(upstreamPort) }], search: JSON.parse(search), ndots: 5 });
+console.log(fw.port);
+`;
+
+/** Start `node -e code args`, resolve with it and the port it prints. */
+async function child(code: string, args: string[]): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', code, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout! });
+  const [line] = (await Promise.race([once(lines, 'line'), once(proc, 'exit').then(() => [''])])) as [string];
+  const port = Number(line);
+  if (!Number.isInteger(port) || port <= 0) {
+    proc.kill();
+    throw new Error(`bench child did not start (printed ${JSON.stringify(line)})`);
+  }
+  return { proc, port };
+}
+
+async function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = once(proc, 'exit');
+  proc.kill('SIGTERM');
+  await exited;
+}
+
+interface LoadResult {
+  qps: number;
+  answered: number;
+  lost: number;
+}
+
+/** Keep IN_FLIGHT queries for `name` outstanding until `count` are answered or `maxMs` passes. */
+async function load(port: number, name: string, count: number, maxMs: number): Promise<LoadResult> {
+  const sock = createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, HOST, r));
+  sock.setRecvBufferSize(1 << 22);
+  const query = packet.encode({ type: 'query', id: 0, flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A' }] });
+  const sentAt = new Map<number, number>();
+  let nextId = 0;
+  let answered = 0;
+  let lost = 0;
+  let sent = 0;
+  const start = performance.now();
+  const deadline = start + maxMs;
+  return new Promise((resolve) => {
+    const send = (): void => {
+      while (sentAt.size < IN_FLIGHT && sent < count + IN_FLIGHT && performance.now() < deadline) {
+        do nextId = (nextId + 1) & 0xffff;
+        while (sentAt.has(nextId));
+        query.writeUInt16BE(nextId, 0);
+        sentAt.set(nextId, performance.now());
+        sent++;
+        sock.send(query, port, HOST);
+      }
+    };
+    const finish = (): void => {
+      clearInterval(sweep);
+      sock.close();
+      const secs = (performance.now() - start) / 1000;
+      resolve({ qps: answered / secs, answered, lost });
+    };
+    // Reclaim the slots of lost datagrams so the window does not shrink to nothing.
+    const sweep = setInterval(() => {
+      const now = performance.now();
+      for (const [id, t] of sentAt) {
+        if (now - t > LOST_AFTER_MS) {
+          sentAt.delete(id);
+          lost++;
+        }
+      }
+      if (now >= deadline) finish();
+      else send();
+    }, 100);
+    sock.on('message', (m) => {
+      if (m.length < 12 || !sentAt.delete(m.readUInt16BE(0))) return;
+      if (++answered >= count || performance.now() >= deadline) finish();
+      else send();
+    });
+    send();
+  });
+}
+
+async function measure(port: number, name: string): Promise<LoadResult> {
+  await load(port, name, WARMUP, MAX_MS);
+  return load(port, name, MAX_QUERIES, MAX_MS);
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const upstream = await child(RESPONDER, []);
+  const rows: BenchRow[] = [];
+  try {
+    const direct = await measure(upstream.port, 'web.shop.svc.cluster.local');
+    const cases: [string, string, string[]][] = [
+      ['dns forwarder: UDP queries/s, forwarded as raw bytes', 'web.shop.svc.cluster.local', []],
+      ['dns forwarder: UDP queries/s, short name via search list', 'web', ['shop.svc.cluster.local', 'svc.cluster.local', 'cluster.local']],
+    ];
+    for (const [label, name, search] of cases) {
+      const fw = await child(FORWARDER, [String(upstream.port), JSON.stringify(search)]);
+      try {
+        const r = await measure(fw.port, name);
+        rows.push({
+          name: label,
+          value: r.qps,
+          unit: 'queries/s',
+          reference: 'same load straight to the upstream',
+          refValue: direct.qps,
+          note: `${r.answered} answered, ${r.lost} lost (direct: ${direct.answered} answered, ${direct.lost} lost); ${IN_FLIGHT} in flight, one UDP socket; load generator, forwarder and upstream are three processes`,
+        });
+      } finally {
+        await stop(fw.proc);
+      }
+    }
+  } finally {
+    await stop(upstream.proc);
+  }
+  return rows;
+}
