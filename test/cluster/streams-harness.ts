@@ -100,8 +100,8 @@ function localExec(_ns: string, _pod: string, opts: ExecOptions): Promise<ExecPr
 }
 
 export interface HarnessOptions {
-  /** Offer the exec hook (a local process per command). */
-  exec?: boolean;
+  /** Offer the exec hook: true for a local process per command, or a hook of the test's own. */
+  exec?: boolean | NonNullable<KubeletHooks['exec']>;
   /** Told the byte count of every connection the sink has seen end. */
   onSink?: (bytes: number) => void;
 }
@@ -178,7 +178,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     logs() {
       return Promise.reject(new KubeletError(400, 'no logs here'));
     },
-    ...(opts.exec ? { exec: localExec } : {}),
+    ...(opts.exec ? { exec: opts.exec === true ? localExec : opts.exec } : {}),
   };
 
   const api = http.createServer((req, res) => {

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { PassThrough, Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { KubeConfig, PortForward, Exec, type V1Status } from '@kubernetes/client-node';
+import type { ExecOptions } from './types.ts';
 import { startHarness, pattern, sha256, ECHO_PORT, HTTP_PORT, REFUSED_PORT, SINK_PORT, type Harness } from './streams-harness.ts';
 import { decodeChannelMessage, encodeChannelMessage, negotiateChannelProtocol } from './apiserver/wsstream.ts';
 
@@ -275,4 +276,92 @@ test('exec of a command that cannot start reports a Failure status', async () =>
   const r = await execViaClientNode(['/nonexistent/binary'], null);
   assert.equal(r.status.status, 'Failure');
   assert.match(r.status.message ?? '', /ENOENT/);
+});
+
+/** Opens a raw WebSocket and records every message by channel. */
+async function rawSocket(url: string, protocols: string[]): Promise<{ ws: WebSocket; messages: { channel: number; data: Buffer }[]; closed: Promise<void> }> {
+  const ws = new WebSocket(url, protocols);
+  const messages: { channel: number; data: Buffer }[] = [];
+  const proto = negotiateChannelProtocol(protocols, 'portforward') ?? negotiateChannelProtocol(protocols, 'exec')!;
+  ws.on('message', (m: Buffer, isBinary: boolean) => {
+    const msg = decodeChannelMessage(proto, m, isBinary);
+    if (msg) messages.push(msg);
+  });
+  const closed = once(ws, 'close').then(() => undefined);
+  await once(ws, 'open');
+  return { ws, messages, closed };
+}
+
+const channelText = (messages: { channel: number; data: Buffer }[], channel: number, skip = 0): string =>
+  Buffer.concat(messages.filter((m) => m.channel === channel).slice(skip).map((m) => m.data)).toString();
+
+test('several ports on one WebSocket: channel pairs 0/1 and 2/3, each prefixed with its port', async () => {
+  const { ws, messages, closed } = await rawSocket(`ws://127.0.0.1:${h.port}/api/v1/namespaces/default/pods/pod-x/portforward?ports=${ECHO_PORT}&ports=${SINK_PORT}`, ['v4.channel.k8s.io']);
+  ws.send(Buffer.from('\0to echo'));
+  ws.send(Buffer.from('\x02to sink'));
+  while (channelText(messages, 0, 1) !== 'to echo') await once(ws, 'message');
+  const prefix = (port: number): string => Buffer.from([port & 0xff, port >> 8]).toString();
+  assert.deepEqual(
+    [0, 1, 2, 3].map((c) => messages.find((m) => m.channel === c)?.data.toString()),
+    [prefix(ECHO_PORT), prefix(ECHO_PORT), prefix(SINK_PORT), prefix(SINK_PORT)],
+  );
+  ws.close();
+  await closed;
+  await h.upstreamsClosed();
+  assert.equal(h.sinkTotals.at(-1), 'to sink'.length);
+});
+
+test('base64 channel protocol: text frames, ASCII channel digit', async () => {
+  const { ws, messages, closed } = await rawSocket(`ws://127.0.0.1:${h.port}/api/v1/namespaces/default/pods/pod-x/portforward?ports=${ECHO_PORT}`, ['v4.base64.channel.k8s.io']);
+  assert.equal(ws.protocol, 'v4.base64.channel.k8s.io');
+  ws.send('0' + Buffer.from('base64 echo').toString('base64'));
+  while (channelText(messages, 0, 1) !== 'base64 echo') await once(ws, 'message');
+  ws.close();
+  await closed;
+  await h.upstreamsClosed();
+});
+
+test('exec with a TTY: resize messages reach the process, stderr is not a separate channel', async () => {
+  const resizes: [number, number][] = [];
+  let seen: ExecOptions | undefined;
+  let openGate!: () => void;
+  const gate = new Promise<void>((r) => (openGate = r));
+  const tty = await startHarness({
+    exec: async (_ns, _pod, opts) => {
+      seen = opts;
+      await gate;
+      const stdin = new PassThrough();
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let exit!: (code: number) => void;
+      const exited = new Promise<number>((r) => (exit = r));
+      stdin.on('data', (c: Buffer) => {
+        if (c.toString() === 'q') {
+          stdout.end(`size ${JSON.stringify(resizes)}`);
+          stderr.end();
+          exit(0);
+        }
+      });
+      return { stdin, stdout, stderr, exited, resize: (w, hgt) => resizes.push([w, hgt]), kill: () => exit(137) };
+    },
+  });
+  try {
+    const { ws, messages, closed } = await rawSocket(`ws://127.0.0.1:${tty.port}/api/v1/namespaces/default/pods/pod-x/exec?command=sh&stdin=true&stdout=true&tty=true`, ['v5.channel.k8s.io']);
+    ws.send(Buffer.concat([Buffer.from([4]), Buffer.from(JSON.stringify({ Width: 120, Height: 40 }))]));
+    ws.send(Buffer.concat([Buffer.from([4]), Buffer.from('{not json')]));
+    ws.send(Buffer.from('\0q'));
+    // The process starts only after the server has handled all of the above
+    // (it answers the ping after the messages before it): the size and the
+    // input wait for it rather than getting lost.
+    ws.ping();
+    await once(ws, 'pong');
+    openGate();
+    await closed;
+    assert.deepEqual(seen, { command: ['sh'], stdin: true, tty: true, container: undefined });
+    assert.equal(channelText(messages, 1), 'size [[120,40]]');
+    assert.deepEqual(JSON.parse(channelText(messages, 3)), { metadata: {}, status: 'Success' });
+    assert.equal(messages.filter((m) => m.channel === 2).length, 0);
+  } finally {
+    await tty.close();
+  }
 });

@@ -304,6 +304,8 @@ export function serveExecWebSocket(ws: WebSocket, proto: ChannelProtocol, target
   let closed = false;
   const pendingStdin: Buffer[] = [];
   let stdinClosed = false;
+  // The latest terminal size asked for before the process exists.
+  const pending: { size: [number, number] | null } = { size: null };
 
   const finish = (status: Status): void => {
     if (closed) return;
@@ -340,7 +342,10 @@ export function serveExecWebSocket(ws: WebSocket, proto: ChannelProtocol, target
     } else if (msg.channel === 4 && opts.tty) {
       try {
         const size = JSON.parse(msg.data.toString('utf8')) as { Width?: number; Height?: number };
-        if (typeof size.Width === 'number' && typeof size.Height === 'number') proc?.resize?.(size.Width, size.Height);
+        if (typeof size.Width === 'number' && typeof size.Height === 'number') {
+          if (proc) proc.resize?.(size.Width, size.Height);
+          else pending.size = [size.Width, size.Height];
+        }
       } catch {
         debug('bad resize message');
       }
@@ -360,6 +365,7 @@ export function serveExecWebSocket(ws: WebSocket, proto: ChannelProtocol, target
     }
     const p = proc;
     p.stdin?.on('error', (err) => debug('exec stdin: %s', err.message));
+    if (pending.size) p.resize?.(...pending.size);
     for (const chunk of pendingStdin) p.stdin?.write(chunk);
     if (stdinClosed || !opts.stdin) p.stdin?.end();
     const pump = (source: NodeJS.ReadableStream & { pause(): void; resume(): void }, channel: number): Promise<void> =>
