@@ -11,6 +11,7 @@ import { commitUpdate, createObject, type UpdateMode } from './objects.ts';
 import { isObject, jsonPatch, mergePatch, type Json } from './patch.ts';
 import { strategicMergePatch } from './strategic.ts';
 import { deleteObject, orphanDependents, type DeleteOptions } from './deletion.ts';
+import { validateFields } from './fieldvalidation.ts';
 import { serveWatch } from './watch.ts';
 
 function dryRun(query: URLSearchParams): boolean {
@@ -106,6 +107,7 @@ function handleList(ctx: ServerContext, r: Request): void {
 
 async function handleCreate(ctx: ServerContext, r: Request): Promise<void> {
   const body = parseJson(await readBody(r.req));
+  validateFields(r.target.def, r.query, r.res, body);
   const created = createObject(ctx, r.target.def, r.target.namespace, body, dryRun(r.query));
   sendObject(r, 201, created);
 }
@@ -113,6 +115,7 @@ async function handleCreate(ctx: ServerContext, r: Request): Promise<void> {
 async function handleUpdate(ctx: ServerContext, r: Request, mode: UpdateMode): Promise<void> {
   const { def, namespace, name } = r.target;
   const body = parseJson(await readBody(r.req));
+  validateFields(def, r.query, r.res, body);
   const cur = getOne(ctx, def, namespace, name ?? '');
   sendObject(r, 200, commitUpdate(ctx, def, cur, body, mode, dryRun(r.query)));
 }
@@ -166,6 +169,7 @@ function serverSideApply(ctx: ServerContext, r: Request, body: Buffer, mode: Upd
     throw new ApiError(415, 'UnsupportedMediaType', 'server-side apply: this test API server accepts the applied configuration as JSON only (kubectl sends JSON)');
   }
   if (!isObject(applied as Json)) throw badRequest('server-side apply: the body must be an object');
+  validateFields(def, r.query, r.res, applied);
   const cur = ctx.store.get(def.key, namespace, name ?? '');
   if (!r.query.get('fieldManager')) throw badRequest('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
   if (!cur) {
@@ -190,6 +194,7 @@ async function handlePatch(ctx: ServerContext, r: Request, mode: UpdateMode): Pr
     sendObject(r, cur ? 200 : 201, out);
     return;
   }
+  if (type !== 'application/json-patch+json') validateFields(def, r.query, r.res, parseJson(body, 'patch'), true);
   const cur = getOne(ctx, def, namespace, name ?? '');
   const patched = applyPatch(type, cur as unknown as Json, body);
   sendObject(r, 200, commitUpdate(ctx, def, cur, patched, mode, dryRun(r.query)));

@@ -92,6 +92,28 @@ test('apply -f creates, updates, then leaves an unchanged manifest alone', async
   assert.equal(h.store.get(RESOURCES.deployments, 'apply', 'web')?.metadata.resourceVersion, rv);
 
   assert.match(await fails(['create', '-f', file]), /Error from server \(AlreadyExists\): error when creating ".*": deployments.apps "web" already exists/);
+
+  // Server-side field validation: kubectl asks for Strict (our OpenAPI declares fieldValidation).
+  writeFileSync(file, manifest('app:2', 2, 'apply').replace('ports: [{containerPort: 8080}]', 'ports: [{containerPort: 8080, hostPortt: 1}]'));
+  assert.match(
+    await fails(['apply', '-f', file]),
+    /Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.template.spec.containers\[0\].ports\[0\].hostPortt"/,
+  );
+  const warned = await h.kubectl(['apply', '-f', file, '--validate=warn']);
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.match(warned.stderr, /Warning: unknown field "spec.template.spec.containers\[0\].ports\[0\].hostPortt"/);
+});
+
+test('apply --server-side: creates, then merges the applied configuration', async () => {
+  await ok(['create', 'namespace', 'ssa']);
+  const file = join(dir, 'ssa.yaml');
+  writeFileSync(file, manifest('app:1', 1, 'ssa'));
+  assert.match(await ok(['apply', '--server-side', '-f', file]), /deployment.apps\/web serverside-applied/);
+  writeFileSync(file, manifest('app:3', 2, 'ssa'));
+  await ok(['apply', '--server-side', '-f', file]);
+  const d = h.store.get(RESOURCES.deployments, 'ssa', 'web');
+  assert.equal(spec(d).replicas, 2);
+  assert.equal((spec(spec(d).template).containers as Obj[])[0].image, 'app:3');
 });
 
 test('create: typed commands (protobuf bodies) and generateName', async () => {

@@ -53,6 +53,9 @@ function scalarFields(buf: Uint8Array): Map<number, WireField> {
 
 const text = (f: WireField | undefined): string => (f?.bytes ? Buffer.from(f.bytes).toString('utf8') : '');
 
+/** The message types JSON encodes as a scalar. */
+export const SCALAR_MESSAGES = new Set(['meta.Time', 'meta.MicroTime', 'meta.Duration', 'resource.Quantity', 'intstr.IntOrString', 'runtime.RawExtension', 'meta.FieldsV1']);
+
 /** The types JSON encodes specially; undefined means "omit". */
 function special(type: string, buf: Uint8Array): { value: unknown } | undefined {
   const f = scalarFields(buf);
@@ -120,7 +123,8 @@ function decodeMessage(name: string, buf: Uint8Array): Record<string, unknown> {
   for (const f of readFields(buf)) {
     const spec = schema[f.number];
     if (!spec) continue;
-    const [field, type, repeated] = spec;
+    const [field, type, flags = 0] = spec;
+    const repeated = (flags & 1) !== 0;
     if (type.startsWith('M:')) {
       const [k, v] = decodeValue(type, f) as [string, unknown];
       const m = (out[field] ??= {}) as Record<string, unknown>;
@@ -134,7 +138,8 @@ function decodeMessage(name: string, buf: Uint8Array): Record<string, unknown> {
       continue;
     }
     const v = decodeValue(type, f);
-    if (repeated) ((out[field] ??= []) as unknown[]).push(v);
+    if ((flags & 2) !== 0) Object.assign(out, v);
+    else if (repeated) ((out[field] ??= []) as unknown[]).push(v);
     else if (v !== undefined) out[field] = v;
   }
   for (const [k, v] of Object.entries(out)) {
@@ -144,7 +149,7 @@ function decodeMessage(name: string, buf: Uint8Array): Record<string, unknown> {
 }
 
 /** The proto package of an apiVersion, as SCHEMA names messages. */
-function messageName(apiVersion: string, kind: string): string {
+export function messageName(apiVersion: string, kind: string): string {
   if (kind === 'DeleteOptions') return 'meta.DeleteOptions';
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['core', apiVersion];
   const pkg = group === 'discovery.k8s.io' ? 'discovery' : group;
