@@ -2,9 +2,10 @@
 // place in the proxy that exits. Every event is one line on stderr, which is
 // what `kubectl logs` shows for the pod.
 import { startDnsForwarder } from './dns/index.ts';
-import { DEFAULT_IDLE_EXIT_SECONDS, ENV, PORTS, ROLES, VERSION } from './protocol/index.ts';
+import { DEFAULT_IDLE_EXIT_SECONDS, ENV, PORTS, ROLES, ROUTER_ENV, VERSION } from './protocol/index.ts';
 import type { Role } from './protocol/index.ts';
 import { splitKeyLines, startSshServer } from './ssh/index.ts';
+import { parseRouterPorts, startRouter } from './router/index.ts';
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
 const env = process.env;
@@ -51,6 +52,29 @@ async function shadow(): Promise<Closable[]> {
   return closables;
 }
 
+async function router(): Promise<Closable[]> {
+  const keys = splitKeyLines(env[ENV.authorizedKeys]).filter((l) => l.trim() !== '');
+  if (keys.length === 0) fail(`${ENV.authorizedKeys} is empty: nobody could register a route`);
+  const origin = env[ROUTER_ENV.origin];
+  if (!origin) fail(`${ROUTER_ENV.origin} is empty: the router needs the origin Service to fall back to`);
+  let ports;
+  try {
+    ports = parseRouterPorts(env[ROUTER_ENV.ports]);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  // No idle exit: the Service points at the router, which must never leave by itself.
+  const r = await startRouter({
+    ports,
+    originHost: origin,
+    ssh: { port: intEnv(ENV.sshPort, PORTS.ssh), authorizedKeys: keys, ...(env[ENV.hostKey] ? { hostKey: env[ENV.hostKey] } : {}) },
+    health: { port: PORTS.routerHealth },
+    log,
+  });
+  log(`kt-proxy ${VERSION} router: ssh on 127.0.0.1:${r.sshPort}, health on :${r.healthPort}, ports ${ports.map((p) => `${p.servicePort}→${r.listenPort(p.servicePort)}`).join(', ')}, origin ${origin}`);
+  return [r];
+}
+
 let running: Closable[] = [];
 let stopping = false;
 
@@ -76,7 +100,8 @@ async function main(): Promise<void> {
         running = await shadow();
         break;
       case 'router':
-        fail('role router is not available in this version');
+        running = await router();
+        break;
     }
   } catch (err) {
     fail(`could not start ${role}: ${(err as Error).message}`, 1);

@@ -14,6 +14,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { startSshServer } from '../../proxy-image/src/ssh/index.ts';
 import { makeSessionKey, openTunnel } from '../../plugin/src/tunnel/index.ts';
+import { freePort, stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
 import type { BenchRow } from './run.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -68,39 +69,6 @@ function tcp(port: number): Promise<Duplex> {
   return once(s, 'connect').then(() => s);
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** Resolves with the first stderr line matching re; rejects if the process exits first. */
-function waitStderr(child: ChildProcess, re: RegExp, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      if (re.test(buf)) {
-        child.stderr?.off('data', onData);
-        child.off('exit', onExit);
-        resolve();
-      }
-    };
-    const onExit = (code: number | null) => reject(new Error(`${what} exited (${code}) before it was ready:\n${buf}`));
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await exited;
-}
-
 interface OpenSsh {
   dir: string;
   keyFile: string;
@@ -138,7 +106,7 @@ async function startSshd(dir: string): Promise<OpenSsh> {
     ].join('\n'),
   );
   const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await waitStderr(sshd, /Server listening on 127\.0\.0\.1/, 'sshd');
+  await stderrMatch(sshd, /Server listening on 127\.0\.0\.1/, 'sshd');
   return { dir, keyFile: join(dir, 'user'), sshdPort, sshd };
 }
 
@@ -159,7 +127,7 @@ async function sshL(o: { dir: string; keyFile: string; user: string; port: numbe
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  await waitStderr(child, /Local forwarding listening on 127\.0\.0\.1 port \d+/, 'ssh -L');
+  await stderrMatch(child, /Local forwarding listening on 127\.0\.0\.1 port \d+/, 'ssh -L');
   return { port, child };
 }
 
@@ -202,16 +170,16 @@ export async function run(): Promise<BenchRow[]> {
     const ourTunnel = await best(() => tunnel.connect('127.0.0.1', target.port));
 
     const openssh = await startSshd(dir);
-    cleanups.unshift(() => stop(openssh.sshd));
+    cleanups.unshift(() => terminate(openssh.sshd));
     const viaSshd = await sshL({ dir, keyFile: openssh.keyFile, user: process.env.USER ?? 'root', port: openssh.sshdPort, target: target.port });
-    cleanups.unshift(() => stop(viaSshd.child));
+    cleanups.unshift(() => terminate(viaSshd.child));
     const opensshBoth = await best(() => tcp(viaSshd.port));
 
     const ourKeyFile = join(dir, 'kt-key');
     writeFileSync(ourKeyFile, key.privateKey);
     chmodSync(ourKeyFile, 0o600);
     const viaOurs = await sshL({ dir, keyFile: ourKeyFile, user: 'kt', port: ours.port, target: target.port });
-    cleanups.unshift(() => stop(viaOurs.child));
+    cleanups.unshift(() => terminate(viaOurs.child));
     const opensshToOurs = await best(() => tcp(viaOurs.port));
 
     const ref = 'OpenSSH ssh -L → sshd';

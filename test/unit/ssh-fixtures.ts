@@ -1,13 +1,22 @@
 // Shared pieces for the SSH tests: small TCP servers on port 0, a server
 // with a fresh session key, and byte counting with sha256 on both ends.
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TestContext } from 'node:test';
 import { startSshServer } from '../../proxy-image/src/ssh/index.ts';
 import type { SshServer, SshServerOptions } from '../../proxy-image/src/ssh/index.ts';
 import { makeSessionKey, openTunnel } from '../../plugin/src/tunnel/index.ts';
 import type { KeyPair, Tunnel } from '../../plugin/src/tunnel/index.ts';
+
+/** Closes each thing after the test, in the order given (tunnels before servers). */
+export function closeAfter(t: TestContext, ...things: Array<{ close(): Promise<void> | void }>): void {
+  t.after(async () => {
+    for (const thing of things) await thing.close();
+  });
+}
 
 export interface Listening {
   port: number;
@@ -100,6 +109,24 @@ export async function swapServer(bytes: number): Promise<Listening & { records: 
   return { ...l, records, settled };
 }
 
+/**
+ * A TCP relay to port that can be frozen: it stops moving bytes in both
+ * directions without closing anything, as a laptop that went to sleep or a
+ * port-forward that hangs would.
+ */
+export async function freezableRelay(port: number): Promise<Listening & { freeze(): void }> {
+  let frozen = false;
+  const l = await tcpServer((down) => {
+    const up = net.connect(port, '127.0.0.1');
+    up.on('error', () => down.destroy());
+    down.on('data', (d) => frozen || up.write(d));
+    up.on('data', (d) => frozen || down.write(d));
+    down.once('close', () => up.destroy());
+    up.once('close', () => down.destroy());
+  });
+  return { ...l, freeze: () => (frozen = true) };
+}
+
 export interface ServerUnderTest {
   server: SshServer;
   key: KeyPair;
@@ -135,4 +162,35 @@ export async function sshServer(opts: Partial<SshServerOptions> = {}): Promise<S
     },
     tunnel: (t = {}) => openTunnel({ stream: net.connect(server.port, '127.0.0.1'), privateKey: key.privateKey, ...t }),
   };
+}
+
+/**
+ * Resolves with the first match of re in the child's stderr; rejects if the
+ * child exits first (with what it printed, so the failure explains itself).
+ * Keeps draining stderr afterwards so the child never blocks on a full pipe.
+ */
+export function stderrMatch(child: ChildProcess, re: RegExp, what: string): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      const m = buf.match(re);
+      if (!m) return;
+      child.stderr?.off('data', onData);
+      child.stderr?.resume();
+      child.off('exit', onExit);
+      resolve(m);
+    };
+    const onExit = (code: number | null) => reject(new Error(`${what} exited (${code}) before ${re}:\n${buf}`));
+    child.stderr?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+/** SIGTERM and wait for the exit (no-op when it already exited). */
+export async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
 }

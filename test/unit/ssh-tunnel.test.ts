@@ -9,17 +9,13 @@ import { PROTOCOL_VERSION, SSH_REQUESTS, VERSION } from '../../proxy-image/src/p
 import { encodeHello } from '../../proxy-image/src/ssh/hello.ts';
 import { clientGlobalRequest } from '../../proxy-image/src/ssh/internals.ts';
 import { openTunnel } from '../../plugin/src/tunnel/index.ts';
-import { echoServer, exchange, freePort, readAll, sha256, sshServer, swapServer, tcpServer } from './ssh-fixtures.ts';
+import { closeAfter, echoServer, exchange, freePort, freezableRelay, readAll, sha256, sshServer, swapServer, tcpServer } from './ssh-fixtures.ts';
 
 test('direct-tcpip reaches a TCP server the proxy can reach', async (t) => {
   const s = await sshServer();
   const echo = await echoServer();
   const tunnel = await s.tunnel();
-  t.after(async () => {
-    await tunnel.close();
-    await s.server.close();
-    await echo.close();
-  });
+  closeAfter(t, tunnel, s.server, echo);
   const payload = randomBytes(100_000);
   const back = await exchange(await tunnel.connect('127.0.0.1', echo.port), payload);
   assert.equal(sha256(back), sha256(payload));
@@ -29,10 +25,7 @@ test('direct-tcpip reaches a TCP server the proxy can reach', async (t) => {
 test('direct-tcpip to a closed port fails the channel open, with the target named', async (t) => {
   const s = await sshServer();
   const tunnel = await s.tunnel();
-  t.after(async () => {
-    await tunnel.close();
-    await s.server.close();
-  });
+  closeAfter(t, tunnel, s.server);
   const port = await freePort();
   await assert.rejects(tunnel.connect('127.0.0.1', port), new RegExp(`could not connect to 127\\.0\\.0\\.1:${port}`));
   assert.match(await s.waitLog(/direct-tcpip .* failed/), /ECONNREFUSED/);
@@ -43,10 +36,7 @@ test('direct-tcpip to a closed port fails the channel open, with the target name
 test('hello returns the proxy version, protocol and role', async (t) => {
   const s = await sshServer();
   const tunnel = await s.tunnel();
-  t.after(async () => {
-    await tunnel.close();
-    await s.server.close();
-  });
+  closeAfter(t, tunnel, s.server);
   assert.deepEqual(await tunnel.hello(), { version: VERSION, protocol: PROTOCOL_VERSION, role: 'shadow' });
 });
 
@@ -71,11 +61,7 @@ test('forwardIn to a local port: the proxy listens, each connection comes back t
   const s = await sshServer();
   const echo = await echoServer();
   const tunnel = await s.tunnel();
-  t.after(async () => {
-    await tunnel.close();
-    await s.server.close();
-    await echo.close();
-  });
+  closeAfter(t, tunnel, s.server, echo);
   const fwd = await tunnel.forwardIn('127.0.0.1', 0, { host: '127.0.0.1', port: echo.port });
   assert.ok(fwd.port > 0);
   const payload = randomBytes(50_000);
@@ -91,10 +77,7 @@ test('forwardIn to a local port: the proxy listens, each connection comes back t
 test('forwardIn to a function gets the stream and the connection details', async (t) => {
   const s = await sshServer();
   const tunnel = await s.tunnel();
-  t.after(async () => {
-    await tunnel.close();
-    await s.server.close();
-  });
+  closeAfter(t, tunnel, s.server);
   const seen: Array<{ destPort: number }> = [];
   const fwd = await tunnel.forwardIn('127.0.0.1', 0, (stream, info) => {
     seen.push(info);
@@ -110,10 +93,7 @@ test('forwardIn to a function gets the stream and the connection details', async
 test('forwards live exactly as long as the connection', async (t) => {
   const s = await sshServer();
   const echo = await echoServer();
-  t.after(async () => {
-    await s.server.close();
-    await echo.close();
-  });
+  closeAfter(t, s.server, echo);
   const tunnel = await s.tunnel();
   const fwd = await tunnel.forwardIn('127.0.0.1', 0, { host: '127.0.0.1', port: echo.port });
   await tunnel.close();
@@ -128,11 +108,7 @@ test('forwardIn on a port already taken is refused', async (t) => {
   const s = await sshServer();
   const taken = await tcpServer(() => {});
   const tunnel = await s.tunnel();
-  t.after(async () => {
-    await tunnel.close();
-    await s.server.close();
-    await taken.close();
-  });
+  closeAfter(t, tunnel, s.server, taken);
   await assert.rejects(tunnel.forwardIn('127.0.0.1', taken.port, { host: '127.0.0.1', port: 1 }), /refused to listen/);
   // Replies stay in order after a failure: a second request still gets its own answer.
   const ok = await tunnel.forwardIn('127.0.0.1', 0, { host: '127.0.0.1', port: 1 });
@@ -143,11 +119,7 @@ test('listen: a local port whose connections go through the tunnel (ssh -L)', as
   const s = await sshServer();
   const echo = await echoServer();
   const tunnel = await s.tunnel();
-  t.after(async () => {
-    await tunnel.close();
-    await s.server.close();
-    await echo.close();
-  });
+  closeAfter(t, tunnel, s.server, echo);
   const local = await tunnel.listen(0, '127.0.0.1', echo.port);
   const payload = randomBytes(64_000);
   assert.equal(sha256(await exchange(net.connect(local.port, '127.0.0.1'), payload)), sha256(payload));
@@ -160,10 +132,7 @@ test('listen: a local port whose connections go through the tunnel (ssh -L)', as
 test('listen to an unreachable target resets the local connection', async (t) => {
   const s = await sshServer();
   const tunnel = await s.tunnel();
-  t.after(async () => {
-    await tunnel.close();
-    await s.server.close();
-  });
+  closeAfter(t, tunnel, s.server);
   const local = await tunnel.listen(0, '127.0.0.1', await freePort());
   const sock = net.connect(local.port, '127.0.0.1');
   const [err] = (await once(sock, 'error')) as [NodeJS.ErrnoException];
@@ -176,11 +145,7 @@ test('64 channels at once, 2 MiB each way, half-closing on their own schedule: e
   const s = await sshServer();
   const swap = await swapServer(BYTES);
   const tunnel = await s.tunnel();
-  t.after(async () => {
-    await tunnel.close();
-    await s.server.close();
-    await swap.close();
-  });
+  closeAfter(t, tunnel, s.server, swap);
   const client = await Promise.all(
     Array.from({ length: N }, async () => {
       const mine = randomBytes(BYTES);
@@ -198,28 +163,36 @@ test('64 channels at once, 2 MiB each way, half-closing on their own schedule: e
 
 test('the server notices a client that stopped answering, within a few keepalive intervals', async (t) => {
   const s = await sshServer({ keepaliveMs: 100 });
-  // A TCP relay we can freeze: it stops moving bytes without closing anything,
-  // as a laptop that went to sleep or a dropped port-forward would.
-  let frozen = false;
-  const relay = await tcpServer((down) => {
-    const up = net.connect(s.server.port, '127.0.0.1');
-    up.on('error', () => down.destroy());
-    down.on('data', (d) => frozen || up.write(d));
-    up.on('data', (d) => frozen || down.write(d));
-    down.once('close', () => up.destroy());
-    up.once('close', () => down.destroy());
-  });
+  const relay = await freezableRelay(s.server.port);
   const tunnel = await openTunnel({ stream: net.connect(relay.port, '127.0.0.1'), privateKey: s.key.privateKey, keepaliveMs: 60_000 });
-  t.after(async () => {
-    await tunnel.close();
-    await relay.close();
-    await s.server.close();
-  });
+  closeAfter(t, tunnel, relay, s.server);
   assert.equal(s.server.clients(), 1);
-  frozen = true;
+  relay.freeze();
   await s.waitLog(/c1 error: Keepalive timeout/);
   await s.waitLog(/c1 closed \(0 client/);
   assert.equal(s.server.clients(), 0);
+});
+
+test('the client notices a proxy that stopped answering, and says so when the tunnel closes', async (t) => {
+  const s = await sshServer({ keepaliveMs: 60_000 });
+  const relay = await freezableRelay(s.server.port);
+  const tunnel = await openTunnel({ stream: net.connect(relay.port, '127.0.0.1'), privateKey: s.key.privateKey, keepaliveMs: 100 });
+  closeAfter(t, tunnel, relay, s.server);
+  const closed = once(tunnel, 'close') as Promise<[Error | undefined]>;
+  relay.freeze();
+  const [err] = await closed;
+  assert.match(String(err?.message), /no answer from the proxy for 300 ms/);
+  assert.equal(tunnel.closed, true);
+  await assert.rejects(tunnel.connect('127.0.0.1', 1), /tunnel is closed/);
+});
+
+test('a socket that never logs in is dropped after the login grace time', async (t) => {
+  const s = await sshServer({ loginGraceMs: 100 });
+  t.after(() => s.server.close());
+  const sock = net.connect(s.server.port, '127.0.0.1');
+  sock.resume();
+  await once(sock, 'close');
+  assert.match(await s.waitLog(/did not log in within 100 ms/), /did not log in/);
 });
 
 test('idle: onIdle fires once no client has been connected for idleExitMs, and not while one is', async (t) => {

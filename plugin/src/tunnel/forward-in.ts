@@ -5,6 +5,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Client, ClientChannel, TcpConnectionDetails } from 'ssh2';
+import { clientExpectForwarded } from '../../../proxy-image/src/ssh/internals.ts';
 import { splice } from '../../../proxy-image/src/ssh/splice.ts';
 
 export type ForwardTarget = { host: string; port: number } | ((stream: Duplex, info: TcpConnectionDetails) => void);
@@ -46,6 +47,22 @@ export class ReverseForwards {
         });
       });
     });
+  }
+
+  /**
+   * Hands forwarded-tcpip channels whose connected address and port are
+   * these to a target, for channels the server opens without a tcpip-forward
+   * (a router's routes). Returns the function that stops it.
+   */
+  accept(address: string, port: number, target: ForwardTarget): () => void {
+    const key = `${address}:${port}`;
+    this.#targets.set(key, target);
+    const unexpect = clientExpectForwarded(this.#client, address, port);
+    return () => {
+      if (this.#targets.get(key) !== target) return;
+      this.#targets.delete(key);
+      unexpect();
+    };
   }
 
   #cancel(bindHost: string, port: number, key: string): Promise<void> {

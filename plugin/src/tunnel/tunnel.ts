@@ -15,6 +15,7 @@ import { CIPHERS } from '../../../proxy-image/src/ssh/algorithms.ts';
 import { ReverseForwards } from './forward-in.ts';
 import type { ForwardHandle, ForwardTarget } from './forward-in.ts';
 import { listenLocal } from './listen.ts';
+import { watchLiveness } from './liveness.ts';
 import type { ListenHandle } from './listen.ts';
 
 const { Client } = ssh2;
@@ -25,7 +26,7 @@ export interface TunnelOptions {
   privateKey: string | Buffer;
   /** Return true to accept the proxy's host key (see pinHostKey). Absent: any key. */
   hostKeyCheck?: (key: Buffer) => boolean;
-  /** Client keepalive interval; 3 missed replies close the tunnel. Default 5000. */
+  /** Ping the proxy after this long without hearing from it; 3 quiet intervals in a row close the tunnel. Default 5000. */
   keepaliveMs?: number;
   /** Give up on the SSH handshake after this long. Default 20000. */
   readyTimeoutMs?: number;
@@ -46,6 +47,10 @@ export interface Tunnel extends EventEmitter<TunnelEvents> {
   listen(localPort: number, remoteHost: string, remotePort: number): Promise<ListenHandle>;
   /** kt-hello@kt.dev: the proxy's version, protocol version and role. */
   hello(): Promise<HelloInfo>;
+  /** A global request with a reply (the router's kt-route@kt.dev); rejects on REQUEST_FAILURE. */
+  request(name: string, data: Buffer): Promise<Buffer | null>;
+  /** Hands forwarded-tcpip channels for address:port (opened without a tcpip-forward) to toLocal; returns the undo. */
+  acceptForwarded(address: string, port: number, toLocal: ForwardTarget): () => void;
   readonly closed: boolean;
   close(): Promise<void>;
 }
@@ -67,6 +72,19 @@ export function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
     client.once('ready', () => {
       ready = true;
       log('tunnel ready');
+      const stopWatching = watchLiveness({
+        stream: opts.stream,
+        intervalMs: opts.keepaliveMs ?? 5000,
+        maxMissed: 3,
+        // The proxy answers keepalive@openssh.com with FAILURE; any answer will do.
+        ping: () => void clientGlobalRequest(client, 'keepalive@openssh.com', Buffer.alloc(0)).catch(() => {}),
+        onDead: () => {
+          lastErr = new Error(`no answer from the proxy for ${3 * (opts.keepaliveMs ?? 5000)} ms`);
+          log(`tunnel: ${lastErr.message}`);
+          opts.stream.destroy();
+        },
+      });
+      client.once('close', stopWatching);
       resolve(new SshTunnel(client, log, () => lastErr));
     });
     client.once('close', () => {
@@ -78,8 +96,8 @@ export function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
       privateKey: opts.privateKey,
       hostVerifier: opts.hostKeyCheck ?? (() => true),
       algorithms: { cipher: CIPHERS },
-      keepaliveInterval: opts.keepaliveMs ?? 5000,
-      keepaliveCountMax: 3,
+      // Liveness is watched below (liveness.ts), not by ssh2's keepalive.
+      keepaliveInterval: 0,
       readyTimeout: opts.readyTimeoutMs ?? 20_000,
       ...(opts.debug ? { debug: opts.debug } : {}),
     });
@@ -150,6 +168,15 @@ class SshTunnel extends EventEmitter<TunnelEvents> implements Tunnel {
     const info = decodeHello(reply);
     if (!info) throw new Error('the proxy answered hello with something that is not a version');
     return info;
+  }
+
+  request(name: string, data: Buffer): Promise<Buffer | null> {
+    if (this.#closed) return Promise.reject(new Error('the tunnel is closed'));
+    return clientGlobalRequest(this.#client, name, data);
+  }
+
+  acceptForwarded(address: string, port: number, toLocal: ForwardTarget): () => void {
+    return this.#reverse.accept(address, port, toLocal);
   }
 
   close(): Promise<void> {

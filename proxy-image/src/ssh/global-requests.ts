@@ -5,12 +5,14 @@
 import type { ConnContext } from './context.ts';
 import { replyGlobalRequest, takeOverGlobalRequests } from './internals.ts';
 import { requestHandler } from './policy.ts';
+import type { RequestHandler } from './policy.ts';
 
 interface Slot {
   reply?: Buffer | boolean;
 }
 
-export function serveGlobalRequests(ctx: ConnContext): void {
+/** extra: handlers this server adds to policy.ts (a role's own requests), looked up first. */
+export function serveGlobalRequests(ctx: ConnContext, extra?: ReadonlyMap<string, RequestHandler>): void {
   const queue: Slot[] = [];
   const drain = () => {
     while (queue.length > 0 && queue[0].reply !== undefined) {
@@ -26,7 +28,7 @@ export function serveGlobalRequests(ctx: ConnContext): void {
       slot.reply = reply;
       if (wantReply) drain();
     };
-    const handler = requestHandler(name);
+    const handler = extra?.get(name) ?? requestHandler(name);
     // Before authentication nothing is served (RFC 4252 §1: the connection
     // protocol starts only after user authentication succeeds).
     if (!handler || !ctx.conn.authenticated) {

@@ -1,7 +1,8 @@
 // The few ssh2 1.17 internals this project relies on, in one place so an
 // upgrade has one file to re-check. ssh2 has no public API for (a) answering a
 // custom global request with data on the server, (b) sending one from the
-// client, or (c) opening a channel of a type it does not know. Each need is
+// client, (c) opening a channel of a type it does not know, or (d) telling
+// which socket a server connection belongs to. Each need is
 // met here with the same packet writer ssh2 uses for its own requests.
 import protocolUtils from 'ssh2/lib/protocol/utils.js';
 import type { Client, Connection } from 'ssh2';
@@ -48,7 +49,11 @@ export function clientGlobalRequest(client: Client, name: string, data: Buffer):
   const proto = c._protocol;
   const callbacks = c._callbacks;
   return new Promise((resolve, reject) => {
+    // ssh2 drops its reply queue when the connection goes; answer for it.
+    const onClose = () => reject(new Error(`global request ${name}: the connection closed before the reply`));
+    client.once('close', onClose);
     callbacks.push((hadErr, reply) => {
+      client.off('close', onClose);
       if (hadErr) reject(new Error(`global request ${name} refused`));
       else resolve(reply ?? null);
     });
@@ -59,9 +64,14 @@ export function clientGlobalRequest(client: Client, name: string, data: Buffer):
 /**
  * Opens a channel of any type from an ssh2 client and reports how the server
  * answered: the failure reason code, or 'open' (the channel is then closed at
- * once). Used to check that a server refuses types it does not serve.
+ * once). typeData is the type-specific tail (RFC 4254 §6.3.2, §7.2). Used
+ * to check that a server refuses types it does not serve.
  */
-export function clientOpenRawChannel(client: Client, type: string): Promise<{ reason: number | 'open'; description: string }> {
+export function clientOpenRawChannel(
+  client: Client,
+  type: string,
+  typeData: Buffer = Buffer.alloc(0),
+): Promise<{ reason: number | 'open'; description: string }> {
   const c = client as unknown as {
     _protocol: Protocol & { channelClose(id: number): void };
     _chanMgr: { add(val: unknown): number; remove(id: number): void };
@@ -85,7 +95,7 @@ export function clientOpenRawChannel(client: Client, type: string): Promise<{ re
     head.writeUInt32BE(id, 0);
     head.writeUInt32BE(2 * 1024 * 1024, 4);
     head.writeUInt32BE(32 * 1024, 8);
-    sendPayload(c._protocol, Buffer.concat([Buffer.from([MESSAGE.CHANNEL_OPEN]), sshString(type), head]));
+    sendPayload(c._protocol, Buffer.concat([Buffer.from([MESSAGE.CHANNEL_OPEN]), sshString(type), head, typeData]));
   });
 }
 
@@ -113,8 +123,29 @@ function sendPayload(proto: Protocol, payload: Buffer): void {
   protocolUtils.sendPacket(proto, w.finalize(packet));
 }
 
+/** The socket a server connection runs on (ssh2 keeps it as _sock). */
+export function socketOf(conn: Connection): unknown {
+  return (conn as unknown as { _sock?: unknown })._sock;
+}
+
 function protocolOf(conn: Connection): Protocol {
   const proto = (conn as unknown as { _protocol?: Protocol })._protocol;
   if (!proto || typeof proto._handlers !== 'object') throw new Error('ssh2 internals changed: no _protocol._handlers');
   return proto;
+}
+
+/**
+ * Makes an ssh2 client take forwarded-tcpip channels for address:port that
+ * it never asked for with tcpip-forward (a router's routes): ssh2 rejects any
+ * whose connected address is not in its table of forwards. Returns the undo.
+ */
+export function clientExpectForwarded(client: Client, address: string, port: number): () => void {
+  const c = client as unknown as { _forwarding?: Record<string, number> };
+  if (!c._forwarding) throw new Error('ssh2 internals changed: no _forwarding table');
+  const table = c._forwarding;
+  const key = `${address}:${port}`;
+  table[key] = port;
+  return () => {
+    if (table[key] === port) delete table[key];
+  };
 }

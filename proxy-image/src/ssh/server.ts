@@ -8,8 +8,10 @@ import { CIPHERS } from './algorithms.ts';
 import { decideAuth } from './auth.ts';
 import type { ConnContext, Log } from './context.ts';
 import { serveGlobalRequests } from './global-requests.ts';
+import { socketOf } from './internals.ts';
 import { generateEd25519, parseAuthorizedKeys } from './keys.ts';
 import { CHANNEL_HANDLERS } from './policy.ts';
+import type { RequestHandler } from './policy.ts';
 import { closeForwards } from './tcpip-forward.ts';
 
 const { Server } = ssh2;
@@ -32,6 +34,11 @@ export interface SshServerOptions {
   loginGraceMs?: number;
   /** Outbound connect timeout for direct-tcpip. Default 10000. */
   connectTimeoutMs?: number;
+  /**
+   * Global requests served beyond policy.ts (looked up first), for a role
+   * that needs more than the shadow: the router passes kt-route@kt.dev here.
+   */
+  requests?: ReadonlyMap<string, RequestHandler>;
   debug?: (msg: string) => void;
 }
 
@@ -42,10 +49,8 @@ export interface SshServer {
   clients(): number;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-
 export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return host === 'localhost' || host === '::1' || (net.isIPv4(host) && host.startsWith('127.'));
 }
 
 export async function startSshServer(opts: SshServerOptions): Promise<SshServer> {
@@ -77,9 +82,12 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
   ssh.on('connection', (conn: Connection, info) => {
     const ctx: ConnContext = { id: `c${++seq}`, conn, forwards: new Map(), closed: false, log, connectTimeoutMs };
     log(`${ctx.id} connection from ${info.ip}:${info.port} (${info.header.versions.software})`);
-    serveGlobalRequests(ctx);
+    serveGlobalRequests(ctx, opts.requests);
     conn.on('authentication', (auth) => onAuthentication(ctx, auth, allowed));
     conn.on('ready', () => {
+      const sock = socketOf(conn) as net.Socket;
+      clearTimeout(graceTimers.get(sock));
+      graceTimers.delete(sock);
       ready.add(conn);
       idle.busy();
       log(`${ctx.id} authenticated (${ready.size} client(s))`);
@@ -100,16 +108,22 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     });
   });
 
+  const graceTimers = new Map<net.Socket, NodeJS.Timeout>();
   const tcp = net.createServer({ noDelay: true }, (sock) => {
     // Without TCP_NODELAY the small window-adjust and ack packets wait for
     // Nagle's timer and a single channel drops to 40-100 MiB/s.
     sock.setNoDelay(true);
     sockets.add(sock);
-    sock.once('close', () => sockets.delete(sock));
-    const grace = setTimeout(() => sock.destroy(), loginGraceMs);
-    grace.unref();
-    sock.once('close', () => clearTimeout(grace));
-    ssh.once('connection', (conn: Connection) => conn.once('ready', () => clearTimeout(grace)));
+    const grace = setTimeout(() => {
+      log(`socket from ${sock.remoteAddress}:${sock.remotePort} did not log in within ${loginGraceMs} ms`);
+      sock.destroy();
+    }, loginGraceMs);
+    graceTimers.set(sock, grace);
+    sock.once('close', () => {
+      sockets.delete(sock);
+      clearTimeout(grace);
+      graceTimers.delete(sock);
+    });
     ssh.injectSocket(sock);
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,45 @@
+// Client-side dead-connection detection. ssh2's own client keepalive counts
+// only replies to its pings, and a reply queues behind whatever channel data
+// the server has already sent — up to a full window per channel, so 64 busy
+// channels put 128 MiB ahead of it. On a loaded machine that took longer
+// than 3 intervals and a healthy, busy tunnel was torn down. Here any byte
+// from the server counts as a sign of life, and pings go out only when the
+// line is quiet.
+import type { Duplex } from 'node:stream';
+
+export interface LivenessOptions {
+  stream: Duplex;
+  intervalMs: number;
+  /** Quiet intervals (each with a ping sent) before the connection counts as dead. */
+  maxMissed: number;
+  ping(): void;
+  onDead(): void;
+}
+
+/** Starts watching; returns stop(). */
+export function watchLiveness(opts: LivenessOptions): () => void {
+  let heard = false;
+  let missed = 0;
+  const onData = () => {
+    heard = true;
+  };
+  opts.stream.on('data', onData);
+  const timer = setInterval(() => {
+    if (heard) {
+      heard = false;
+      missed = 0;
+      return;
+    }
+    if (++missed > opts.maxMissed) {
+      stop();
+      opts.onDead();
+      return;
+    }
+    opts.ping();
+  }, opts.intervalMs);
+  const stop = () => {
+    clearInterval(timer);
+    opts.stream.off('data', onData);
+  };
+  return stop;
+}
