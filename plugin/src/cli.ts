@@ -213,6 +213,8 @@ export type OptionsOf<N extends CommandName> = Options<(typeof COMMANDS)[N]['fla
 export const LOADERS: { readonly [N in CommandName]?: () => Promise<CommandModule<OptionsOf<N>>> } = {
   connect: () => import('./commands/connect.ts'),
   status: () => import('./commands/status.ts'),
+  forward: () => import('./commands/forward.ts'),
+  preview: () => import('./commands/preview.ts'),
   clean: () => import('./commands/clean.ts'),
   recover: () => import('./commands/recover.ts'),
   rbac: () => import('./commands/rbac.ts'),

@@ -5,11 +5,10 @@
 // dig); after exit the resolver, addresses, listeners and the cluster are as
 // before. One cluster for the file.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
-import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+import { exited, ktObjects, waitForLine, waitNoKtPods } from './helpers.ts';
 
 const NS = 'shop';
 const MANIFEST = `apiVersion: v1
@@ -43,47 +42,6 @@ let cluster: Cluster;
 let podIp = '';
 let clusterIp = '';
 const FQDN = `web.${NS}.svc.cluster.local`;
-
-/** Reads a child's stderr until a line matches; rejects if it exits first. */
-function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => done(new Error(`timed out waiting for ${re}; output so far:\n${buf}`)), timeoutMs);
-    const onData = (d: Buffer): void => {
-      buf += d.toString();
-      const m = buf.split('\n').find((l) => re.test(l));
-      if (m) done(undefined, m);
-    };
-    const onExit = (code: number | null): void => done(new Error(`exited with ${code} before ${re}; output:\n${buf}`));
-    function done(err: Error | undefined, line?: string): void {
-      clearTimeout(timer);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve(line as string);
-    }
-    child.stderr?.on('data', onData);
-    child.on('exit', onExit);
-  });
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
-async function ktPods(): Promise<string[]> {
-  return cluster.store.list('pods').filter((p) => p.metadata.labels?.[LABELS.managedBy] === MANAGED_BY).map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
-}
-
-/** Waits until no kt pod is left (the store says so on each change). */
-async function noKtPods(): Promise<void> {
-  for (const name of await ktPods()) {
-    const [ns, pod] = name.split('/');
-    await cluster.waitFor('pods', ns, pod, (o) => o === undefined, 30_000);
-  }
-  assert.deepEqual(await ktPods(), []);
-}
 
 async function laptopSnapshot(): Promise<{ resolv: string; addrs: string; listeners: string }> {
   const resolv = await cluster.inLaptop('cat', ['/etc/resolv.conf']);
@@ -133,12 +91,12 @@ describe('connect', () => {
         const viaHttp = await curlLaptop(['-x', 'http://127.0.0.1:21081', url]);
         assert.equal(viaHttp.code, 0, `${url} via the HTTP proxy: ${viaHttp.stderr}`);
       }
-      assert.equal((await ktPods()).length, 1);
+      assert.equal(ktObjects(cluster, 'pods').length, 1);
     } finally {
       child.kill('SIGINT');
     }
     assert.equal(await exited(child), 0);
-    await noKtPods();
+    await waitNoKtPods(cluster);
     assert.deepEqual(await laptopSnapshot(), before);
   });
 
@@ -149,7 +107,7 @@ describe('connect', () => {
     assert.match(ok.stderr, /creating proxy pod/);
     const failing = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', NS, '--', 'sh', '-c', 'test -n "$ALL_PROXY" && exit 7']);
     assert.equal(failing.code, 7, failing.stderr);
-    await noKtPods();
+    await waitNoKtPods(cluster);
   });
 
   test('route mode: plain curl, getent and dig reach the cluster; everything is undone on exit', async () => {
@@ -173,7 +131,7 @@ describe('connect', () => {
       child.kill('SIGINT');
     }
     assert.equal(await exited(child), 0);
-    await noKtPods();
+    await waitNoKtPods(cluster);
     assert.deepEqual(await laptopSnapshot(), before);
     assert.ok(!existsSync('/run/kubectl-kt') || readdirSync('/run/kubectl-kt').length === 0, 'no local state left');
   });
@@ -202,10 +160,10 @@ describe('connect', () => {
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /would local: restore \/etc\/resolv\.conf/);
     assert.match(dry.stdout, new RegExp(`would delete connect pod ${NS}/${sessions[0].pod}`));
-    assert.equal((await ktPods()).length, 1, 'dry run removes nothing');
+    assert.equal(ktObjects(cluster, 'pods').length, 1, 'dry run removes nothing');
     const clean = await cluster.inLaptop('kubectl', ['kt', 'clean', '-n', NS, '--local']);
     assert.equal(clean.code, 0, clean.stderr);
-    await noKtPods();
+    await waitNoKtPods(cluster);
     assert.deepEqual(await laptopSnapshot(), before);
     const again = await cluster.inLaptop('kubectl', ['kt', 'clean', '-n', NS, '--local']);
     assert.equal(again.stdout.trim(), 'nothing to clean');
@@ -217,13 +175,13 @@ describe('connect', () => {
     const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('error '));
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0], /^error KT_ERR_PROXY_FAILED: .*ImagePull/);
-    await noKtPods();
+    await waitNoKtPods(cluster);
   });
 
   test('route mode without root is refused before anything is created', async () => {
     const r = await cluster.inLaptop('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'kubectl', 'kt', 'connect', '-n', NS, '--mode', 'route']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^error KT_ERR_NEEDS_ROOT: /m);
-    assert.deepEqual(await ktPods(), []);
+    assert.deepEqual(ktObjects(cluster, 'pods'), []);
   });
 });
