@@ -113,6 +113,8 @@ export const ROUTER_ENV = {
   ports: 'KT_ROUTER_PORTS',
   /** The origin Service's DNS name (e.g. web-kt-origin.shop.svc.cluster.local). */
   origin: 'KT_ROUTER_ORIGIN',
+  /** The health/status port; default PORTS.routerHealth (tests set 0 for a free one). */
+  healthPort: 'KT_ROUTER_HEALTH_PORT',
 } as const;
 
 export interface RouterPort {

@@ -1,0 +1,169 @@
+// HTTP/2 cleartext, routed per stream (DESIGN.md rule 2): node:http2 is the
+// server on the client connection and a client to each target — the origin
+// over TCP, a developer over a forwarded-tcpip channel — with one session per
+// target shared by all streams. Each stream is routed on its own headers
+// (gRPC metadata are headers), bodies stream both ways, and trailers (where
+// gRPC puts its status) are relayed.
+import http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { RouterPort } from '../protocol/index.ts';
+import type { HeaderLookup } from './match.ts';
+import { describeTarget, ORIGIN, targetKey } from './upstream.ts';
+import type { Connector, Target } from './upstream.ts';
+
+const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+export interface H2Deps {
+  port: RouterPort;
+  choose(lookup: HeaderLookup): Target;
+  connector: Connector;
+  log(msg: string): void;
+}
+
+export interface H2Router {
+  /** Serves HTTP/2 on a client connection (prior knowledge, or an upgraded h2c one). */
+  serve(socket: Duplex): void;
+  /** Closes the sessions to a target (its route went away). */
+  drop(key: string): void;
+  close(): void;
+}
+
+export function makeH2Router(deps: H2Deps): H2Router {
+  const sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
+  const clientSessions = new Set<http2.ServerHttp2Session>();
+  const server = http2.createServer({ maxSessionInvalidFrames: 100 });
+
+  server.on('session', (s) => {
+    clientSessions.add(s);
+    s.on('close', () => clientSessions.delete(s));
+  });
+  server.on('sessionError', (err) => deps.log(`h2 client session: ${err.message}`));
+  server.on('stream', (stream, headers, flags) => routeStream(stream as http2.ServerHttp2Stream, headers, flags));
+
+  /** One client session per target; a session that closes or fails is forgotten. */
+  function session(target: Target): Promise<http2.ClientHttp2Session> {
+    const key = targetKey(target);
+    let s = sessions.get(key);
+    if (s) return s;
+    s = deps.connector.connect(target, { ip: '127.0.0.1', port: 0 }).then((sock) => {
+      const sess = http2.connect(`http://${deps.port.name ?? 'upstream'}`, { createConnection: () => sock });
+      const forget = () => {
+        if (sessions.get(key) === s) sessions.delete(key);
+      };
+      sess.on('close', forget);
+      sess.on('goaway', forget);
+      sess.on('error', (err) => {
+        forget();
+        deps.log(`h2 session to ${describeTarget(target)}: ${err.message}`);
+      });
+      return sess;
+    });
+    sessions.set(key, s);
+    s.catch(() => {
+      if (sessions.get(key) === s) sessions.delete(key);
+    });
+    return s;
+  }
+
+  function routeStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
+    stream.on('error', () => {});
+    const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+    const target = deps.choose((name) => headers[name]);
+    send(stream, headers, endStream, target, 0);
+  }
+
+  function send(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, endStream: boolean, target: Target, tries: number): void {
+    const fallback = (why: string) => {
+      // Nothing of the request body has been read yet (we pipe only once the
+      // upstream stream exists), so the origin can still take it whole.
+      if (tries < 2 && !stream.destroyed && (target.kind === 'route' || tries === 0)) {
+        deps.log(`h2 ${headers[':method']} ${headers[':path']}: ${why}; trying ${target.kind === 'route' ? 'origin' : 'again'}`);
+        send(stream, headers, endStream, ORIGIN, tries + 1);
+        return;
+      }
+      deps.log(`h2 ${headers[':method']} ${headers[':path']}: ${why}`);
+      if (!stream.headersSent && !stream.destroyed) {
+        stream.respond({ ':status': 502, 'content-type': 'text/plain' });
+        stream.end(`upstream failed: ${why}\n`);
+      } else {
+        stream.close(NGHTTP2_INTERNAL_ERROR);
+      }
+    };
+    session(target).then(
+      (sess) => {
+        if (stream.destroyed) return;
+        let up: http2.ClientHttp2Stream;
+        try {
+          up = sess.request(headers, { endStream });
+        } catch (err) {
+          sessions.delete(targetKey(target));
+          fallback((err as Error).message);
+          return;
+        }
+        relay(stream, up, endStream, () => fallback(`${describeTarget(target)} refused the stream`));
+      },
+      (err: Error) => fallback(`could not reach ${describeTarget(target)}: ${err.message}`),
+    );
+  }
+
+  function relay(stream: http2.ServerHttp2Stream, up: http2.ClientHttp2Stream, endStream: boolean, refused: () => void): void {
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    let responded = false;
+    up.on('response', (h, flags) => {
+      if (stream.destroyed) return;
+      responded = true;
+      // A trailers-only answer (gRPC errors) ends in its HEADERS frame; keep it so.
+      if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
+        stream.respond(h, { endStream: true });
+        return;
+      }
+      stream.respond(h, { waitForTrailers: true });
+      up.pipe(stream);
+    });
+    up.on('trailers', (t) => {
+      trailers = t;
+    });
+    stream.on('wantTrailers', () => {
+      if (trailers) stream.sendTrailers(trailers);
+      else stream.close();
+    });
+    up.on('error', () => {});
+    up.on('close', () => {
+      if (stream.destroyed || stream.closed) return;
+      if (!responded && up.rstCode === NGHTTP2_REFUSED_STREAM) {
+        refused();
+        return;
+      }
+      if (!responded) {
+        if (!stream.headersSent) {
+          stream.respond({ ':status': 502, 'content-type': 'text/plain' });
+          stream.end('upstream closed the stream\n');
+        }
+        return;
+      }
+      if (up.rstCode !== undefined && up.rstCode !== 0) stream.close(up.rstCode);
+    });
+    stream.on('close', () => {
+      if (!up.closed && !up.destroyed) up.close(stream.rstCode && stream.rstCode !== 0 ? stream.rstCode : NGHTTP2_CANCEL);
+    });
+    if (!endStream) stream.pipe(up);
+  }
+
+  return {
+    serve(socket) {
+      server.emit('connection', socket);
+    },
+    drop(key) {
+      const s = sessions.get(key);
+      sessions.delete(key);
+      s?.then(
+        (sess) => sess.destroy(),
+        () => {},
+      );
+    },
+    close() {
+      for (const key of [...sessions.keys()]) this.drop(key);
+      for (const s of clientSessions) s.destroy();
+    },
+  };
+}

@@ -1,0 +1,419 @@
+// HTTP/1.x on one client connection, routed per request (DESIGN.md rule 2):
+// each request head is parsed, matched against the route table, and the
+// request's bytes go unchanged to a pooled keep-alive connection to its
+// target; the response's bytes come back unchanged. Pipelined requests are
+// taken one after another, so answers keep their order (RFC 9112 §9.3.2).
+// 1xx answers (100 Continue) are relayed as they come; a 101 turns the
+// connection into a byte splice (WebSocket), except h2c, which the router
+// takes itself so that every HTTP/2 stream is routed on its own.
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { splice } from '../ssh/splice.ts';
+import { ChunkedScanner, MAX_HEAD, leadingCrlf, parseRequestHead, parseResponseHead, responseFraming } from './http1-parse.ts';
+import type { BodyFraming, RequestHead, ResponseHead } from './http1-parse.ts';
+import { describeTarget, ORIGIN, targetKey } from './upstream.ts';
+import type { Connector, Pool, Target } from './upstream.ts';
+
+export interface Http1Deps {
+  /** The target for a request with these headers (route table + precedence). */
+  choose(head: RequestHead): Target;
+  connector: Connector;
+  pool: Pool;
+  /** An h2c upgrade request: the router answers 101 and speaks HTTP/2 from here on. */
+  h2cUpgrade(client: net.Socket, head: RequestHead, rest: Buffer): void;
+  log(msg: string): void;
+}
+
+/** Stop reading from the client while this much is buffered and not yet forwardable. */
+const HIGH_WATER = 256 * 1024;
+/** Request bodies up to this size are kept until the answer starts, so the request can be retried elsewhere. */
+const RETRY_BODY = 64 * 1024;
+
+interface Exchange {
+  req: RequestHead;
+  /** Head and body bytes sent so far, while the request can still be retried. */
+  sent: Buffer[] | undefined;
+  sentBytes: number;
+  target: Target;
+  up?: Duplex;
+  /** The upstream connection came from the pool (a stale one is retried on a fresh connection). */
+  reused: boolean;
+  tries: number;
+  reqLeft: number;
+  reqScanner?: ChunkedScanner;
+  reqDone: boolean;
+  res?: ResponseHead;
+  resBuf: Buffer;
+  resFraming?: BodyFraming;
+  resLeft: number;
+  resScanner?: ChunkedScanner;
+  /** Some response byte has gone to the client: no retry any more. */
+  answered: boolean;
+  detach?: () => void;
+}
+
+function plainResponse(status: number, reason: string, text: string): Buffer {
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    'latin1',
+  );
+}
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 502: 'Bad Gateway' };
+
+export function wantsH2c(head: RequestHead): boolean {
+  if (!head.upgrade) return false;
+  const up = head.upgrade.toLowerCase().split(',').map((s) => s.trim());
+  // RFC 7540 §3.2: exactly one HTTP2-Settings, named in Connection; we take no body.
+  return up.includes('h2c') && head.connection.includes('http2-settings') && head.headers.filter(([n]) => n === 'http2-settings').length === 1 && head.body.kind === 'none';
+}
+
+export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): void {
+  let buf = first;
+  let ex: Exchange | undefined;
+  let phase: 'head' | 'busy' | 'gone' = 'head';
+  let clientEnded = false;
+  let upBlocked = false;
+  const from = { ip: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
+
+  const flow = () => {
+    if (phase === 'gone') return;
+    if (upBlocked || buf.length > HIGH_WATER) client.pause();
+    else client.resume();
+  };
+
+  const reject = (status: number, why: string) => {
+    deps.log(`http1 ${from.ip}:${from.port}: ${status} ${why}`);
+    teardown();
+    client.end(plainResponse(status, REASONS[status] ?? 'Error', `${why}\n`));
+    // Whatever else the client sends is read and dropped until it closes.
+    client.resume();
+  };
+
+  const teardown = () => {
+    phase = 'gone';
+    client.removeListener('data', onClientData);
+    if (ex?.up) {
+      ex.detach?.();
+      ex.up.destroy();
+    }
+    ex = undefined;
+  };
+
+  const onClientData = (d: Buffer) => {
+    buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+    pump();
+  };
+
+  const onClientEnd = () => {
+    clientEnded = true;
+    if (phase === 'head' && buf.length === 0) client.end();
+    else pump();
+  };
+  const onClientClose = () => teardown();
+  const onClientDrain = () => ex?.up?.resume();
+  client.on('data', onClientData).on('end', onClientEnd).on('close', onClientClose).on('drain', onClientDrain);
+  client.on('error', () => client.destroy());
+  /** Another layer takes the socket over (h2c, or a 101 splice). */
+  const handOver = () => {
+    client.off('data', onClientData).off('end', onClientEnd).off('close', onClientClose).off('drain', onClientDrain);
+  };
+
+  pump();
+
+  /** Moves whatever can move: a new request head, or request body bytes to the upstream. */
+  function pump(): void {
+    if (phase === 'head') startNext();
+    if (phase === 'busy' && ex && ex.up && !ex.reqDone) sendBody(ex);
+    flow();
+  }
+
+  function startNext(): void {
+    const skip = leadingCrlf(buf);
+    if (skip > 0) buf = buf.subarray(skip);
+    if (buf.length === 0) {
+      if (clientEnded) client.end();
+      return;
+    }
+    const parsed = parseRequestHead(buf, MAX_HEAD);
+    if (parsed.kind === 'more') {
+      if (clientEnded) reject(400, 'connection ended inside a request head');
+      return;
+    }
+    if (parsed.kind === 'error') {
+      reject(parsed.status, parsed.why);
+      return;
+    }
+    const req = parsed.head;
+    const headBytes = buf.subarray(0, req.headLength);
+    buf = buf.subarray(req.headLength);
+    if (wantsH2c(req)) {
+      teardown();
+      handOver();
+      deps.h2cUpgrade(client, req, buf);
+      return;
+    }
+    phase = 'busy';
+    const e: Exchange = {
+      req,
+      sent: [headBytes],
+      sentBytes: headBytes.length,
+      target: deps.choose(req),
+      reused: false,
+      tries: 0,
+      reqLeft: req.body.kind === 'length' ? req.body.length : 0,
+      reqDone: req.body.kind === 'none',
+      resBuf: Buffer.alloc(0),
+      resLeft: 0,
+      answered: false,
+    };
+    if (req.body.kind === 'chunked') e.reqScanner = new ChunkedScanner();
+    ex = e;
+    connectUpstream(e);
+  }
+
+  function connectUpstream(e: Exchange): void {
+    e.tries++;
+    const key = targetKey(e.target);
+    const pooled = deps.pool.take(key);
+    if (pooled) {
+      attach(e, pooled, true);
+      return;
+    }
+    deps.connector.connect(e.target, from).then(
+      (up) => {
+        if (ex !== e) {
+          up.destroy();
+          return;
+        }
+        attach(e, up, false);
+      },
+      (err: Error) => {
+        if (ex !== e) return;
+        retryOrFail(e, `could not reach ${describeTarget(e.target)}: ${err.message}`);
+      },
+    );
+  }
+
+  /** The upstream failed before answering: try the origin (or a fresh connection), else 502. */
+  function retryOrFail(e: Exchange, why: string): void {
+    if (e.up) {
+      e.detach?.();
+      e.up.destroy();
+      e.up = undefined;
+    }
+    const canRetry = !e.answered && e.sent !== undefined && e.tries < 3;
+    if (canRetry && (e.target.kind === 'route' || e.reused)) {
+      // A developer's link is gone: the request goes to the origin, never an
+      // error (issue 6). A pooled connection the server had just closed: retry.
+      deps.log(`http1 ${e.req.method} ${e.req.target}: ${why}; retrying on ${e.target.kind === 'route' ? 'origin' : 'a fresh connection'}`);
+      e.target = ORIGIN;
+      e.reused = false;
+      e.resBuf = Buffer.alloc(0);
+      connectUpstream(e);
+      return;
+    }
+    deps.log(`http1 ${e.req.method} ${e.req.target}: ${why}`);
+    if (e.answered) {
+      teardown();
+      client.destroy();
+    } else {
+      reject(502, `upstream failed: ${why}`);
+    }
+  }
+
+  function attach(e: Exchange, up: Duplex, reused: boolean): void {
+    e.up = up;
+    e.reused = reused;
+    const onData = (d: Buffer) => onUpData(e, d);
+    const onEnd = () => onUpEnd(e);
+    const onErr = (err: Error) => onUpGone(e, err.message);
+    const onClose = () => onUpGone(e, 'connection closed');
+    const onDrain = () => {
+      upBlocked = false;
+      flow();
+    };
+    up.on('data', onData).on('end', onEnd).on('error', onErr).on('close', onClose).on('drain', onDrain);
+    e.detach = () => {
+      up.off('data', onData).off('end', onEnd).off('error', onErr).off('close', onClose).off('drain', onDrain);
+      e.detach = undefined;
+    };
+    // Everything sent so far (head, and body bytes on a retry) goes first.
+    const out = e.sent as Buffer[];
+    write(up, out.length === 1 ? out[0] : Buffer.concat(out));
+    pump();
+  }
+
+  function write(up: Duplex, chunk: Buffer): void {
+    if (!up.write(chunk)) upBlocked = true;
+  }
+
+  function sendBody(e: Exchange): void {
+    const up = e.up as Duplex;
+    if (buf.length === 0) return;
+    let n: number;
+    if (e.reqScanner) {
+      const r = e.reqScanner.scan(buf);
+      if (typeof r === 'string') {
+        reject(400, r);
+        return;
+      }
+      n = r;
+      if (e.reqScanner.done) e.reqDone = true;
+    } else {
+      n = Math.min(e.reqLeft, buf.length);
+      e.reqLeft -= n;
+      if (e.reqLeft === 0) e.reqDone = true;
+    }
+    if (n === 0) return;
+    const chunk = buf.subarray(0, n);
+    buf = buf.subarray(n);
+    if (e.sent) {
+      e.sentBytes += n;
+      if (e.sentBytes > RETRY_BODY) e.sent = undefined;
+      else e.sent.push(chunk);
+    }
+    write(up, chunk);
+  }
+
+  function onUpData(e: Exchange, d: Buffer): void {
+    if (ex !== e) return;
+    e.resBuf = e.resBuf.length === 0 ? d : Buffer.concat([e.resBuf, d]);
+    while (ex === e && e.resBuf.length > 0) {
+      if (!e.resFraming) {
+        if (!readResponseHead(e)) return;
+      } else {
+        readResponseBody(e);
+        return;
+      }
+    }
+  }
+
+  /** Handles one response head if complete; false when more bytes are needed or the exchange ended. */
+  function readResponseHead(e: Exchange): boolean {
+    const parsed = parseResponseHead(e.resBuf);
+    if (parsed.kind === 'more') return false;
+    if (parsed.kind === 'error') {
+      e.sent = undefined;
+      retryOrFail(e, `bad response: ${parsed.why}`);
+      return false;
+    }
+    const res = parsed.head;
+    const head = e.resBuf.subarray(0, res.headLength);
+    e.resBuf = e.resBuf.subarray(res.headLength);
+    e.answered = true;
+    e.sent = undefined;
+    if (res.status === 101) {
+      if (!e.req.upgrade) {
+        retryOrFail(e, '101 without an upgrade request');
+        return false;
+      }
+      // The protocol switched (RFC 9110 §15.2.2): from here on bytes, both ways.
+      const up = e.up as Duplex;
+      e.detach?.();
+      phase = 'gone';
+      ex = undefined;
+      handOver();
+      client.write(head);
+      if (e.resBuf.length > 0) client.write(e.resBuf);
+      if (buf.length > 0) up.write(buf);
+      splice(client, up);
+      return false;
+    }
+    if (res.status < 200) {
+      // 100 Continue and other interim answers: relay, then wait for the final one.
+      client.write(head);
+      return true;
+    }
+    e.res = res;
+    e.resFraming = responseFraming(e.req.method, res);
+    if (e.resFraming.kind === 'length') e.resLeft = e.resFraming.length;
+    if (e.resFraming.kind === 'chunked') e.resScanner = new ChunkedScanner();
+    if (!client.write(head)) e.up?.pause();
+    if (e.resFraming.kind === 'none') {
+      if (e.resBuf.length > 0) e.res.keepAlive = false;
+      finish(e);
+      return false;
+    }
+    return true;
+  }
+
+  function readResponseBody(e: Exchange): void {
+    const framing = e.resFraming as BodyFraming;
+    let n = e.resBuf.length;
+    if (framing.kind === 'length') {
+      n = Math.min(e.resLeft, n);
+      e.resLeft -= n;
+    } else if (framing.kind === 'chunked') {
+      const r = (e.resScanner as ChunkedScanner).scan(e.resBuf);
+      if (typeof r === 'string') {
+        deps.log(`http1 ${e.req.method} ${e.req.target}: broken chunked response: ${r}`);
+        teardown();
+        client.destroy();
+        return;
+      }
+      n = r;
+    }
+    const chunk = e.resBuf.subarray(0, n);
+    e.resBuf = e.resBuf.subarray(n);
+    if (chunk.length > 0 && !client.write(chunk)) e.up?.pause();
+    if (doneResponse(e)) {
+      // Bytes after the end of the answer: the upstream is out of step; do not reuse it.
+      if (e.resBuf.length > 0 && e.res) e.res.keepAlive = false;
+      finish(e);
+    }
+  }
+
+  function doneResponse(e: Exchange): boolean {
+    const f = e.resFraming;
+    if (!f) return false;
+    if (f.kind === 'none') return true;
+    if (f.kind === 'length') return e.resLeft === 0;
+    if (f.kind === 'chunked') return (e.resScanner as ChunkedScanner).done;
+    return false;
+  }
+
+  function onUpEnd(e: Exchange): void {
+    if (ex !== e) return;
+    if (e.resFraming?.kind === 'close') {
+      if (e.res) e.res.keepAlive = false;
+      finish(e);
+      return;
+    }
+    onUpGone(e, 'connection ended');
+  }
+
+  function onUpGone(e: Exchange, why: string): void {
+    if (ex !== e) return;
+    if (e.resFraming && doneResponse(e)) return;
+    if (e.resFraming?.kind === 'close') {
+      onUpEnd(e);
+      return;
+    }
+    retryOrFail(e, why);
+  }
+
+  /** The answer is complete: reuse or drop the upstream, then take the next request or end. */
+  function finish(e: Exchange): void {
+    if (ex !== e) return;
+    const up = e.up as Duplex;
+    e.detach?.();
+    e.up = undefined;
+    upBlocked = false;
+    up.resume();
+    const res = e.res as ResponseHead;
+    const reusable = e.reqDone && res.keepAlive && e.req.keepAlive && e.resFraming?.kind !== 'close';
+    if (reusable) deps.pool.put(targetKey(e.target), up);
+    else up.destroy();
+    ex = undefined;
+    // An answer that came before the request body was all sent leaves the
+    // client mid-request; the connection cannot carry another request.
+    if (!e.reqDone || !res.keepAlive || !e.req.keepAlive || e.resFraming?.kind === 'close') {
+      teardown();
+      client.end();
+      return;
+    }
+    phase = 'head';
+    pump();
+  }
+}
