@@ -92,10 +92,12 @@ async function load(port: number, name: string, count: number, maxMs: number): P
       while (sentAt.size < IN_FLIGHT && sent < count + IN_FLIGHT && performance.now() < deadline) {
         do nextId = (nextId + 1) & 0xffff;
         while (sentAt.has(nextId));
-        query.writeUInt16BE(nextId, 0);
+        // A buffer per datagram: dgram sends asynchronously and keeps a reference.
+        const msg = Buffer.from(query);
+        msg.writeUInt16BE(nextId, 0);
         sentAt.set(nextId, performance.now());
         sent++;
-        sock.send(query, port, HOST);
+        sock.send(msg, port, HOST);
       }
     };
     const finish = (): void => {

@@ -119,6 +119,13 @@ export async function serveDns(opts: ServeOptions): Promise<DnsListener> {
     }
   }
   const udpSock = udp;
+  // Bursts of queries (a browser opening a page) outrun one event-loop turn;
+  // a larger receive buffer queues them instead of dropping (capped by net.core.rmem_max).
+  try {
+    udpSock.setRecvBufferSize(1 << 20);
+  } catch {
+    // Keep the system default.
+  }
   udpSock.on('message', (msg, rinfo) => {
     if (inflight >= maxInflight) return;
     void run(msg, { transport: 'udp', remote: `${rinfo.address}:${rinfo.port}` }).then((resp) => {
