@@ -70,6 +70,9 @@ test('discovery: version, api-resources with short names (plain documents, no ag
     assert.match(res, new RegExp(`^${name}\\s+${short}\\s`, 'm'));
   }
   assert.match(await ok(['get', 'ns', '--no-headers']), /^kube-system\s+Active/m);
+  // No authorization in the test cluster: self-reviews are allowed (AlwaysAllow).
+  assert.equal(await ok(['auth', 'can-i', 'delete', 'deployments', '-n', 'any']), 'yes\n');
+  assert.match(await ok(['auth', 'can-i', '--list']), /^\*\.\*\s+\[\]\s+\[\]\s+\[\*\]$/m);
 });
 
 test('apply -f creates, updates, then leaves an unchanged manifest alone', async () => {

@@ -78,7 +78,7 @@ const ROOTS = [
   'k8s.io.api.core.v1.Namespace', 'k8s.io.api.core.v1.Pod', 'k8s.io.api.core.v1.Service', 'k8s.io.api.core.v1.Endpoints',
   'k8s.io.api.core.v1.ConfigMap', 'k8s.io.api.core.v1.Secret', 'k8s.io.api.core.v1.ServiceAccount', 'k8s.io.api.core.v1.Event',
   'k8s.io.api.apps.v1.Deployment', 'k8s.io.api.apps.v1.ReplicaSet', 'k8s.io.api.discovery.v1.EndpointSlice',
-  'k8s.io.api.autoscaling.v1.Scale', 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions', 'k8s.io.apimachinery.pkg.runtime.Unknown',
+  'k8s.io.api.autoscaling.v1.Scale', 'k8s.io.api.authorization.v1.SelfSubjectAccessReview', 'k8s.io.api.authorization.v1.SelfSubjectRulesReview', 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions', 'k8s.io.apimachinery.pkg.runtime.Unknown',
 ];
 
 /** Types encoded specially in JSON (protobuf.ts handles them by name). */

@@ -152,7 +152,7 @@ function decodeMessage(name: string, buf: Uint8Array): Record<string, unknown> {
 export function messageName(apiVersion: string, kind: string): string {
   if (kind === 'DeleteOptions') return 'meta.DeleteOptions';
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['core', apiVersion];
-  const pkg = group === 'discovery.k8s.io' ? 'discovery' : group;
+  const pkg = group.replace(/\.k8s\.io$/, '');
   return `${pkg}.${version}.${kind}`;
 }
 

@@ -16,6 +16,9 @@ export const RESOURCES = {
   deployments: 'deployments.apps',
   replicasets: 'replicasets.apps',
   endpointslices: 'endpointslices.discovery.k8s.io',
+  /** Not stored: answered at once (reviews.ts). */
+  selfsubjectaccessreviews: 'selfsubjectaccessreviews.authorization.k8s.io',
+  selfsubjectrulesreviews: 'selfsubjectrulesreviews.authorization.k8s.io',
 } as const;
 
 export type ResourceKey = (typeof RESOURCES)[keyof typeof RESOURCES];
@@ -108,6 +111,14 @@ export const RESOURCE_DEFS: ResourceDef[] = [
     key: RESOURCES.endpointslices, group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', singular: 'endpointslice',
     kind: 'EndpointSlice', namespaced: true, verbs: ALL_VERBS, subresources: [], hasStatus: false,
   },
+  {
+    key: RESOURCES.selfsubjectaccessreviews, group: 'authorization.k8s.io', version: 'v1', plural: 'selfsubjectaccessreviews',
+    singular: 'selfsubjectaccessreview', kind: 'SelfSubjectAccessReview', namespaced: false, verbs: ['create'], subresources: [], hasStatus: false,
+  },
+  {
+    key: RESOURCES.selfsubjectrulesreviews, group: 'authorization.k8s.io', version: 'v1', plural: 'selfsubjectrulesreviews',
+    singular: 'selfsubjectrulesreview', kind: 'SelfSubjectRulesReview', namespaced: false, verbs: ['create'], subresources: [], hasStatus: false,
+  },
 ];
 
 /** The group/versions served, in discovery order ("" is the core group). */
@@ -115,6 +126,7 @@ export const GROUP_VERSIONS: { group: string; version: string }[] = [
   { group: '', version: 'v1' },
   { group: 'apps', version: 'v1' },
   { group: 'discovery.k8s.io', version: 'v1' },
+  { group: 'authorization.k8s.io', version: 'v1' },
 ];
 
 export function apiVersionOf(def: { group: string; version: string }): string {

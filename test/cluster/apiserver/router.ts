@@ -11,6 +11,7 @@ import { openApiDocument, openApiIndex, openApiTarget } from './openapi.ts';
 import { handleResource, handleStatus } from './handlers.ts';
 import { handleScale } from './scale.ts';
 import { handleLogs } from './logs.ts';
+import { handleReview, isReview } from './reviews.ts';
 
 const NOT_FOUND = (): ApiError => new ApiError(404, 'NotFound', 'the server could not find the requested resource');
 
@@ -99,6 +100,7 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
   }
   if (target.def.namespaced && target.namespace === undefined && target.name !== undefined) throw NOT_FOUND();
   if (target.def.namespaced && target.namespace === undefined && method !== 'GET') throw methodNotAllowed();
+  if (isReview(target.def.key)) return handleReview(r);
   switch (target.subresource) {
     case undefined:
       return handleResource(ctx, r);
