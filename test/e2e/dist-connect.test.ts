@@ -1,0 +1,66 @@
+// The linux-x64 single executable doing real work: `kubectl kt connect -- CMD`
+// on the test cluster with only the SEA binary as the plugin and no Node.js
+// 26 on PATH. First the laptop cannot reach the Service; then, through the
+// binary's tunnel, CMD reaches it by its cluster DNS name.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { startCluster, type Cluster } from '../cluster/cluster.ts';
+import { ROOT, buildBinary } from '../../scripts/dist.ts';
+import { findTarget } from '../../scripts/dist-targets.ts';
+
+const NS = 'shop';
+const FQDN = `web.${NS}.svc.cluster.local`;
+
+let dir: string;
+let binDir: string;
+let cluster: Cluster;
+/** The laptop's PATH: the SEA binary's directory and the system's, nothing from this repository. */
+let env: Record<string, string>;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kt-dist-connect-'));
+  binDir = dirname(buildBinary(findTarget('linux-x64'), ROOT, undefined, join(dir, 'sea')));
+  env = { PATH: `${binDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` };
+  cluster = await startCluster();
+  // The demo app behind a Service, made the imperative way.
+  for (const args of [
+    ['create', 'namespace', NS],
+    ['create', 'deployment', 'web', '-n', NS, '--image=kt-demo/echo', '--port=8080'],
+    ['expose', 'deployment', 'web', '-n', NS, '--port=80', '--target-port=8080'],
+    // Ready only once the app answers, so the rollout below waits for it.
+    ['patch', 'deployment', 'web', '-n', NS, '--type=json', '-p', JSON.stringify([{
+      op: 'add', path: '/spec/template/spec/containers/0/readinessProbe', value: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+    }])],
+  ]) {
+    const r = await cluster.kubectl(args);
+    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+  }
+  const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, 'deploy/web', '--timeout=60s']);
+  assert.equal(rollout.code, 0, rollout.stderr);
+});
+
+after(async () => {
+  await cluster?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('kubectl finds the single executable, and it alone connects the laptop to the cluster', async () => {
+  const list = await cluster.inLaptop('kubectl', ['plugin', 'list'], { env });
+  assert.equal(list.code, 0, list.stderr);
+  assert.equal(list.stdout.match(/kubectl-kt$/gm)?.length, 1, list.stdout);
+  assert.ok(list.stdout.includes(join(binDir, 'kubectl-kt')), list.stdout);
+  const node = await cluster.inLaptop('sh', ['-c', 'node --version || true'], { env });
+  assert.doesNotMatch(node.stdout, /^v26\./, 'Node.js 26 must not be on the laptop PATH');
+
+  const without = await cluster.inLaptop('curl', ['-sS', '--max-time', '5', `http://${FQDN}/`], { env });
+  assert.notEqual(without.code, 0, `the laptop reached ${FQDN} without the tool: ${without.stdout}`);
+
+  const r = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', NS, '--', 'curl', '-sS', '--max-time', '5', `http://${FQDN}/through-sea`], { env, timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const body = JSON.parse(r.stdout) as { path: string; namespace: string };
+  assert.equal(body.path, '/through-sea');
+  assert.equal(body.namespace, NS);
+});
