@@ -94,15 +94,27 @@ describe('kubectl against the test cluster', { timeout: 300_000 }, () => {
   });
 
   test('apply -f creates the Deployment and Service; get -w shows the pods go Running', async () => {
-    const applied = await ok(['apply', '-f', '-'], MANIFEST);
-    assert.match(applied, /deployment\.apps\/web created/);
-    assert.match(applied, /service\/web created/);
-    const watch = c.spawnInLaptop('kubectl', ['get', 'pods', '-n', NS, '-l', 'app=web', '-w', '--no-headers']);
+    await ok(['create', 'namespace', NS]);
+    // The watch starts before the apply, so it sees the pods from their creation on;
+    // -v=6 logs each request once its response arrives, so we know when the watch is open.
+    const watch = c.spawnInLaptop('kubectl', ['get', 'pods', '-n', NS, '-l', 'app=web', '-w', '--no-headers', '-v=6']);
     try {
-      const out = await readUntil(watch, (o) => {
-        const running = new Set(o.split('\n').filter((l) => /\s1\/1\s+Running\s/.test(l)).map((l) => l.split(/\s+/)[0]));
-        return running.size === 2;
+      await new Promise<void>((resolve, reject) => {
+        let err = '';
+        watch.stderr?.on('data', (b: Buffer) => {
+          err += b.toString();
+          if (/watch=true\S* 200 OK/.test(err)) resolve();
+        });
+        watch.on('exit', (code) => reject(new Error(`kubectl get -w exited with ${code}: ${err}`)));
+      });
+      const running = readUntil(watch, (o) => {
+        const names = new Set(o.split('\n').filter((l) => /\s1\/1\s+Running\s/.test(l)).map((l) => l.split(/\s+/)[0]));
+        return names.size === 2;
       }, 'kubectl get -w');
+      const applied = await ok(['apply', '-f', '-'], MANIFEST);
+      assert.match(applied, /deployment\.apps\/web created/);
+      assert.match(applied, /service\/web created/);
+      const out = await running;
       // The watch saw the pods before they were ready, too.
       assert.match(out, /0\/1\s+(Pending|ContainerCreating|Running)/);
     } finally {
