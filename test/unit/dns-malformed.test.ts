@@ -11,16 +11,29 @@ import { startDnsForwarder, type DnsForwarder } from '../../proxy-image/src/dns/
 import { FrameReader, frame } from '../../proxy-image/src/dns/framing.ts';
 import { startFakeUpstream, type FakeUpstream } from '../cluster/dns/fake-upstream.ts';
 import { ask, rawQuery } from '../cluster/dns/client.ts';
+import { Store } from '../cluster/store.ts';
+import { startClusterDns, storeSource } from '../cluster/dns/server.ts';
+import { fill } from '../cluster/dns/fixtures.ts';
 
 const HOST = '127.0.0.1';
 let up: FakeUpstream;
 let fw: DnsForwarder;
+/** Exceptions the forwarder's handler let through to the server's last-resort catch. */
+const forwarderFailures: string[] = [];
 const target = (): { host: string; port: number } => ({ host: HOST, port: fw.port });
 const rcode = (p: DecodedPacket): string => (p as DecodedPacket & { rcode: string }).rcode;
 
 before(async () => {
   up = await startFakeUpstream({ 'web.shop.svc.cluster.local': [{ type: 'A', name: 'web.shop.svc.cluster.local', ttl: 5, data: '10.0.0.5' }] as Answer[] });
-  fw = await startDnsForwarder({ host: HOST, port: 0, upstreams: [{ host: HOST, port: up.port }], search: ['shop.svc.cluster.local', 'svc.cluster.local'], ndots: 5, timeoutMs: 500 });
+  fw = await startDnsForwarder({
+    host: HOST,
+    port: 0,
+    upstreams: [{ host: HOST, port: up.port }],
+    search: ['shop.svc.cluster.local', 'svc.cluster.local'],
+    ndots: 5,
+    timeoutMs: 500,
+    debug: (m) => m.startsWith('dns handler failed') && forwarderFailures.push(m),
+  });
 });
 
 after(async () => {
@@ -97,7 +110,9 @@ test('messages without a header, and responses, are not answered; the server kee
   assert.deepEqual(got.map((p) => p.id), [0xbeef]);
 });
 
-test('3000 mutated queries (truncation, bit flips, random bytes, bad lengths, counts) over UDP and TCP', async () => {
+/** Send 3000 mutated queries to a server, then check it still answers `name`. */
+async function fuzz(port: number, name: string): Promise<void> {
+  const at = { host: HOST, port };
   const rand = rng(0x5eed);
   const int = (n: number): number => Math.floor(rand() * n);
   const mutate = (i: number): Buffer => {
@@ -141,11 +156,11 @@ test('3000 mutated queries (truncation, bit flips, random bytes, bad lengths, co
     if (waiting && m.readUInt16BE(0) === waiting.id) waiting.resolve();
   });
   for (let b = 0; b < msgs.length; b += 100) {
-    for (const m of msgs.slice(b, b + 100)) sock.send(m, fw.port, HOST);
+    for (const m of msgs.slice(b, b + 100)) sock.send(m, port, HOST);
     const id = 0xf000 + b / 100;
     await new Promise<void>((resolve) => {
       waiting = { id, resolve };
-      sock.send(packet.encode({ type: 'query', id, questions: [{ name: 'web', type: 'A' }] }), fw.port, HOST);
+      sock.send(packet.encode({ type: 'query', id, questions: [{ name, type: 'A' }] }), port, HOST);
     });
   }
   sock.close();
@@ -161,7 +176,7 @@ test('3000 mutated queries (truncation, bit flips, random bytes, bad lengths, co
   assert.ok(replies.some((r) => (r[3] & 0xf) === 1), 'some mutated queries got FORMERR');
 
   // TCP: the same bytes as frames on one connection, then a good query.
-  const tcp = connect(target());
+  const tcp = connect(at);
   const done = new Promise<DecodedPacket>((resolve, reject) => {
     const reader = new FrameReader((m) => {
       if (m.length >= 2 && m.readUInt16BE(0) === 0xabcd) resolve(packet.decode(Buffer.from(m)));
@@ -171,11 +186,31 @@ test('3000 mutated queries (truncation, bit flips, random bytes, bad lengths, co
     tcp.on('close', () => reject(new Error('the forwarder closed the connection')));
   });
   for (let b = 0; b < 600; b += 100) tcp.write(Buffer.concat(msgs.slice(b, b + 100).map(frame)));
-  tcp.write(frame(packet.encode({ type: 'query', id: 0xabcd, questions: [{ name: 'web', type: 'A' }] })));
+  tcp.write(frame(packet.encode({ type: 'query', id: 0xabcd, questions: [{ name, type: 'A' }] })));
   const last = await done;
   tcp.destroy();
-  assert.equal(last.answers?.[0]?.name, 'web');
+  assert.equal(last.answers?.[0]?.name, name);
 
-  const after = await ask(target(), 'web', 'A', { transport: 'tcp' });
+  const after = await ask(at, name, 'A', { transport: 'tcp' });
   assert.equal(after.answers?.length, 1, 'still serving');
+}
+
+test('3000 mutated queries (truncation, bit flips, random bytes, bad lengths, counts) to the forwarder, over UDP and TCP', async () => {
+  await fuzz(fw.port, 'web');
+  assert.deepEqual(forwarderFailures, [], 'every query is answered by design, not by the last-resort catch');
+});
+
+test('3000 mutated queries to the cluster DNS, over UDP and TCP', async () => {
+  const store = new Store();
+  fill(store);
+  const source = storeSource(store);
+  const failures: string[] = [];
+  const dns = await startClusterDns({ host: HOST, port: 0, source, debug: (m) => m.startsWith('dns handler failed') && failures.push(m) });
+  try {
+    await fuzz(dns.port, 'web.shop.svc.cluster.local');
+    assert.deepEqual(failures, [], 'every query is answered by design, not by the last-resort catch');
+  } finally {
+    await dns.close();
+    source.close();
+  }
 });
