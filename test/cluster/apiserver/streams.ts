@@ -25,18 +25,6 @@ export const SPDY_TUNNEL_PREFIX = 'SPDY/3.1+';
 export const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';
 const SPDY_EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
 
-// The subprotocol is decided before the handshake, so a failed negotiation is
-// a proper Status response. ws would validate the offer as RFC 7230 tokens and
-// refuse `SPDY/3.1+portforward.k8s.io` ('/' is not a token character), so the
-// offer is taken off the request before ws sees it and the chosen protocol is
-// added to the 101 response here.
-const chosenProtocol = new WeakMap<IncomingMessage, string>();
-const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-wss.on('headers', (headers: string[], req: IncomingMessage) => {
-  const protocol = chosenProtocol.get(req);
-  if (protocol) headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
-});
-
 function rejectUpgrade(socket: Duplex, code: number, reason: string, message: string): void {
   const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
   socket.on('error', () => {});
@@ -56,9 +44,16 @@ function upgradeKind(req: IncomingMessage): 'websocket' | 'spdy' | null {
   return null;
 }
 
+// The subprotocol is decided before the handshake, so a failed negotiation is
+// a proper Status response. ws would validate the offer as RFC 7230 tokens and
+// refuse `SPDY/3.1+portforward.k8s.io` ('/' is not a token character), so the
+// offer is taken off the request before ws sees it and the chosen protocol is
+// added to the 101 response here. A noServer WebSocketServer holds no
+// resources; one per upgrade keeps no state between requests.
 function acceptWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, protocol: string, onOpen: (ws: WebSocket) => void): void {
-  chosenProtocol.set(req, protocol);
   delete req.headers['sec-websocket-protocol'];
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  if (protocol) wss.on('headers', (headers: string[]) => headers.push(`Sec-WebSocket-Protocol: ${protocol}`));
   socket.on('error', () => {});
   wss.handleUpgrade(req, socket, head, (ws) => {
     ws.on('error', () => {});
