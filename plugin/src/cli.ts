@@ -143,6 +143,7 @@ export const COMMANDS = {
     flags: {
       port: optional('Local port (default: a free one)', 'PORT', parsePort),
       noOpen: bool('Do not open a browser, only print the URL'),
+      allNamespaces: bool('Show every namespace', { short: 'A' }),
     },
     args: {},
     outputs: ['text'],
@@ -215,6 +216,7 @@ export const LOADERS: { readonly [N in CommandName]?: () => Promise<CommandModul
   status: () => import('./commands/status.ts'),
   forward: () => import('./commands/forward.ts'),
   preview: () => import('./commands/preview.ts'),
+  dashboard: () => import('./commands/dashboard.ts'),
   clean: () => import('./commands/clean.ts'),
   recover: () => import('./commands/recover.ts'),
   rbac: () => import('./commands/rbac.ts'),

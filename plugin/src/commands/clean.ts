@@ -15,6 +15,8 @@ import { fromApiError } from '../errors.ts';
 import { clientConfig } from '../kube/config.ts';
 import { restoreService } from '../kube/restore.ts';
 import { fetchStatus } from '../status/fetch.ts';
+import { ROUTE_ANNOTATION_PREFIX } from '../status/model.ts';
+import { annotatePod } from '../kube/pods.ts';
 
 export interface CleanResult {
   dryRun: boolean;
@@ -28,7 +30,14 @@ export async function run(opts: OptionsOf<'clean'>, deps: Deps): Promise<CleanRe
   }
   const target = await deps.kube();
   const kc = await clientConfig(target);
-  const report = await fetchStatus(kc, { namespace: target.namespace, all: false }, deps.clock.now());
+  actions.push(...(await cleanNamespace(kc, target.namespace, { dryRun: opts.dryRun, now: deps.clock.now() })));
+  return { dryRun: opts.dryRun, actions };
+}
+
+/** The cluster part of clean, for one namespace; the dashboard's Clean button runs it too. */
+export async function cleanNamespace(kc: KubeConfig, namespace: string, opts: { dryRun: boolean; now: number }): Promise<string[]> {
+  const actions: string[] = [];
+  const report = await fetchStatus(kc, { namespace, all: false }, opts.now);
   const dead = new Set<string>();
   for (const s of report.sessions) {
     if (!s.stale && s.phase !== 'Failed' && s.phase !== 'Succeeded') continue;
@@ -44,11 +53,21 @@ export async function run(opts: OptionsOf<'clean'>, deps: Deps): Promise<CleanRe
       if (!opts.dryRun) await deleteService(kc, svc.namespace, svc.name);
       continue;
     }
-    if (svc.routes.some((r) => !r.stale) && svc.router) continue;
+    if (svc.routes.some((r) => !r.stale) && svc.router) {
+      // The router already dropped a dead laptop's routes with its SSH
+      // connection; only their status annotations are left to remove.
+      const stale = svc.routes.filter((r) => r.stale);
+      if (stale.length === 0) continue;
+      actions.push(...stale.map((r) => `forget the stale ${r.kind} route of ${r.owner} on ${svc.namespace}/${svc.name}`));
+      if (!opts.dryRun) {
+        await annotatePod(kc, { namespace: svc.namespace, name: svc.router.pod }, Object.fromEntries(stale.map((r) => [`${ROUTE_ANNOTATION_PREFIX}${r.session}`, null])));
+      }
+      continue;
+    }
     const r = await restoreService(kc, { namespace: svc.namespace, name: svc.name }, { dryRun: opts.dryRun, strict: false });
     actions.push(...r.actions);
   }
-  return { dryRun: opts.dryRun, actions };
+  return actions;
 }
 
 async function deletePod(kc: KubeConfig, namespace: string, name: string): Promise<void> {

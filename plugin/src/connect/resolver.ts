@@ -24,6 +24,8 @@ export interface LocalState {
   pid: number;
   /** The dummy interface holding cluster addresses. */
   iface?: string;
+  /** Or: the label of the loopback aliases holding them (no dummy interface in the kernel). */
+  loLabel?: string;
   resolver?:
     | { kind: 'resolv.conf'; path: string; original: string; originalLink?: string; written: string }
     | { kind: 'resolved'; iface: string };
@@ -106,9 +108,11 @@ async function hasResolved(): Promise<boolean> {
  */
 export async function wireResolver(
   state: LocalState,
-  ours: { nameserver: string; search: string[]; routingDomains: string[]; iface: string },
+  ours: { nameserver: string; search: string[]; routingDomains: string[]; iface?: string },
 ): Promise<LocalState['resolver']> {
-  if (await hasResolved()) {
+  // Per-link routing needs a link of our own; with loopback aliases only the
+  // resolv.conf route is left.
+  if (ours.iface && (await hasResolved())) {
     state.resolver = { kind: 'resolved', iface: ours.iface };
     await saveState(state);
     await run('resolvectl', ['dns', ours.iface, ours.nameserver]);
@@ -155,8 +159,10 @@ export async function unwireResolver(resolver: LocalState['resolver']): Promise<
   return undefined;
 }
 
-export async function deleteInterface(iface: string): Promise<void> {
-  await run('ip', ['link', 'del', iface]).catch(() => undefined);
+/** Removes the cluster addresses a session added (its interface, or its loopback aliases). */
+export async function undoAddresses(state: LocalState): Promise<void> {
+  if (state.iface) await run('ip', ['link', 'del', state.iface]).catch(() => undefined);
+  if (state.loLabel) await run('ip', ['addr', 'flush', 'dev', 'lo', 'label', state.loLabel]).catch(() => undefined);
 }
 
 /** Undo what crashed route-mode sessions left (their process is gone). */
@@ -179,9 +185,9 @@ export async function cleanLocal(opts: { dryRun: boolean; isAlive?: (pid: number
         if (warn) done.push(`warning: ${warn}`);
       }
     }
-    if (st.iface) {
-      done.push(`delete interface ${st.iface}`);
-      if (!opts.dryRun) await deleteInterface(st.iface);
+    if (st.iface || st.loLabel) {
+      done.push(st.iface ? `delete interface ${st.iface}` : `remove loopback addresses labelled ${st.loLabel}`);
+      if (!opts.dryRun) await undoAddresses(st);
     }
     if (!opts.dryRun) await removeState(st.session);
   }

@@ -19,7 +19,7 @@ import type { KubeConfig, KubernetesObject, V1Endpoints, V1Pod, V1Service } from
 import { PORTS } from '../../../proxy-image/src/protocol/index.ts';
 import { relay } from './socks.ts';
 import { clusterNameMatcher, startLocalDns, type LocalDns } from './cluster-dns.ts';
-import { deleteInterface, parseResolvConf, removeState, saveState, unwireResolver, wireResolver, RESOLV_CONF, type LocalState } from './resolver.ts';
+import { undoAddresses, parseResolvConf, removeState, saveState, unwireResolver, wireResolver, RESOLV_CONF, type LocalState } from './resolver.ts';
 import type { ProxySession, Progress } from '../session/proxy-session.ts';
 
 const run = promisify(execFile);
@@ -85,9 +85,26 @@ export async function startRouteMode(opts: RouteModeOptions): Promise<RouteMode>
   }
   const { makeInformer, CoreV1Api } = await import('@kubernetes/client-node');
   const api = opts.kc.makeApiClient(CoreV1Api);
-  const iface = `kt${opts.session.id}`.slice(0, 15);
-  const state: LocalState = { session: opts.session.id, pid: process.pid, iface };
+  // Cluster addresses live on a dummy interface of our own when the kernel
+  // has one (systemd-resolved can then route DNS per link), else as labelled
+  // loopback aliases; either is removed by name on exit or by clean --local.
+  const dummy = `kt${opts.session.id}`.slice(0, 15);
+  const label = `lo:kt${opts.session.id}`.slice(0, 15);
+  const state: LocalState = { session: opts.session.id, pid: process.pid };
   await saveState(state);
+  let iface = dummy;
+  try {
+    await ip(['link', 'add', dummy, 'type', 'dummy']);
+    state.iface = dummy;
+    await saveState(state);
+    await ip(['link', 'set', dummy, 'up']);
+  } catch (err) {
+    opts.debug(`no dummy interface (${(err as Error).message.trim()}); using loopback aliases`);
+    iface = 'lo';
+    state.loLabel = label;
+    await saveState(state);
+  }
+  const addrArgs = (a: string): string[] => (iface === 'lo' ? [`${a}/32`, 'dev', 'lo', 'label', label] : [`${a}/32`, 'dev', iface]);
 
   const listeners = new Map<Target, Server>();
   const addresses = new Set<string>();
@@ -103,14 +120,11 @@ export async function startRouteMode(opts: RouteModeOptions): Promise<RouteMode>
     await dns?.close();
     const warning = await unwireResolver(state.resolver).catch((e: Error) => e.message);
     if (warning) opts.progress.note(warning);
-    await deleteInterface(iface);
+    await undoAddresses(state);
     await removeState(state.session);
   };
 
   try {
-    await ip(['link', 'add', iface, 'type', 'dummy']);
-    await ip(['link', 'set', iface, 'up']);
-
     // --- listeners, reconciled against the watched objects -------------------
     const services = new Map<string, V1Service>();
     const endpoints = new Map<string, V1Endpoints>();
@@ -130,12 +144,12 @@ export async function startRouteMode(opts: RouteModeOptions): Promise<RouteMode>
         for (const a of addresses) {
           if (!wantIps.has(a)) {
             addresses.delete(a);
-            await ip(['addr', 'del', `${a}/32`, 'dev', iface]).catch(() => undefined);
+            await ip(['addr', 'del', ...addrArgs(a)]).catch(() => undefined);
           }
         }
         for (const a of wantIps) {
           if (addresses.has(a)) continue;
-          await ip(['addr', 'add', `${a}/32`, 'dev', iface]).catch((e: Error) => opts.debug(`addr add ${a}: ${e.message}`));
+          await ip(['addr', 'add', ...addrArgs(a)]).catch((e: Error) => opts.debug(`addr add ${a}: ${e.message}`));
           addresses.add(a);
         }
         for (const t of want) {
@@ -219,7 +233,7 @@ export async function startRouteMode(opts: RouteModeOptions): Promise<RouteMode>
       nameserver: dns.host,
       search,
       routingDomains: [domain, ...(nsList ?? [])],
-      iface,
+      iface: state.iface,
     });
     return {
       summary: `${addresses.size} addresses, ${listeners.size} ports, DNS on ${dns.host}`,

@@ -1,0 +1,127 @@
+// `kubectl kt dashboard` in real headless Chromium (Debian's chromium, driven
+// by playwright-core) against the test cluster: the page follows a preview
+// appearing and going without a reload (the time it takes is measured and
+// printed), and its Recover button (after a confirmation) puts a taken-over
+// Service back, through the same code as `kubectl kt recover`.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
+import { exited, waitForLine, waitNoKtPods } from './helpers.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const NS = 'shop';
+const MANIFEST = `apiVersion: v1
+kind: Namespace
+metadata: {name: ${NS}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: ${NS}}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: ${NS}, labels: {app: web}}
+spec:
+  containers:
+  - name: echo
+    image: kt-demo/echo
+    ports: [{containerPort: 8080}]
+`;
+
+let cluster: Cluster;
+let dashboard: ChildProcess;
+let url = '';
+// playwright-core's types are loaded with it, lazily: the test needs Chromium.
+let browser: import('playwright-core').Browser;
+
+before(async () => {
+  cluster = await startCluster();
+  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
+  assert.equal(applied.code, 0, applied.stderr);
+  // The dashboard needs only the API server, which the root namespace reaches
+  // too; running it there lets Chromium (also in the root namespace) load it.
+  dashboard = spawn(join(ROOT, 'dist', 'kubectl-kt'), ['dashboard', '-n', NS, '--no-open'], { env: cluster.laptopEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const line = await waitForLine(dashboard, /^dashboard for namespace shop: http:\/\/127\.0\.0\.1:\d+\//);
+  url = /http:\/\/\S+/.exec(line)![0];
+  const { chromium } = await import('playwright-core');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  dashboard?.kill('SIGINT');
+  if (dashboard) await exited(dashboard);
+  await cluster?.stop();
+});
+
+describe('dashboard', { skip: !existsSync(CHROMIUM) && 'chromium is not installed (apt-get install chromium)' }, () => {
+  test('a preview shows up live and goes away; recover from the page restores a Service', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    await page.goto(url);
+    await page.waitForSelector('section[data-namespace="shop"]');
+    assert.match(await page.textContent('section[data-namespace="shop"]') ?? '', /every Service is served by its own pods/);
+
+    // A session appears without a reload.
+    const server = cluster.spawnInLaptop('node', ['-e', `require('http').createServer((q, r) => r.end('laptop')).listen(18080, '127.0.0.1', () => console.error('listening'))`]);
+    await waitForLine(server, /^listening/);
+    const preview = cluster.spawnInLaptop('kubectl', ['kt', 'preview', 'web-alice', '--expose', '18080:80', '-n', NS]);
+    await waitForLine(preview, /^previewing: /);
+    const t0 = performance.now();
+    await page.waitForSelector('tr[data-service="web-alice"] .badge.previewed', { timeout: 10_000 });
+    const shown = performance.now() - t0;
+    process.stdout.write(`# dashboard: preview shown ${shown.toFixed(0)} ms after the plugin reported it\n`);
+    assert.match(await page.textContent('section[data-namespace="shop"]') ?? '', /preview/);
+    mkdirSync(join(ROOT, 'test-results'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'test-results', 'dashboard.png'), fullPage: true });
+
+    preview.kill('SIGINT');
+    assert.equal(await exited(preview), 0);
+    const t1 = performance.now();
+    await page.waitForSelector('tr[data-service="web-alice"]', { state: 'detached', timeout: 10_000 });
+    process.stdout.write(`# dashboard: preview gone from the page ${(performance.now() - t1).toFixed(0)} ms after the plugin exited\n`);
+    server.kill();
+    await waitNoKtPods(cluster);
+
+    // A Service left taken over (as a crashed exchange would leave it): Recover puts it back.
+    const before = cluster.store.get('services', NS, 'web');
+    const patch = JSON.stringify({
+      metadata: { annotations: { 'kt.dev/original-selector': JSON.stringify({ app: 'web' }) } },
+      spec: { selector: { app: null, 'kt.dev/target': 'web', 'kt.dev/role': 'router' } },
+    });
+    const p = await cluster.kubectl(['patch', '-n', NS, 'svc/web', '--type', 'merge', '-p', patch]);
+    assert.equal(p.code, 0, p.stderr);
+    await page.waitForSelector('tr[data-service="web"] .badge.taken-over', { timeout: 10_000 });
+    page.once('dialog', (d) => void d.accept());
+    await page.click('tr[data-service="web"] button[data-action="recover"]');
+    await page.waitForSelector('tr[data-service="web"]', { state: 'detached', timeout: 10_000 });
+    const restored = cluster.store.get('services', NS, 'web');
+    assert.deepEqual((restored?.spec as { selector: unknown }).selector, { app: 'web' });
+    assert.equal(restored?.metadata.annotations?.['kt.dev/original-selector'], undefined);
+    assert.deepEqual(restored?.spec, before?.spec);
+    assert.match(await page.textContent('#msg') ?? '', /restore the selector of service shop\/web/);
+    await page.close();
+  });
+
+  test('actions need the page token, and only our own Host is served', async () => {
+    const noToken = await fetch(new URL('/api/clean', url), { method: 'POST', body: JSON.stringify({ namespace: NS }) });
+    assert.equal(noToken.status, 403);
+    const port = new URL(url).port;
+    const rebinding = await new Promise<number>((resolve, reject) => {
+      const c = spawn('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', `Host: evil.example:${port}`, url]);
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('exit', () => resolve(Number(out)));
+      c.on('error', reject);
+    });
+    assert.equal(rebinding, 421);
+  });
+});
