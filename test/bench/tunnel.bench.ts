@@ -1,7 +1,9 @@
 // Throughput of one tunnelled TCP stream: 256 MiB from a client to a byte
-// sink, through (a) our ssh2 client → our SSH server, (b) OpenSSH `ssh -L` →
-// OpenSSH sshd, (c) OpenSSH `ssh -L` → our server, and (d) plain loopback TCP.
-// Plus the plugin's cold start next to `node -e 0`.
+// sink, through (a) our ssh2 client → our SSH server (the kt-proxy process),
+// (b) OpenSSH `ssh -L` → OpenSSH sshd, (c) OpenSSH `ssh -L` → our server, and
+// (d) plain loopback TCP. Plus the plugin's cold start next to `node -e 0`.
+// ssh2's optional native crypto add-on does not load on Node 26 (nor can the
+// bundles carry it), so these are the node:crypto numbers that ship.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,7 +14,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { startSshServer } from '../../proxy-image/src/ssh/index.ts';
 import { makeSessionKey, openTunnel } from '../../plugin/src/tunnel/index.ts';
 import { freePort, stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
 import type { BenchRow } from './run.ts';
@@ -148,6 +149,15 @@ function coldStartMs(cmd: string, args: string[], runs = 15): number {
   return median(times);
 }
 
+/** Names the step in the error, so a failed bench says where it stopped. */
+async function step<T>(name: string, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw new Error(`${name}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 export async function run(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'));
@@ -160,27 +170,33 @@ export async function run(): Promise<BenchRow[]> {
     const target = await sink();
     cleanups.unshift(() => target.close());
 
-    const raw = await best(() => tcp(target.port));
+    const raw = await step('raw TCP', best(() => tcp(target.port)));
 
     const key = makeSessionKey();
-    const ours = await startSshServer({ port: 0, authorizedKeys: [key.publicKey] });
-    cleanups.unshift(() => ours.close());
-    const tunnel = await openTunnel({ stream: net.connect(ours.port, '127.0.0.1'), privateKey: key.privateKey });
+    // The proxy runs as its own process, as in the pod (and as sshd does
+    // below), so the two ends of the tunnel do not share one event loop.
+    const proxy = spawn(process.execPath, [join(root, 'proxy-image', 'src', 'main.ts')], {
+      env: { PATH: process.env.PATH ?? '', KT_ROLE: 'shadow', KT_SSH_PORT: '0', KT_DNS_PORT: '0', KT_AUTHORIZED_KEYS: key.publicKey },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    cleanups.unshift(() => terminate(proxy));
+    const ours = { port: Number((await step('kt-proxy start', stderrMatch(proxy, /ssh on 127\.0\.0\.1:(\d+)/, 'kt-proxy')))[1]) };
+    const tunnel = await step('our tunnel', openTunnel({ stream: net.connect(ours.port, '127.0.0.1'), privateKey: key.privateKey }));
     cleanups.unshift(() => tunnel.close());
-    const ourTunnel = await best(() => tunnel.connect('127.0.0.1', target.port));
+    const ourTunnel = await step('our client → our server', best(() => tunnel.connect('127.0.0.1', target.port)));
 
-    const openssh = await startSshd(dir);
+    const openssh = await step('sshd start', startSshd(dir));
     cleanups.unshift(() => terminate(openssh.sshd));
-    const viaSshd = await sshL({ dir, keyFile: openssh.keyFile, user: process.env.USER ?? 'root', port: openssh.sshdPort, target: target.port });
+    const viaSshd = await step('ssh -L → sshd', sshL({ dir, keyFile: openssh.keyFile, user: process.env.USER ?? 'root', port: openssh.sshdPort, target: target.port }));
     cleanups.unshift(() => terminate(viaSshd.child));
-    const opensshBoth = await best(() => tcp(viaSshd.port));
+    const opensshBoth = await step('OpenSSH → sshd', best(() => tcp(viaSshd.port)));
 
     const ourKeyFile = join(dir, 'kt-key');
     writeFileSync(ourKeyFile, key.privateKey);
     chmodSync(ourKeyFile, 0o600);
-    const viaOurs = await sshL({ dir, keyFile: ourKeyFile, user: 'kt', port: ours.port, target: target.port });
+    const viaOurs = await step('ssh -L → our server', sshL({ dir, keyFile: ourKeyFile, user: 'kt', port: ours.port, target: target.port }));
     cleanups.unshift(() => terminate(viaOurs.child));
-    const opensshToOurs = await best(() => tcp(viaOurs.port));
+    const opensshToOurs = await step('OpenSSH → our server', best(() => tcp(viaOurs.port)));
 
     const ref = 'OpenSSH ssh -L → sshd';
     rows.push(

@@ -152,12 +152,12 @@ test('shadow without authorized keys refuses to start, naming the variable', asy
   assert.match(p.stderr(), new RegExp(`${ENV.authorizedKeys} is empty`));
 });
 
-test('router role is not in this version: exit 2 with a clear message', async (t) => {
+test('router without authorized keys refuses to start, naming the variable', async (t) => {
   const p = startProxy({ [ENV.role]: 'router' });
   t.after(() => stopProxy(p));
   const [code] = await p.exit;
   assert.equal(code, 2);
-  assert.match(p.stderr(), /role router is not available in this version/);
+  assert.match(p.stderr(), new RegExp(`${ENV.authorizedKeys} is empty`));
 });
 
 test('an unknown role exits 2 and lists the roles', async (t) => {
