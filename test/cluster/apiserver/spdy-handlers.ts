@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { ExecProcess, KubeletHooks } from '../types.ts';
 import { SpdySession, type SpdyStream, RstStatus } from './spdy.ts';
-import { execFailureStatus, exitStatus, forwardErrorMessage, type ExecTarget, type Status } from './wsstream.ts';
+import { execFailureStatus, exitStatus, forwardErrorMessage, type ExecTarget, type Status } from './wsstream-handlers.ts';
 
 const debug = debuglog('kt-spdy');
 

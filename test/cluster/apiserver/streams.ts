@@ -11,14 +11,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { KubeletHooks, StreamHandlers } from '../types.ts';
 import { servePortForwardSpdy, serveExecSpdy } from './spdy-handlers.ts';
-import {
-  negotiateChannelProtocol,
-  offeredProtocols,
-  servePortForwardWebSocket,
-  serveExecWebSocket,
-  WebSocketTunnel,
-  type ExecTarget,
-} from './wsstream.ts';
+import { negotiateChannelProtocol, offeredProtocols, WebSocketTunnel } from './wsstream.ts';
+import { servePortForwardWebSocket, serveExecWebSocket, type ExecTarget } from './wsstream-handlers.ts';
 
 /** k8s.io/apimachinery/pkg/util/portforward: WebsocketsSPDYTunnelingPrefix. */
 export const SPDY_TUNNEL_PREFIX = 'SPDY/3.1+';
