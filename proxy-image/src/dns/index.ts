@@ -11,6 +11,7 @@
 // padding), DNSSEC records and types dns-packet does not know (HTTPS, SVCB)
 // pass untouched.
 import { readFile } from 'node:fs/promises';
+import { debuglog } from 'node:util';
 import * as packet from 'dns-packet';
 import type { DecodedPacket } from 'dns-packet';
 import { parseResolvConf, type Upstream } from './resolvconf.ts';
@@ -46,7 +47,8 @@ export interface DnsForwarder {
 }
 
 export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsForwarder> {
-  const debug = opts.debug ?? (() => {});
+  // NODE_DEBUG=kt-dns shows the forwarder's decisions when no debug sink is given.
+  const debug = opts.debug ?? debuglog('kt-dns');
   const needFile = !opts.upstreams || !opts.search || opts.ndots === undefined;
   const conf = parseResolvConf(needFile ? await readFile(opts.resolvConf ?? '/etc/resolv.conf', 'utf8') : '');
   const search = { search: opts.search ?? conf.search, ndots: opts.ndots ?? conf.ndots };

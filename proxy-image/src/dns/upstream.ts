@@ -42,10 +42,6 @@ export class UpstreamPool {
     this.opts = opts;
   }
 
-  get pending(): number {
-    return this.pendingCount;
-  }
-
   /**
    * Send a query (its ID is replaced) and resolve with the raw response (its
    * ID is the one we chose; the caller puts the client's back), or undefined

@@ -1,6 +1,7 @@
 // The test cluster's DNS: Kubernetes records for the cluster domain from a
 // ClusterRecordSource, authoritative (AA), TTL 5, over UDP and TCP. Names
 // outside the domain go to `upstream` when there is one, else REFUSED.
+import { debuglog } from 'node:util';
 import * as packet from 'dns-packet';
 import type { Answer, Packet } from 'dns-packet';
 import { serveDns, type DnsRequestContext } from '../../../proxy-image/src/dns/server.ts';
@@ -33,7 +34,7 @@ const EDNS_SIZE = 1232;
 
 export async function startClusterDns(opts: ClusterDnsOptions): Promise<ClusterDns> {
   const domain = (opts.domain ?? 'cluster.local').replace(/^\.+|\.+$/g, '').toLowerCase();
-  const debug = opts.debug ?? (() => {});
+  const debug = opts.debug ?? debuglog('kt-cluster-dns');
   const pool = opts.upstream
     ? new UpstreamPool({ upstreams: [opts.upstream], timeoutMs: 2000, attempts: 2, rotate: false, maxPending: 4096, debug })
     : undefined;
