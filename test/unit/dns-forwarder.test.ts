@@ -24,6 +24,7 @@ const ZONE: ZoneTable = {
     { type: 'UNKNOWN_65', name: 'real.example.com', ttl: 5, data: Buffer.from('00010000010003026832', 'hex') } as unknown as Answer,
   ],
   'big.example.com': many,
+  'many.shop.svc.cluster.local': many.map((a) => ({ ...a, name: 'many.shop.svc.cluster.local' })),
 };
 
 let up: FakeUpstream;
@@ -106,6 +107,16 @@ test('an answer too big for UDP comes back truncated; the client retries over TC
   assert.equal(tcp.answers?.length, 60);
   assert.ok(tcp.answers?.every((a) => a.name === 'big.example.com'));
   assert.ok(up.asked.every((a) => a.endsWith(' tcp')), 'the TCP side asks upstream over TCP');
+});
+
+test('a truncated answer for an expanded name ends the search with TC; over TCP the client gets it all, renamed', async () => {
+  const udp = await ask(target(), 'many', 'A');
+  assert.ok(udp.flag_tc);
+  assert.deepEqual(udp.questions?.map((q) => q.name), ['many']);
+  const tcp = await ask(target(), 'many', 'A', { transport: 'tcp' });
+  assert.ok(!tcp.flag_tc);
+  assert.equal(tcp.answers?.length, 60);
+  assert.ok(tcp.answers?.every((a) => a.name === 'many'));
 });
 
 test('TCP: many queries pipelined on one connection all get their answers (RFC 7766)', async () => {
