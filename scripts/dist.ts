@@ -26,6 +26,8 @@ export interface ReleaseOptions {
   outDir?: string;
   /** Where the executables go; default <root>/build/sea (one directory per target). */
   seaDir?: string;
+  /** The bundle to embed; default <root>/dist/kubectl-kt. */
+  main?: string;
   /** Archive entry time; default sourceDateEpoch(). */
   mtime?: number;
   log?: (line: string) => void;
@@ -66,12 +68,23 @@ export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Builds the single executable for one target (no archive) in <seaDir>/<target>/. */
-export function buildBinary(t: Target, root: string = ROOT, log?: (line: string) => void, seaDir = join(root, 'build/sea')): string {
-  const main = join(root, 'dist/kubectl-kt');
+export interface BinaryOptions {
+  root?: string;
+  /** The CommonJS bundle to embed; default <root>/dist/kubectl-kt (make build). */
+  main?: string;
+  /** The executable goes to <seaDir>/<target>/; default <root>/build/sea. */
+  seaDir?: string;
+  log?: (line: string) => void;
+}
+
+/** Builds the single executable for one target (no archive). */
+export function buildBinary(t: Target, opts: BinaryOptions = {}): string {
+  const root = opts.root ?? ROOT;
+  const log = opts.log;
+  const main = opts.main ?? join(root, 'dist/kubectl-kt');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`make build\` first`);
   const base = baseBinary(t, { root, log });
-  const dir = join(seaDir, t.id);
+  const dir = join(opts.seaDir ?? join(root, 'build/sea'), t.id);
   log?.(`sea ${t.id}`);
   const out = buildSea({ main, executable: base, output: join(dir, t.binName), useCodeCache: t.id === hostTargetId(), workDir: dir });
   const info = identify(readFileSync(out));
@@ -111,7 +124,7 @@ export function buildRelease(opts: ReleaseOptions = {}): ReleaseArtifact[] {
 
   const artifacts: ReleaseArtifact[] = [];
   for (const t of targets) {
-    const binary = buildBinary(t, root, opts.log, opts.seaDir);
+    const binary = buildBinary(t, { root, main: opts.main, seaDir: opts.seaDir, log: opts.log });
     const name = archiveName(version, t);
     opts.log?.(`archive ${name}`);
     const data = archive(t, binary, version, root, mtime);

@@ -100,6 +100,8 @@ export interface ImageOptions {
   root?: string;
   /** The OCI layout tar; default <root>/dist/kt-proxy-image.tar. */
   out?: string;
+  /** The proxy bundle; default <root>/dist/kt-proxy.cjs (make build). */
+  main?: string;
   /** Where the proxy executable is built; default <root>/build/image. */
   workDir?: string;
   /** Seconds since the epoch for `created` and layer mtimes; default sourceDateEpoch(). */
@@ -110,7 +112,7 @@ export interface ImageOptions {
 export function buildImage(opts: ImageOptions = {}): ImageBuild {
   const root = opts.root ?? ROOT;
   if (hostTargetId() !== 'linux-x64') throw new Error(`the image is built from this host's libraries, which must be linux-x64 (this is ${hostTargetId()})`);
-  const main = join(root, 'dist/kt-proxy.cjs');
+  const main = opts.main ?? join(root, 'dist/kt-proxy.cjs');
   statSync(main); // ENOENT names the file: run `make build` first
   const version = packageVersion(root);
   const name = imageName(version);

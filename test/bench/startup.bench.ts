@@ -46,7 +46,7 @@ export async function run(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'kt-bench-startup-'));
   try {
     const t = findTarget('linux-x64');
-    const bin = buildBinary(t, ROOT, undefined, join(dir, 'sea'));
+    const bin = buildBinary(t, { seaDir: join(dir, 'sea') });
     const base = join(ROOT, 'build/node-base/linux-x64/node.stripped');
     const noCache = buildSea({ main: join(ROOT, 'dist/kubectl-kt'), executable: base, output: join(dir, 'nocache/kubectl-kt'), useCodeCache: false });
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
-import { ROOT, buildBinary } from '../../scripts/dist.ts';
+import { buildBinary } from '../../scripts/dist.ts';
 import { findTarget } from '../../scripts/dist-targets.ts';
 
 const NS = 'shop';
@@ -22,7 +22,7 @@ let env: Record<string, string>;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kt-dist-connect-'));
-  binDir = dirname(buildBinary(findTarget('linux-x64'), ROOT, undefined, join(dir, 'sea')));
+  binDir = dirname(buildBinary(findTarget('linux-x64'), { seaDir: join(dir, 'sea') }));
   env = { PATH: `${binDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` };
   cluster = await startCluster();
   // The demo app behind a Service, made the imperative way.
