@@ -6,6 +6,7 @@ import { RESOURCES, type ResourceDef } from './resources.ts';
 import { invalid, type FieldError } from './status.ts';
 import { allocateIp, allocateNodePort, checkRequestedIp } from './ipalloc.ts';
 import { matchLabels, requirementsOf, type LabelSelectorObject } from './selectors.ts';
+import { deepEqual, type Json } from './patch.ts';
 
 export interface AdmitContext {
   store: Store;
@@ -235,17 +236,77 @@ function defaultWorkload(def: ResourceDef, obj: KubeObject, old: KubeObject | un
   if (!old) obj.status = {};
 }
 
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const QUALIFIED_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const QUALIFIED_MSG =
+  "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')";
+const LABEL_VALUE_MSG =
+  "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+/** metadata.labels and metadata.annotations keys (qualified names) and label values. */
+function validateMeta(obj: KubeObject): FieldError[] {
+  const errs: FieldError[] = [];
+  for (const [k, v] of Object.entries(obj.metadata.labels ?? {})) {
+    const name = k.includes('/') ? k.slice(k.indexOf('/') + 1) : k;
+    if (!QUALIFIED_NAME.test(k) || name.length > 63) errs.push({ type: 'FieldValueInvalid', field: 'metadata.labels', message: `Invalid value: ${q(k)}: ${QUALIFIED_MSG}` });
+    if (typeof v !== 'string' || !LABEL_VALUE.test(v) || v.length > 63) {
+      errs.push({ type: 'FieldValueInvalid', field: 'metadata.labels', message: `Invalid value: ${q(v)}: ${LABEL_VALUE_MSG}` });
+    }
+  }
+  for (const k of Object.keys(obj.metadata.annotations ?? {})) {
+    if (!QUALIFIED_NAME.test(k.toLowerCase())) errs.push({ type: 'FieldValueInvalid', field: 'metadata.annotations', message: `Invalid value: ${q(k)}: ${QUALIFIED_MSG}` });
+  }
+  return errs;
+}
+
+/** The pod spec fields an update may change (ValidatePodUpdate); everything else is fixed at creation. */
+function podSpecUpdateErrors(spec: Obj, oldSpec: Obj): FieldError[] {
+  // Pods written straight to the store (controllers, tests) may lack the
+  // defaults the new spec got; a pull policy defaulted now follows the new image.
+  const noPolicy = new Set(objs(oldSpec.containers).filter((c) => c.imagePullPolicy === undefined).map((c) => c.name));
+  oldSpec = structuredClone(oldSpec);
+  defaultPodSpec(oldSpec);
+  const strip = (s: Obj): Obj => {
+    const c = structuredClone(s);
+    for (const list of [c.containers, c.initContainers]) {
+      for (const ct of objs(list)) {
+        delete ct.image;
+        if (noPolicy.has(ct.name)) delete ct.imagePullPolicy;
+      }
+    }
+    delete c.activeDeadlineSeconds;
+    delete c.tolerations;
+    delete c.terminationGracePeriodSeconds;
+    delete c.schedulingGates;
+    // Binding (pods/binding) sets nodeName once; the test cluster's scheduler writes it through the store.
+    if (oldSpec.nodeName === undefined) delete c.nodeName;
+    return c;
+  };
+  const canonical = (v: Obj): Json => JSON.parse(JSON.stringify(v)) as Json;
+  if (deepEqual(canonical(strip(spec)), canonical(strip(oldSpec)))) return [];
+  return [
+    {
+      type: 'FieldValueForbidden',
+      field: 'spec',
+      message:
+        'Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)',
+    },
+  ];
+}
+
 /**
  * Defaults and validates `obj` (a create when `old` is undefined, else an
  * update of `old`); throws 422 Invalid with every field error found.
  */
 export function admit(ctx: AdmitContext, def: ResourceDef, obj: KubeObject, old?: KubeObject): void {
   const errs: FieldError[] = old ? [] : validateName(def, obj.metadata.name);
+  errs.push(...validateMeta(obj));
   switch (def.key) {
     case RESOURCES.pods: {
       if (!isObj(obj.spec)) obj.spec = {};
       defaultPodSpec(obj.spec as Obj);
       errs.push(...validatePodSpec(obj.spec, 'spec'));
+      if (old && isObj(old.spec)) errs.push(...podSpecUpdateErrors(obj.spec as Obj, old.spec));
       if (!old) obj.status = { phase: 'Pending', qosClass: 'BestEffort' };
       break;
     }

@@ -28,7 +28,7 @@ const pod = (name: string, labels: Record<string, string> = {}): import('@kubern
   spec: { containers: [{ name: 'main', image: 'shell', command: ['sleep', '1000'] }] },
 });
 
-test('CoreV1Api: create, list with a label selector, patch (merge and json), 404 and 409 as ApiException', async () => {
+test('CoreV1Api: create, list with a label selector, patch (merge and json), 404 and 409 as ApiException', { timeout: 60_000 }, async () => {
   const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: 'cn' } } });
   const created = await core.createNamespacedPod({ namespace: 'cn', body: pod('one', { app: 'a' }) });
@@ -61,7 +61,7 @@ test('CoreV1Api: create, list with a label selector, patch (merge and json), 404
   });
 });
 
-test('Watch: ADDED for what exists, then MODIFIED and DELETED as they happen', async () => {
+test('Watch: ADDED for what exists, then MODIFIED and DELETED as they happen', { timeout: 60_000 }, async () => {
   h.store.create(RESOURCES.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'cw' } });
   h.store.create(RESOURCES.configmaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'first', namespace: 'cw' } });
   const events: string[] = [];
@@ -98,7 +98,7 @@ test('Watch: ADDED for what exists, then MODIFIED and DELETED as they happen', a
   }
 });
 
-test('Watch from an old resourceVersion replays the history; one older than the history gets ERROR 410 Expired', async () => {
+test('Watch from an old resourceVersion replays the history; one older than the history gets ERROR 410 Expired', { timeout: 60_000 }, async () => {
   h.store.create(RESOURCES.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'cr' } });
   const from = h.store.resourceVersion;
   h.store.create(RESOURCES.configmaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'late', namespace: 'cr' } });
@@ -125,7 +125,7 @@ test('Watch from an old resourceVersion replays the history; one older than the 
   assert.deepEqual([ev.type, ev.object.kind, ev.object.code, ev.object.reason], ['ERROR', 'Status', 410, 'Expired']);
 });
 
-test('informer: list then watch, add and update handlers fire', async () => {
+test('informer: list then watch, add and update handlers fire', { timeout: 60_000 }, async () => {
   const kc = kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   h.store.create(RESOURCES.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ci' } });

@@ -62,7 +62,7 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 `;
 
-test('discovery: version, api-resources with short names (plain documents, no aggregated discovery)', async () => {
+test('discovery: version, api-resources with short names (plain documents, no aggregated discovery)', { timeout: 60_000 }, async () => {
   const v = JSON.parse(await ok(['version', '-o', 'json'])) as { serverVersion: { gitVersion: string; minor: string } };
   assert.equal(v.serverVersion.gitVersion, 'v1.32.4');
   const res = await ok(['api-resources', '--no-headers']);
@@ -75,7 +75,7 @@ test('discovery: version, api-resources with short names (plain documents, no ag
   assert.match(await ok(['auth', 'can-i', '--list']), /^\*\.\*\s+\[\]\s+\[\]\s+\[\*\]$/m);
 });
 
-test('apply -f creates, updates, then leaves an unchanged manifest alone', async () => {
+test('apply -f creates, updates, then leaves an unchanged manifest alone', { timeout: 60_000 }, async () => {
   await ok(['create', 'namespace', 'apply']);
   const file = join(dir, 'app.yaml');
   writeFileSync(file, manifest('app:1', 2, 'apply'));
@@ -107,7 +107,7 @@ test('apply -f creates, updates, then leaves an unchanged manifest alone', async
   assert.match(warned.stderr, /Warning: unknown field "spec.template.spec.containers\[0\].ports\[0\].hostPortt"/);
 });
 
-test('apply --server-side: creates, then merges the applied configuration', async () => {
+test('apply --server-side: creates, then merges the applied configuration', { timeout: 60_000 }, async () => {
   await ok(['create', 'namespace', 'ssa']);
   const file = join(dir, 'ssa.yaml');
   writeFileSync(file, manifest('app:1', 1, 'ssa'));
@@ -119,7 +119,7 @@ test('apply --server-side: creates, then merges the applied configuration', asyn
   assert.equal((spec(spec(d).template).containers as Obj[])[0].image, 'app:3');
 });
 
-test('create: typed commands (protobuf bodies) and generateName', async () => {
+test('create: typed commands (protobuf bodies) and generateName', { timeout: 60_000 }, async () => {
   await ok(['create', 'namespace', 'made']);
   await ok(['create', 'configmap', 'cfg', '-n', 'made', '--from-literal=k=v']);
   await ok(['create', 'secret', 'generic', 'sec', '-n', 'made', '--from-literal=k=v']);
@@ -139,7 +139,7 @@ test('create: typed commands (protobuf bodies) and generateName', async () => {
   assert.match(await fails(['create', 'service', 'clusterip', 'taken', '-n', 'made', '--tcp=80', `--clusterip=${String(spec(h.store.get(RESOURCES.services, 'made', 'svc')).clusterIP)}`]), /provided IP is already allocated/);
 });
 
-test('get: table, -o wide/json/yaml/name, label and field selectors, not found', async () => {
+test('get: table, -o wide/json/yaml/name, label and field selectors, not found', { timeout: 60_000 }, async () => {
   await ok(['create', 'namespace', 'get']);
   h.runningPod('get', 'a', { app: 'web', tier: 'front' });
   h.runningPod('get', 'b', { app: 'db' });
@@ -166,7 +166,7 @@ test('get: table, -o wide/json/yaml/name, label and field selectors, not found',
   assert.equal(await ok(['get', 'pods', '-n', 'get', '-o', 'name', '--chunk-size=1']), 'pod/a\npod/b\npod/c\n');
 });
 
-test('scale and patch (merge, json, strategic), and the status subresource', async () => {
+test('scale and patch (merge, json, strategic), and the status subresource', { timeout: 60_000 }, async () => {
   await ok(['create', 'namespace', 'patch']);
   await ok(['create', 'deployment', 'web', '-n', 'patch', '--image=app:1']);
   assert.match(await ok(['scale', 'deploy/web', '-n', 'patch', '--replicas=3']), /deployment.apps\/web scaled/);
@@ -188,9 +188,17 @@ test('scale and patch (merge, json, strategic), and the status subresource', asy
   assert.equal((after?.status as Obj).readyReplicas, 2);
   assert.equal(spec(after).replicas, 4, 'a status patch leaves spec alone');
   assert.match(await ok(['get', 'deploy', 'web', '-n', 'patch']), /^web\s+2\/4\s+0\s+0\s+/m);
+
+  assert.match(
+    await fails(['patch', 'deploy', 'web', '-n', 'patch', '--type', 'merge', '-p', '{"metadata":{"labels":{"a":"bad value!"}}}']),
+    /The Deployment "web" is invalid: metadata.labels: Invalid value: "bad value!": a valid label must be/,
+  );
+  h.runningPod('patch', 'p');
+  await ok(['set', 'image', 'pod/p', '-n', 'patch', 'main=shell:2']);
+  assert.match(await fails(['patch', 'pod', 'p', '-n', 'patch', '-p', '{"spec":{"restartPolicy":"Never"}}']), /The Pod "p" is invalid: spec: Forbidden: pod updates may not change fields other than/);
 });
 
-test('get -w prints the change it watches for', async () => {
+test('get -w prints the change it watches for', { timeout: 60_000 }, async () => {
   await ok(['create', 'namespace', 'watch']);
   h.runningPod('watch', 'w1');
   const child = h.spawnKubectl(['get', 'pods', '-n', 'watch', '-w']);
@@ -209,7 +217,7 @@ test('get -w prints the change it watches for', async () => {
   }
 });
 
-test('delete --wait: at once for a Deployment, after the node finalizes for a pod', async () => {
+test('delete --wait: at once for a Deployment, after the node finalizes for a pod', { timeout: 60_000 }, async () => {
   await ok(['create', 'namespace', 'del']);
   await ok(['create', 'deployment', 'gone', '-n', 'del', '--image=i']);
   assert.match(await ok(['delete', 'deploy', 'gone', '-n', 'del', '--wait']), /deployment.apps "gone" deleted/);
@@ -232,7 +240,7 @@ test('delete --wait: at once for a Deployment, after the node finalizes for a po
   assert.match(await fails(['delete', 'pod', 'p', '-n', 'del']), /pods "p" not found/);
 });
 
-test('logs: the kubelet text, and the errors kubectl shows for pods without one', async () => {
+test('logs: the kubelet text, and the errors kubectl shows for pods without one', { timeout: 60_000 }, async () => {
   await ok(['create', 'namespace', 'logs']);
   h.runningPod('logs', 'l1');
   assert.equal(await ok(['logs', 'l1', '-n', 'logs', '--tail=5', '--timestamps']), 'log line 1 from logs/l1/main\nlog line 2\n');

@@ -45,7 +45,7 @@ function upgrade(path: string): Promise<{ status: number; body: { reason: string
   });
 }
 
-test('port-forward to a missing pod is 404, to a pod not running 400, as a Status', async () => {
+test('port-forward to a missing pod is 404, to a pod not running 400, as a Status', { timeout: 60_000 }, async () => {
   const missing = await upgrade(`/api/v1/namespaces/pf/pods/nope/portforward?ports=${echoPort}`);
   assert.deepEqual([missing.status, missing.body.reason, missing.body.message], [404, 'NotFound', 'pods "nope" not found']);
   h.store.create(RESOURCES.pods, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pending', namespace: 'pf' }, spec: { containers: [{ name: 'c', image: 'i' }] }, status: { phase: 'Pending' } });
@@ -56,7 +56,7 @@ test('port-forward to a missing pod is 404, to a pod not running 400, as a Statu
   assert.equal(plain.status, 400, 'a request without an upgrade is refused');
 });
 
-test('kubectl port-forward reaches the pod port through the kubelet hook', async () => {
+test('kubectl port-forward reaches the pod port through the kubelet hook', { timeout: 60_000 }, async () => {
   h.runningPod('pf', 'web');
   const child = h.spawnKubectl(['port-forward', '-n', 'pf', 'pod/web', `:${echoPort}`]);
   try {
