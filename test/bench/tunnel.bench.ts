@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { makeSessionKey, openTunnel } from '../../plugin/src/tunnel/index.ts';
-import { freePort, stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
+import { PORT_LISTENER_READY, freePort, stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
 import type { BenchRow } from './run.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -112,7 +112,7 @@ async function startSshd(dir: string): Promise<OpenSsh> {
 }
 
 /** `ssh -N -L` to a server; resolves with the local port once ssh listens on it. */
-async function sshL(o: { dir: string; keyFile: string; user: string; port: number; target: number }): Promise<{ port: number; child: ChildProcess }> {
+async function sshL(o: { dir: string; keyFile: string; user: string; port: number; target: number }): Promise<{ port: number; child: ChildProcess; log: () => string }> {
   const port = await freePort();
   const child = spawn(
     '/usr/bin/ssh',
@@ -128,8 +128,9 @@ async function sshL(o: { dir: string; keyFile: string; user: string; port: numbe
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  await stderrMatch(child, /Local forwarding listening on 127\.0\.0\.1 port \d+/, 'ssh -L');
-  return { port, child };
+  const log = stderrTail(child, `ssh -L → port ${o.port}`);
+  await stderrMatch(child, PORT_LISTENER_READY, 'ssh -L');
+  return { port, child, log };
 }
 
 function median(xs: number[]): number {
@@ -149,12 +150,19 @@ function coldStartMs(cmd: string, args: string[], runs = 15): number {
   return median(times);
 }
 
-/** Names the step in the error, so a failed bench says where it stopped. */
-async function step<T>(name: string, p: Promise<T>): Promise<T> {
+/** Keeps the last few KiB a child wrote to stderr, for error messages. */
+function stderrTail(child: ChildProcess, what: string): () => string {
+  let buf = '';
+  child.stderr?.on('data', (d: Buffer) => (buf = (buf + d.toString()).slice(-4096)));
+  return () => `--- ${what} (exit ${child.exitCode ?? child.signalCode ?? 'running'}) ---\n${buf}`;
+}
+
+/** Names the step in the error (with the logs given), so a failed bench says where and why it stopped. */
+async function step<T>(name: string, p: Promise<T>, ...logs: Array<() => string>): Promise<T> {
   try {
     return await p;
   } catch (err) {
-    throw new Error(`${name}: ${(err as Error).message}`, { cause: err });
+    throw new Error([`${name}: ${(err as Error).message}`, ...logs.map((l) => l())].join('\n'), { cause: err });
   }
 }
 
@@ -180,23 +188,24 @@ export async function run(): Promise<BenchRow[]> {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     cleanups.unshift(() => terminate(proxy));
+    const proxyLog = stderrTail(proxy, 'kt-proxy');
     const ours = { port: Number((await step('kt-proxy start', stderrMatch(proxy, /ssh on 127\.0\.0\.1:(\d+)/, 'kt-proxy')))[1]) };
     const tunnel = await step('our tunnel', openTunnel({ stream: net.connect(ours.port, '127.0.0.1'), privateKey: key.privateKey }));
     cleanups.unshift(() => tunnel.close());
-    const ourTunnel = await step('our client → our server', best(() => tunnel.connect('127.0.0.1', target.port)));
+    const ourTunnel = await step('our client → our server', best(() => tunnel.connect('127.0.0.1', target.port)), proxyLog);
 
     const openssh = await step('sshd start', startSshd(dir));
     cleanups.unshift(() => terminate(openssh.sshd));
     const viaSshd = await step('ssh -L → sshd', sshL({ dir, keyFile: openssh.keyFile, user: process.env.USER ?? 'root', port: openssh.sshdPort, target: target.port }));
     cleanups.unshift(() => terminate(viaSshd.child));
-    const opensshBoth = await step('OpenSSH → sshd', best(() => tcp(viaSshd.port)));
+    const opensshBoth = await step('OpenSSH → sshd', best(() => tcp(viaSshd.port)), viaSshd.log);
 
     const ourKeyFile = join(dir, 'kt-key');
     writeFileSync(ourKeyFile, key.privateKey);
     chmodSync(ourKeyFile, 0o600);
     const viaOurs = await step('ssh -L → our server', sshL({ dir, keyFile: ourKeyFile, user: 'kt', port: ours.port, target: target.port }));
     cleanups.unshift(() => terminate(viaOurs.child));
-    const opensshToOurs = await step('OpenSSH → our server', best(() => tcp(viaOurs.port)));
+    const opensshToOurs = await step('OpenSSH → our server', best(() => tcp(viaOurs.port)), viaOurs.log, proxyLog);
 
     const ref = 'OpenSSH ssh -L → sshd';
     rows.push(

@@ -15,7 +15,7 @@ import type { Client as SshClient } from 'ssh2';
 import { SSH_REQUESTS, SSH_USER } from '../../proxy-image/src/protocol/index.ts';
 import { clientGlobalRequest, clientOpenRawChannel, sshString } from '../../proxy-image/src/ssh/internals.ts';
 import { generateEd25519, startSshServer } from '../../proxy-image/src/ssh/index.ts';
-import { closeAfter, freePort, sshServer, stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
+import { PORT_LISTENER_READY, closeAfter, freePort, sshServer, stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
 import type { ServerUnderTest } from '../unit/ssh-fixtures.ts';
 
 const SSH = '/usr/bin/ssh';
@@ -93,7 +93,7 @@ async function sshRun(extra: string[], opts: { key?: string; user?: string; comm
 
 test('ssh -D: curl through the SOCKS proxy reaches a server by name, resolved on the proxy side', async (t) => {
   const port = await freePort();
-  const { child } = await sshUntil(['-D', `127.0.0.1:${port}`], /Local forwarding listening on 127\.0\.0\.1 port \d+/);
+  const { child } = await sshUntil(['-D', `127.0.0.1:${port}`], PORT_LISTENER_READY);
   t.after(() => terminate(child));
   const r = await curl(['--socks5-hostname', `127.0.0.1:${port}`, `http://localhost:${webPort}/via-socks`]);
   assert.equal(r.stderr, '');
@@ -103,7 +103,7 @@ test('ssh -D: curl through the SOCKS proxy reaches a server by name, resolved on
 
 test('ssh -L: curl to the local port reaches the server behind the proxy', async (t) => {
   const port = await freePort();
-  const { child } = await sshUntil(['-L', `127.0.0.1:${port}:127.0.0.1:${webPort}`], /Local forwarding listening on 127\.0\.0\.1 port \d+/);
+  const { child } = await sshUntil(['-L', `127.0.0.1:${port}:127.0.0.1:${webPort}`], PORT_LISTENER_READY);
   t.after(() => terminate(child));
   const r = await curl([`http://127.0.0.1:${port}/via-L`]);
   assert.equal(r.stdout, 'hello from /via-L');

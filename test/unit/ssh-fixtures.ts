@@ -187,6 +187,13 @@ export function stderrMatch(child: ChildProcess, re: RegExp, what: string): Prom
   });
 }
 
+/**
+ * `ssh -v` with -L or -D is ready at this stderr line. OpenSSH prints "Local
+ * forwarding listening on …" before bind() and listen(); the port-listener
+ * channel is created after, when connections are accepted.
+ */
+export const PORT_LISTENER_READY = /channel \d+: new port-listener/;
+
 /** SIGTERM and wait for the exit (no-op when it already exited). */
 export async function terminate(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
