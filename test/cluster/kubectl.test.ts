@@ -153,8 +153,11 @@ describe('kubectl against the test cluster', { timeout: 300_000 }, () => {
     assert.equal(await ok(['get', 'deploy', '-n', NS, 'web', '-o', 'jsonpath={.status.readyReplicas}']), '2');
   });
 
-  test('logs, exec with the Service variables kubelet sets, and port-forward with curl through it', async () => {
-    const [pod] = await podNames('app=web');
+  test('logs, exec (Service variables, hostname, stdin, exit code), and port-forward with curl through it', async () => {
+    // A Ready pod that is not on its way out (the rollout above may leave one Terminating).
+    const pod = c.store.list('pods', NS).find((p) => p.metadata.labels?.app === 'web' && !p.metadata.deletionTimestamp &&
+      (p.status as { conditions?: { type: string; status: string }[] }).conditions?.some((x) => x.type === 'Ready' && x.status === 'True'))?.metadata.name;
+    assert.ok(pod, 'a ready web pod');
     const pf = c.spawnInLaptop('kubectl', ['port-forward', '-n', NS, `pod/${pod}`, ':8080']);
     try {
       const out = await readUntil(pf, (o) => /Forwarding from 127\.0\.0\.1:\d+/.test(o), 'kubectl port-forward');
@@ -178,6 +181,10 @@ describe('kubectl against the test cluster', { timeout: 300_000 }, () => {
     assert.match(env, /^WEB_SERVICE_PORT_HTTP=80$/m);
     assert.match(env, /^KUBERNETES_SERVICE_HOST=/m);
     assert.match(env, new RegExp(`^POD_NAME=${pod}$`, 'm'));
+    assert.equal(await ok(['exec', '-n', NS, pod, '--', 'hostname']), `${pod}\n`);
+    const stdin = await c.kubectl(['exec', '-i', '-n', NS, pod, '--', 'sh', '-c', 'cat; exit 4'], { input: 'through stdin' });
+    assert.equal(stdin.stdout, 'through stdin');
+    assert.equal(stdin.code, 4);
   });
 
   test('delete --wait removes the pods before it returns', async () => {

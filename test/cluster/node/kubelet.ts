@@ -242,7 +242,11 @@ class PodWorker {
 
   private startAgent(netns: string, sock: string, specFile: string): Promise<void> {
     const log = createWriteStream(join(this.dir, 'agent.log'));
-    const child = spawn('ip', ['netns', 'exec', netns, this.k.opts.image.node, AGENT, '--sock', sock, '--spec', specFile], {
+    // Its own UTS namespace too, so `hostname` in the pod says the pod's name, as in a real pod.
+    const hostname = ((this.spec as { hostname?: string }).hostname ?? this.name).slice(0, 63);
+    const setHostname = 'echo "$0" > /proc/sys/kernel/hostname && exec "$@"';
+    const argv = ['netns', 'exec', netns, 'unshare', '--uts', '--', 'sh', '-c', setHostname, hostname, this.k.opts.image.node, AGENT, '--sock', sock, '--spec', specFile];
+    const child = spawn('ip', argv, {
       stdio: ['ignore', 'pipe', 'pipe'],
       // Every pod starts an agent: V8's code cache halves its start-up after the first.
       env: { ...process.env, NODE_COMPILE_CACHE: join(this.k.opts.podsDir, '..', 'compile-cache') },
