@@ -87,3 +87,100 @@ export async function whoAnswers(port: number, headers: Record<string, string> =
   const body = (await res.json()) as { pod: string };
   return body.pod;
 }
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/**
+ * Reads HTTP/1.1 responses (content-length or chunked bodies) from a socket
+ * as they arrive: next() resolves with the next complete one.
+ */
+export function responseReader(sock: net.Socket): { next(): Promise<RawResponse>; interim: string[] } {
+  let buf = Buffer.alloc(0);
+  const ready: RawResponse[] = [];
+  const waiting: Array<{ resolve: (r: RawResponse) => void; reject: (e: Error) => void }> = [];
+  const interim: string[] = [];
+  let ended = false;
+  const parse = () => {
+    for (;;) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
+      const status = Number(lines[0].split(' ')[1]);
+      const headers: Record<string, string> = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(':');
+        headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+      }
+      if (status < 200) {
+        interim.push(lines[0]);
+        buf = buf.subarray(end + 4);
+        continue;
+      }
+      let body: Buffer;
+      let used: number;
+      if (headers['transfer-encoding'] === 'chunked') {
+        const parts: Buffer[] = [];
+        let at = end + 4;
+        for (;;) {
+          const le = buf.indexOf('\r\n', at);
+          if (le < 0) return;
+          const size = parseInt(buf.subarray(at, le).toString('latin1'), 16);
+          if (size === 0) {
+            if (buf.length < le + 4) return;
+            used = le + 4;
+            break;
+          }
+          if (buf.length < le + 2 + size + 2) return;
+          parts.push(buf.subarray(le + 2, le + 2 + size));
+          at = le + 2 + size + 2;
+        }
+        body = Buffer.concat(parts);
+      } else {
+        const len = Number(headers['content-length'] ?? '0');
+        if (buf.length < end + 4 + len) return;
+        body = buf.subarray(end + 4, end + 4 + len);
+        used = end + 4 + len;
+      }
+      buf = buf.subarray(used);
+      const r = { status, headers, body };
+      const w = waiting.shift();
+      if (w) w.resolve(r);
+      else ready.push(r);
+    }
+  };
+  sock.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    parse();
+  });
+  const fail = () => {
+    ended = true;
+    for (const w of waiting.splice(0)) w.reject(new Error('connection ended before the response'));
+  };
+  sock.on('end', fail);
+  sock.on('close', fail);
+  return {
+    interim,
+    next: () => {
+      const r = ready.shift();
+      if (r) return Promise.resolve(r);
+      if (ended) return Promise.reject(new Error('connection ended'));
+      return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+    },
+  };
+}
+
+/** A raw TCP connection to the router's port. */
+export async function rawConnect(port: number): Promise<net.Socket> {
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  return sock;
+}
+
+export const podOf = (r: RawResponse): string => (JSON.parse(r.body.toString()) as { pod: string }).pod;

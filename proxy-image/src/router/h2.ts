@@ -125,7 +125,7 @@ export function makeH2Router(deps: H2Deps): H2Router {
     });
     stream.on('wantTrailers', () => {
       if (trailers) stream.sendTrailers(trailers);
-      else stream.close();
+      else stream.sendTrailers({});
     });
     up.on('error', () => {});
     up.on('close', () => {
