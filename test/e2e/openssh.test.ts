@@ -117,6 +117,13 @@ test('ssh -R 0: the proxy allocates a port and curl to it comes back to the lapt
   assert.equal(r.stdout, 'hello from /via-R');
 });
 
+test('ssh -W to a closed port: the channel open fails and ssh shows the cause', async () => {
+  const port = await freePort();
+  const r = await sshRun(['-W', `127.0.0.1:${port}`]);
+  assert.equal(r.code, 255);
+  assert.match(r.stderr, new RegExp(`open failed: connect failed: ECONNREFUSED 127\\.0\\.0\\.1:${port}`));
+});
+
 test('a key that is not authorized is refused', async () => {
   const other = writeKey('other', generateEd25519('other').privateKey);
   const r = await sshRun([], { key: other, command: ['true'] });

@@ -27,7 +27,7 @@ test('direct-tcpip to a closed port fails the channel open, with the target name
   const tunnel = await s.tunnel();
   closeAfter(t, tunnel, s.server);
   const port = await freePort();
-  await assert.rejects(tunnel.connect('127.0.0.1', port), new RegExp(`could not connect to 127\\.0\\.0\\.1:${port}`));
+  await assert.rejects(tunnel.connect('127.0.0.1', port), new RegExp(`could not connect to 127\\.0\\.0\\.1:${port}: ECONNREFUSED 127\\.0\\.0\\.1:${port}$`));
   assert.match(await s.waitLog(/direct-tcpip .* failed/), /ECONNREFUSED/);
   // The connection survives a failed channel.
   assert.equal(tunnel.closed, false);

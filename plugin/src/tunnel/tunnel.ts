@@ -132,7 +132,8 @@ class SshTunnel extends EventEmitter<TunnelEvents> implements Tunnel {
     return new Promise((resolve, reject) => {
       // The originator address is informational (RFC 4254 §7.2); there is none here.
       this.#client.forwardOut('127.0.0.1', 0, host, port, (err, channel: ClientChannel) => {
-        if (err) reject(new Error(`the proxy could not connect to ${host}:${port}: ${err.message}`));
+        // ssh2 prefixes the server's description with "(SSH) Channel open failure: ".
+        if (err) reject(new Error(`the proxy could not connect to ${host}:${port}: ${err.message.replace(/^\(SSH\) Channel open failure: /, '')}`));
         else resolve(channel);
       });
     });

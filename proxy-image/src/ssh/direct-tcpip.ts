@@ -6,6 +6,7 @@
 import net from 'node:net';
 import type { AcceptConnection, RejectConnection, TcpipRequestInfo, ServerChannel } from 'ssh2';
 import type { ConnContext } from './context.ts';
+import { rejectWithDescription } from './internals.ts';
 import { splice } from './splice.ts';
 
 export function handleDirectTcpip(
@@ -21,8 +22,9 @@ export function handleDirectTcpip(
   const fail = (why: string) => {
     sock.destroy();
     ctx.log(`${ctx.id} direct-tcpip ${target} failed: ${why}`);
-    // ssh2 sends reason CONNECT_FAILED (RFC 4254 §5.1 code 2) for a reject after reservation.
-    reject();
+    // Reason CONNECT_FAILED (RFC 4254 §5.1 code 2), which ssh2 uses for a
+    // reject after the channel was reserved, with the cause as description.
+    rejectWithDescription(ctx.conn, reject, `${why} ${target}`);
   };
   sock.once('timeout', () => fail(`no answer in ${ctx.connectTimeoutMs} ms`));
   sock.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));

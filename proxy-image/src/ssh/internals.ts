@@ -1,8 +1,9 @@
 // The few ssh2 1.17 internals this project relies on, in one place so an
 // upgrade has one file to re-check. ssh2 has no public API for (a) answering a
 // custom global request with data on the server, (b) sending one from the
-// client, (c) opening a channel of a type it does not know, or (d) telling
-// which socket a server connection belongs to. Each need is
+// client, (c) opening a channel of a type it does not know, (d) telling
+// which socket a server connection belongs to, or (e) saying why a channel
+// open failed. Each need is
 // met here with the same packet writer ssh2 uses for its own requests.
 import protocolUtils from 'ssh2/lib/protocol/utils.js';
 import type { Client, Connection } from 'ssh2';
@@ -16,6 +17,7 @@ interface Protocol {
   _packetRW: { write: { allocStart: number; alloc(len: number): Buffer; finalize(packet: Buffer): Buffer } };
   requestSuccess(data?: Buffer): void;
   requestFailure(): void;
+  channelOpenFail(recipient: number, reason: number, description: string): void;
 }
 
 export type GlobalRequestHook = (name: string, wantReply: boolean, data: unknown) => void;
@@ -121,6 +123,23 @@ function sendPayload(proto: Protocol, payload: Buffer): void {
   const packet = w.alloc(payload.length);
   packet.set(payload, start);
   protocolUtils.sendPacket(proto, w.finalize(packet));
+}
+
+/**
+ * Calls an ssh2 channel-open reject() so that the failure carries a
+ * description (RFC 4254 §5.1), which ssh2 always sends empty: the user then
+ * reads "connect ECONNREFUSED 10.0.0.7:80" rather than nothing. reject()
+ * sends synchronously, so the override lives only for that call.
+ */
+export function rejectWithDescription(conn: Connection, reject: () => void, description: string): void {
+  const proto = protocolOf(conn);
+  const own = Object.getPrototypeOf(proto) as Protocol;
+  proto.channelOpenFail = (recipient, reason) => own.channelOpenFail.call(proto, recipient, reason, description);
+  try {
+    reject();
+  } finally {
+    delete (proto as Partial<Protocol>).channelOpenFail;
+  }
 }
 
 /** The socket a server connection runs on (ssh2 keeps it as _sock). */
