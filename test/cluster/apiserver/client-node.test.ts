@@ -161,3 +161,34 @@ test('informer: list then watch, add and update handlers fire', { timeout: 60_00
     await informer.stop();
   }
 });
+
+test('list paging (limit/continue) and a watch with sendInitialEvents ending in the initial-events-end bookmark', { timeout: 60_000 }, async () => {
+  h.store.create(RESOURCES.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'cp' } });
+  for (const n of ['a', 'b', 'c']) h.store.create(RESOURCES.configmaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: n, namespace: 'cp' } });
+  const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
+  const names: string[] = [];
+  let cont: string | undefined;
+  let pages = 0;
+  do {
+    const page = await core.listNamespacedConfigMap({ namespace: 'cp', limit: 2, _continue: cont });
+    names.push(...page.items.map((i) => i.metadata?.name ?? ''));
+    cont = page.metadata?._continue;
+    pages++;
+  } while (cont);
+  assert.deepEqual(names, ['a', 'b', 'c']);
+  assert.equal(pages, 2);
+
+  const ctrl = new AbortController();
+  const res = await fetch(`${h.server.url}/api/v1/namespaces/cp/configmaps?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan`, { signal: ctrl.signal });
+  const reader = res.body?.getReader();
+  let text = '';
+  while (!text.includes('BOOKMARK')) {
+    const chunk = await reader?.read();
+    if (!chunk || chunk.done) break;
+    text += Buffer.from(chunk.value).toString();
+  }
+  ctrl.abort();
+  const events = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string; object: { metadata: { name?: string; annotations?: Record<string, string> } } });
+  assert.deepEqual(events.map((e) => `${e.type} ${e.object.metadata.name ?? ''}`), ['ADDED a', 'ADDED b', 'ADDED c', 'BOOKMARK ']);
+  assert.equal(events[3].object.metadata.annotations?.['k8s.io/initial-events-end'], 'true');
+});

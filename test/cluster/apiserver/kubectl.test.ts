@@ -249,3 +249,16 @@ test('logs: the kubelet text, and the errors kubectl shows for pods without one'
   assert.match(await fails(['logs', 'pending', '-n', 'logs']), /pod pending does not have a host assigned/);
   assert.match(await fails(['logs', 'l1', '-n', 'logs', '-c', 'other']), /container other is not valid for pod l1/);
 });
+
+test('namespace deletion: Terminating, no new content, the protected ones stay', { timeout: 60_000 }, async () => {
+  await ok(['create', 'namespace', 'doomed']);
+  await ok(['create', 'configmap', 'c', '-n', 'doomed']);
+  // The namespace controller (test/cluster/controllers) empties and removes it; without it, it stays Terminating.
+  await ok(['delete', 'namespace', 'doomed', '--wait=false']);
+  assert.match(await ok(['get', 'ns', 'doomed']), /^doomed\s+Terminating\s/m);
+  assert.match(
+    await fails(['create', 'configmap', 'late', '-n', 'doomed']),
+    /configmaps "late" is forbidden: unable to create new content in namespace doomed because it is being terminated/,
+  );
+  assert.match(await fails(['delete', 'namespace', 'default']), /namespaces "default" is forbidden: this namespace may not be deleted/);
+});
