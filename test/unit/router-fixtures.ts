@@ -29,6 +29,8 @@ export interface Bed {
 
 export interface Dev {
   tunnel: Tunnel;
+  /** The TCP socket under the SSH connection (destroy it to act out a killed plugin). */
+  socket: net.Socket;
   route: RouteHandle;
   laptop?: EchoServer;
 }
@@ -60,7 +62,8 @@ export async function bed(t: TestContext, extra: Partial<RouterOptions> = {}, or
     logs,
     async dev(name, route, opts = {}) {
       const laptop = opts.local === undefined ? await echo(name) : undefined;
-      const tunnel = await openTunnel({ stream: net.connect(router.sshPort, '127.0.0.1'), privateKey: key.privateKey });
+      const socket = net.connect(router.sshPort, '127.0.0.1');
+      const tunnel = await openTunnel({ stream: socket, privateKey: key.privateKey });
       closers.push(async () => {
         await tunnel.close();
         await laptop?.close();
@@ -74,7 +77,7 @@ export async function bed(t: TestContext, extra: Partial<RouterOptions> = {}, or
         ...route,
       };
       const handle = await requestRoute(tunnel, req, { host: '127.0.0.1', port: opts.local ?? (laptop as EchoServer).port });
-      return { tunnel, route: handle, ...(laptop ? { laptop } : {}) };
+      return { tunnel, socket, route: handle, ...(laptop ? { laptop } : {}) };
     },
   };
 }

@@ -167,6 +167,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       sock.on('error', () => sock.destroy());
       let seen: Buffer = Buffer.alloc(0);
       const decide = (kind: 'h1' | 'h2' | 'raw') => {
+        decided = true;
         clearTimeout(timer);
         sock.off('data', onData);
         sock.pause();
@@ -186,7 +187,16 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
         const kind = sniff(seen);
         if (kind !== 'more') decide(kind);
       };
-      const timer = setTimeout(() => decide(seen.length === 0 ? 'raw' : (sniff(seen) === 'more' ? 'h1' : 'raw')), sniffMs);
+      let decided = false;
+      const onTimeout = () => {
+        // Timers run before the loop polls for I/O: after a stall, bytes may
+        // be waiting unread. setImmediate runs after the poll, so they get
+        // their chance to classify the connection first.
+        setImmediate(() => {
+          if (!decided) decide(seen.length === 0 ? 'raw' : 'h1');
+        });
+      };
+      const timer = setTimeout(onTimeout, sniffMs);
       sock.on('data', onData);
     });
     await new Promise<void>((resolve, reject) => {
