@@ -96,9 +96,10 @@ test('the built bundle runs: version, help, exit codes (make build first)', { sk
   assert.equal(bad.status, 2);
   assert.equal(bad.stdout, '');
   assert.match(bad.stderr, /^error KT_ERR_UNKNOWN_COMMAND: unknown command "conect"; did you mean "connect"\? — .+\n$/);
-  const ni = runBundle('status');
-  assert.equal(ni.status, 1);
-  assert.match(ni.stderr, /^error KT_ERR_NOT_IMPLEMENTED: /);
+  // A command that needs the cluster, with no kubeconfig anywhere: one line, exit 1, no silent fallback.
+  const nk = runBundle('status');
+  assert.equal(nk.status, 1);
+  assert.match(nk.stderr, /^error KT_ERR_KUBECONFIG_NOT_FOUND: [^\n]+\n$/);
 });
 
 test('at run time, version and --help load no HTTPS/TLS stack (what client-node and ssh2 need first)', { skip: !existsSync(bundle) && 'dist/kubectl-kt not built' }, async () => {
