@@ -23,21 +23,26 @@ const MIB = 1024 * 1024;
 const TOTAL = 256 * MIB;
 const ROUNDS = 3;
 
-/** A sink that counts bytes and, at EOF, answers with the count (8 bytes). */
+/**
+ * A sink that counts bytes and, at EOF, answers with the count (8 bytes).
+ * It runs as its own process so that, in every variant, the bench process
+ * only writes (and, for our client, encrypts) — as the plugin would.
+ */
+const SINK = `
+const net = require('node:net');
+const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
+  let n = 0;
+  sock.on('data', (d) => (n += d.length));
+  sock.on('end', () => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); sock.end(b); });
+  sock.on('error', () => sock.destroy());
+});
+server.listen(0, '127.0.0.1', () => process.stderr.write('sink on ' + server.address().port + '\\n'));
+`;
+
 async function sink(): Promise<{ port: number; close(): Promise<void> }> {
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
-    let n = 0;
-    sock.on('data', (d: Buffer) => (n += d.length));
-    sock.on('end', () => {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64BE(BigInt(n));
-      sock.end(b);
-    });
-    sock.on('error', () => sock.destroy());
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { port: (server.address() as net.AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
+  const child = spawn(process.execPath, ['-e', SINK], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const m = await stderrMatch(child, /sink on (\d+)/, 'sink');
+  return { port: Number(m[1]), close: () => terminate(child) };
 }
 
 /** Writes TOTAL bytes, half-closes, waits for the sink's count; returns MiB/s. */
