@@ -17,12 +17,17 @@ const svc = (ns: string, name: string, clusterIP: string, ports: { name?: string
 });
 
 describe('addresses', () => {
-  test('the allocator skips the gateway, hands out the lowest free address and reuses released ones', () => {
+  test('the allocator skips the gateway and reuses a released address only after going round the range', () => {
     const a = new IpAllocator('10.64.0.0/16', ['10.64.0.1']);
     assert.equal(a.allocate(), '10.64.0.2');
     assert.equal(a.allocate(), '10.64.0.3');
     a.release('10.64.0.2');
-    assert.equal(a.allocate(), '10.64.0.2');
+    assert.equal(a.allocate(), '10.64.0.4');
+    const small = new IpAllocator('10.0.0.0/29', ['10.0.0.1']);
+    const got = [1, 2, 3, 4, 5].map(() => small.allocate());
+    assert.deepEqual(got, ['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6']);
+    small.release('10.0.0.3');
+    assert.equal(small.allocate(), '10.0.0.3');
     assert.equal(nthAddress('10.96.0.0/16', 10), '10.96.0.10');
     assert.ok(contains('10.96.0.0/16', '10.96.255.254'));
     assert.ok(!contains('10.96.0.0/16', '10.97.0.1'));

@@ -48,12 +48,15 @@ export function contains(cidr: string, ip: string): boolean {
 }
 
 /**
- * Hands out host addresses of a range, lowest free first, skipping the
- * reserved ones (the gateway); a released address is handed out again.
+ * Hands out host addresses of a range, skipping the reserved ones (the
+ * gateway). Like the host-local IPAM plugin it continues after the last
+ * address it gave, so a just-released address is not handed out again at
+ * once (other pods may still hold a neighbour entry for it).
  */
 export class IpAllocator {
   private readonly cidr: Cidr;
   private readonly used = new Set<number>();
+  private last = 0;
 
   constructor(cidr: string, reserved: string[] = []) {
     this.cidr = parseCidr(cidr);
@@ -62,10 +65,13 @@ export class IpAllocator {
 
   allocate(): string {
     // .0 is the network and the last address the broadcast address.
-    for (let i = 1; i < cidrSize(this.cidr) - 1; i++) {
+    const hosts = cidrSize(this.cidr) - 2;
+    for (let k = 1; k <= hosts; k++) {
+      const i = ((this.last + k - 1) % hosts) + 1;
       const v = this.cidr.base + i;
       if (!this.used.has(v)) {
         this.used.add(v);
+        this.last = i;
         return intToIp(v);
       }
     }

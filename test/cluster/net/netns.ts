@@ -70,6 +70,10 @@ export async function setupPod(p: PodNetwork): Promise<void> {
   await ip('-n', p.nodeNetns, 'link', 'set', p.hostVeth, 'type', 'bridge_slave', 'hairpin', 'on');
   await ip('-n', p.nodeNetns, 'link', 'set', p.hostVeth, 'up');
   await ip('-n', p.podNetns, 'addr', 'add', `${p.ip}/${p.prefixLen}`, 'dev', 'eth0');
+  // A new pod may get the address of one just deleted: announce it (gratuitous
+  // ARP on link up), or neighbours keep sending to the old pod's MAC for up to
+  // a reachable-time (~30 s).
+  await sysctl(p.podNetns, 'net.ipv4.conf.eth0.arp_notify', '1');
   await ip('-n', p.podNetns, 'link', 'set', 'eth0', 'up');
   await ip('-n', p.podNetns, 'route', 'add', 'default', 'via', p.gateway);
 }
