@@ -58,7 +58,7 @@ export function handleUpgrade(ctx: ServerContext, req: IncomingMessage, socket: 
       streams.portForward(req, socket, head, { namespace, pod: target.name, ports: ports(url.searchParams) }, ctx.kubelet);
       return;
     }
-    if (!streams.exec) throw new ApiError(501, 'BadRequest', 'exec is not supported by this API server');
+    if (!streams.exec) throw new ApiError(501, 'InternalError', 'exec is not supported by this API server');
     const containers = ((((pod.spec ?? {}) as Obj).containers ?? []) as Obj[]).map((c) => String(c.name));
     let container = url.searchParams.get('container') ?? undefined;
     if (!container) {
