@@ -72,7 +72,8 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   let buf = first;
   let ex: Exchange | undefined;
   let phase: 'head' | 'busy' | 'gone' = 'head';
-  let clientEnded = false;
+  // The client may have half-closed before its first bytes were classified.
+  let clientEnded = client.readableEnded;
   let upBlocked = false;
   const from = { ip: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
 
@@ -125,6 +126,14 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   function pump(): void {
     if (phase === 'head') startNext();
     if (phase === 'busy' && ex && ex.up && !ex.reqDone) sendBody(ex);
+    if (clientEnded && phase === 'busy' && ex && !ex.reqDone && buf.length === 0) {
+      // The client stopped sending in the middle of a request body: that
+      // request can never complete, so neither can its answer.
+      deps.log(`http1 ${ex.req.method} ${ex.req.target}: the client ended inside the request body`);
+      teardown();
+      client.destroy();
+      return;
+    }
     flow();
   }
 

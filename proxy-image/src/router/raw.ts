@@ -16,7 +16,10 @@ export function serveRaw(client: net.Socket, first: Buffer, target: Target, conn
           return;
         }
         if (first.length > 0) up.write(first);
+        // A client that half-closed before we got here sends no more 'end'.
+        const endedEarly = client.readableEnded;
         splice(client, up);
+        if (endedEarly) up.end();
       },
       (err: Error) => {
         if (t.kind === 'route') {

@@ -161,7 +161,9 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       },
       log,
     };
-    const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (sock) => {
+    // allowHalfOpen: a client may send its request and half-close at once;
+    // the answer must still go back (node would otherwise end our side too).
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => {
       sockets.add(sock);
       sock.once('close', () => sockets.delete(sock));
       sock.on('error', () => sock.destroy());
@@ -169,7 +171,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       const decide = (kind: 'h1' | 'h2' | 'raw') => {
         decided = true;
         clearTimeout(timer);
-        sock.off('data', onData);
+        sock.off('data', onData).off('end', onEnd);
         sock.pause();
         if (kind === 'h1') {
           serveHttp1(sock, seen, h1deps);
@@ -197,7 +199,19 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
         });
       };
       const timer = setTimeout(onTimeout, sniffMs);
+      const onEnd = () => {
+        if (decided) return;
+        if (seen.length === 0) {
+          clearTimeout(timer);
+          sock.destroy();
+          return;
+        }
+        // Ended before the first bytes said what they are: HTTP/1 (which
+        // answers 400 to a fragment) if they could be, else plain TCP.
+        decide(sniff(seen) === 'raw' ? 'raw' : 'h1');
+      };
       sock.on('data', onData);
+      sock.once('end', onEnd);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
