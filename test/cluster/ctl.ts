@@ -156,16 +156,34 @@ async function demo(dir: string): Promise<void> {
   const pods = await laptop(['kubectl', 'get', 'pods', '-n', 'shop', '-o', 'wide']);
   process.stdout.write(`\n${pods.stdout}\n`);
   const rel = relative(process.cwd(), LAPTOP);
+  // The tour: the plugin itself, from the laptop namespace, on the demo app.
+  const say = (title: string, cmd: string[]): void => {
+    process.stdout.write(`\n$ ${rel} ${cmd.join(' ')}    # ${title}\n`);
+  };
+  const show = async (title: string, cmd: string[]): Promise<void> => {
+    say(title, cmd);
+    const r = await laptop(cmd);
+    process.stdout.write(r.stdout);
+    process.stdout.write(r.stderr);
+    if (r.code !== 0 && !title.startsWith('fails')) throw new Error(`the tour step failed: ${cmd.join(' ')} (exit ${r.code})`);
+  };
+  const podIp = (await laptop(['kubectl', 'get', 'pods', '-n', 'shop', '-l', 'app=web', '-o', 'jsonpath={.items[0].status.podIP}'])).stdout.trim();
+  await show('fails: the laptop has no route to the cluster', ['curl', '-sS', '--max-time', '2', `http://${podIp}:8080/`]);
+  await show('one command with cluster access, by Service name', ['kubectl', 'kt', 'connect', '-n', 'shop', '--', 'curl', '-sS', 'http://web/tour']);
+  await show('the same to a pod IP', ['kubectl', 'kt', 'connect', '-n', 'shop', '--', 'curl', '-sS', `http://${podIp}:8080/`]);
+  await show('nothing is left in the cluster', ['kubectl', 'kt', 'status', '-n', 'shop']);
   process.stdout.write(
     [
-      'The demo app runs in namespace shop (Deployment web, 2 replicas of kt-demo/echo, Service web port 80 → 8080).',
-      'Every command below runs in the laptop network namespace, which has no route to the cluster:',
       '',
+      'The demo app runs in namespace shop (Deployment web, 2 replicas of kt-demo/echo, Service web port 80 → 8080).',
+      'Try more; every command runs in the laptop network namespace, which has no route to the cluster:',
+      '',
+      `  ${rel} kubectl kt connect -n shop --mode route         (then, in another shell: ${rel} curl http://web.shop/)`,
+      `  ${rel} kubectl kt exchange svc/web --expose 8080:80 -n shop`,
+      `  ${rel} kubectl kt mesh svc/web --expose 8080:80 --header x-kt-version=alice -n shop`,
+      `  ${rel} kubectl kt preview web-alice --expose 8080:80 -n shop`,
+      `  ${rel} kubectl kt dashboard -n shop --no-open`,
       `  ${rel} kubectl get pods -n shop -o wide`,
-      `  ${rel} kubectl logs -n shop deploy/web`,
-      `  ${rel} kubectl port-forward -n shop deploy/web 8080:8080 &   then: ${rel} curl -s localhost:8080/`,
-      `  ${rel} curl -s --max-time 2 http://<pod IP>:8080/          (fails: no route, as on a laptop)`,
-      `  ${rel} kubectl kt connect ...                              (after \`make build\`: the plugin is on PATH there)`,
       `  ${rel} bash                                                (a shell in the laptop namespace)`,
       '',
       'Stop it with `make cluster-down`.',
