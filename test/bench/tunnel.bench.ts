@@ -1,14 +1,14 @@
 // Throughput of one tunnelled TCP stream: 256 MiB from a client to a byte
 // sink, through (a) our ssh2 client → our SSH server (the kt-proxy process),
 // (b) OpenSSH `ssh -L` → OpenSSH sshd, (c) OpenSSH `ssh -L` → our server, and
-// (d) plain loopback TCP. Plus the plugin's cold start next to `node -e 0`.
+// (d) plain loopback TCP. (The plugin's cold start is startup.bench.ts's.)
 // ssh2's optional native crypto add-on does not load on Node 26 (nor can the
 // bundles carry it), so these are the node:crypto numbers that ship.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -89,7 +89,7 @@ async function startSshd(dir: string): Promise<OpenSsh> {
   };
   gen(join(dir, 'host'));
   gen(join(dir, 'user'));
-  writeFileSync(join(dir, 'authorized_keys'), spawnSync('cat', [join(dir, 'user.pub')]).stdout);
+  copyFileSync(join(dir, 'user.pub'), join(dir, 'authorized_keys'));
   const sshdPort = await freePort();
   const cfg = join(dir, 'sshd_config');
   writeFileSync(
@@ -136,23 +136,6 @@ async function sshL(o: { dir: string; keyFile: string; user: string; port: numbe
   const log = stderrTail(child, `ssh -L → port ${o.port}`);
   await stderrMatch(child, PORT_LISTENER_READY, 'ssh -L');
   return { port, child, log };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function coldStartMs(cmd: string, args: string[], runs = 15): number {
-  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(cmd, args, { env, stdio: 'ignore' });
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}`);
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  return median(times);
 }
 
 /** Keeps the last few KiB a child wrote to stderr, for error messages. */
@@ -223,15 +206,5 @@ export async function run(): Promise<BenchRow[]> {
     for (const c of cleanups) await c();
   }
 
-  const cli = join(root, 'dist', 'kubectl-kt');
-  if (!existsSync(cli)) throw new Error('dist/kubectl-kt is missing: run `make build` first');
-  rows.push({
-    name: 'cold start: kubectl-kt version',
-    value: coldStartMs(cli, ['version']),
-    unit: 'ms',
-    reference: 'node -e 0',
-    refValue: coldStartMs(process.execPath, ['-e', '0']),
-    note: 'median of 15 runs each',
-  });
   return rows;
 }
