@@ -288,13 +288,19 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   function onUpData(e: Exchange, d: Buffer): void {
     if (ex !== e) return;
     e.resBuf = e.resBuf.length === 0 ? d : Buffer.concat([e.resBuf, d]);
-    while (ex === e && e.resBuf.length > 0) {
-      if (!e.resFraming) {
-        if (!readResponseHead(e)) return;
-      } else {
-        readResponseBody(e);
-        return;
+    // Head and body (and interim answers) of one read leave in one writev.
+    client.cork();
+    try {
+      while (ex === e && e.resBuf.length > 0) {
+        if (!e.resFraming) {
+          if (!readResponseHead(e)) return;
+        } else {
+          readResponseBody(e);
+          return;
+        }
       }
+    } finally {
+      client.uncork();
     }
   }
 
