@@ -81,7 +81,7 @@ async function load(port: number, headers: string, duration = DURATION_MS): Prom
     new Promise<void>((resolve) => {
       const sock = net.connect(port, '127.0.0.1');
       sock.setNoDelay(true);
-      let buf = Buffer.alloc(0);
+      let buf: Buffer = Buffer.alloc(0);
       let sent = 0;
       const send = () => {
         if (performance.now() >= deadline) {
