@@ -3,8 +3,9 @@
 // foreign ones; `npm pack` downloads the tarball without installing it.
 // Everything is cached under build/ (git-ignored), so a second run is offline.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeAuthenticode } from './dist-pe.ts';
 import { NODE_VERSION, hostTargetId, type Target } from './dist-targets.ts';
 
 export interface BaseOptions {
@@ -36,14 +37,15 @@ export function packageTarball(t: Target, opts: BaseOptions): string {
 }
 
 /**
- * The node binary a target's executable is built from: the shipped one, or
- * a stripped copy where the target has a strip tool. The host's own binary
+ * The node binary a target's executable is built from: the shipped one, a
+ * stripped copy where the target has a strip tool, or for Windows a copy
+ * without its (soon invalid) Authenticode signature. The host's own binary
  * comes from node_modules (installed by npm ci) rather than a download.
  */
 export function baseBinary(t: Target, opts: BaseOptions): string {
   const dir = join(opts.root, 'build/node-base', t.id);
   const name = t.os === 'windows' ? 'node.exe' : 'node';
-  const out = join(dir, t.strip ? `${name}.stripped` : name);
+  const out = join(dir, t.strip ? `${name}.stripped` : t.format === 'pe' ? 'node.unsigned.exe' : name);
   if (existsSync(out)) return out;
   mkdirSync(dir, { recursive: true });
 
@@ -74,7 +76,11 @@ export function baseBinary(t: Target, opts: BaseOptions): string {
       }
       throw err;
     }
+  } else if (t.format === 'pe') {
+    // Node's SEA docs: remove the signature before injecting (signtool remove /s).
+    writeFileSync(tmp, removeAuthenticode(readFileSync(shipped)));
   } else {
+    // Mach-O: --build-sea drops LC_CODE_SIGNATURE itself.
     copyFileSync(shipped, tmp);
   }
   renameSync(tmp, out);

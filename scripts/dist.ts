@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { baseBinary } from './dist-base.ts';
 import { identify } from './dist-format.ts';
+import { fixChecksum } from './dist-pe.ts';
 import { TARGETS, archiveName, findTarget, hostTargetId, type Target } from './dist-targets.ts';
 import { gzip, tar } from './dist-tar.ts';
 import { zip } from './dist-zip.ts';
@@ -87,7 +88,13 @@ export function buildBinary(t: Target, opts: BinaryOptions = {}): string {
   const dir = join(opts.seaDir ?? join(root, 'build/sea'), t.id);
   log?.(`sea ${t.id}`);
   const out = buildSea({ main, executable: base, output: join(dir, t.binName), useCodeCache: t.id === hostTargetId(), workDir: dir });
-  const info = identify(readFileSync(out));
+  let bytes: Buffer = readFileSync(out);
+  if (t.format === 'pe') {
+    // Injection leaves the base binary's CheckSum; signtool would fix it when signing, we do it either way.
+    bytes = fixChecksum(bytes);
+    writeFileSync(out, bytes);
+  }
+  const info = identify(bytes);
   if (info.format !== t.format || info.arch !== t.arch || !info.seaInjected) {
     throw new Error(`${out}: expected an injected ${t.format}/${t.arch} executable, got ${JSON.stringify(info)}`);
   }

@@ -15,6 +15,7 @@ import { generate } from '../../krew/generate.ts';
 import { PLUGIN_NAME, toYaml, validateManifest, type KrewPlugin } from '../../krew/manifest.ts';
 import { ROOT, archive, buildBinary, buildRelease, packageVersion, sha256, type ReleaseArtifact } from '../../scripts/dist.ts';
 import { identify } from '../../scripts/dist-format.ts';
+import { certificateTable, peChecksum, storedChecksum } from '../../scripts/dist-pe.ts';
 import { findTarget } from '../../scripts/dist-targets.ts';
 
 const version = packageVersion();
@@ -93,9 +94,13 @@ describe('the other formats', () => {
     assert.equal(info.codeSignature, false);
   });
 
-  test('win-x64 is an x86-64 PE with the SEA blob', () => {
-    const info = identify(readFileSync(byId('win-x64').binary));
+  test('win-x64 is an x86-64 PE with the SEA blob, no stale signature and a valid checksum', () => {
+    const exe = readFileSync(byId('win-x64').binary);
+    const info = identify(exe);
     assert.deepEqual([info.format, info.arch, info.machine, info.seaInjected], ['pe', 'amd64', 0x8664, true]);
+    // node.exe is signed by the OpenJS Foundation; injection would leave that signature broken.
+    assert.deepEqual(certificateTable(exe), [0, 0]);
+    assert.equal(storedChecksum(exe), peChecksum(exe));
     assert.match(execFileSync('file', ['-b', byId('win-x64').binary], { encoding: 'utf8' }), /PE32\+ executable \(console\) x86-64/);
   });
 });

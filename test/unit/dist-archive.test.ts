@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { identify, SEA_FUSE } from '../../scripts/dist-format.ts';
+import { certificateTable, peChecksum, removeAuthenticode, storedChecksum } from '../../scripts/dist-pe.ts';
 import { archiveName, findTarget, TARGETS } from '../../scripts/dist-targets.ts';
 import { gzip, tar } from '../../scripts/dist-tar.ts';
 import { zip } from '../../scripts/dist-zip.ts';
@@ -127,6 +128,51 @@ describe('executable headers', () => {
     pe.write('XX', 0x80, 'latin1');
     assert.throws(() => identify(pe), /no PE signature/);
     assert.throws(() => identify(Buffer.alloc(100)), /not an ELF/);
+  });
+});
+
+/** A minimal PE32+ file: headers, 0x200 bytes of "code", then a certificate table. */
+function signedPe(): Buffer {
+  const pe = Buffer.alloc(0x400);
+  pe.write('MZ', 0, 'latin1');
+  pe.writeUInt32LE(0x80, 0x3c);
+  pe.write('PE\0\0', 0x80, 'latin1');
+  pe.writeUInt16LE(0x8664, 0x84);
+  pe.writeUInt16LE(0x20b, 0x98); // optional header magic at e_lfanew + 24
+  pe.fill(0xab, 0x200, 0x300);
+  pe.fill(0xcd, 0x300, 0x3f8); // the "signature"
+  pe.writeUInt32LE(0x300, 0x98 + 112 + 4 * 8);
+  pe.writeUInt32LE(0xf8, 0x98 + 112 + 4 * 8 + 4);
+  return pe;
+}
+
+describe('PE signature removal', () => {
+  test('cuts the certificate table, clears its directory entry and writes a valid checksum', () => {
+    const pe = signedPe();
+    assert.deepEqual(certificateTable(pe), [0x300, 0xf8]);
+    const out = removeAuthenticode(pe);
+    assert.equal(out.length, 0x300);
+    assert.deepEqual(certificateTable(out), [0, 0]);
+    assert.equal(storedChecksum(out), peChecksum(out));
+    assert.notEqual(storedChecksum(out), 0);
+    assert.deepEqual(out.subarray(0x200, 0x300), pe.subarray(0x200, 0x300));
+    assert.equal(removeAuthenticode(out), out, 'an unsigned file is returned as is');
+  });
+
+  test('refuses when something other than padding follows the table', () => {
+    const pe = signedPe();
+    pe.writeUInt32LE(0xf0, 0x98 + 112 + 4 * 8 + 4);
+    pe[0x3f5] = 1;
+    assert.throws(() => removeAuthenticode(pe), /not at the end of the file/);
+  });
+
+  test('the checksum is the 16-bit folded sum plus the length, skipping the CheckSum field', () => {
+    const pe = signedPe();
+    const before = peChecksum(pe);
+    pe.writeUInt32LE(0x12345678, 0x98 + 64);
+    assert.equal(peChecksum(pe), before, 'the stored checksum does not count');
+    pe[0x250] ^= 1;
+    assert.notEqual(peChecksum(pe), before);
   });
 });
 
