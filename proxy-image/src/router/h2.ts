@@ -29,26 +29,46 @@ export interface H2Router {
 }
 
 export function makeH2Router(deps: H2Deps): H2Router {
-  const sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
-  const clientSessions = new Set<http2.ServerHttp2Session>();
+  /**
+   * Upstream sessions per client connection and target. Not shared between
+   * client connections: the origin Service balances per connection, so each
+   * client connection keeps its own, as it would have talking directly.
+   */
+  const upstreams = new Map<http2.ServerHttp2Session, Map<string, Promise<http2.ClientHttp2Session>>>();
   const server = http2.createServer({ maxSessionInvalidFrames: 100 });
 
   server.on('session', (s) => {
-    clientSessions.add(s);
-    s.on('close', () => clientSessions.delete(s));
+    upstreams.set(s, new Map());
+    s.on('close', () => {
+      const mine = upstreams.get(s);
+      upstreams.delete(s);
+      for (const key of mine?.keys() ?? []) dropOne(mine as Map<string, Promise<http2.ClientHttp2Session>>, key);
+    });
   });
   server.on('sessionError', (err) => deps.log(`h2 client session: ${err.message}`));
   server.on('stream', (stream, headers, flags) => routeStream(stream as http2.ServerHttp2Stream, headers, flags));
 
-  /** One client session per target; a session that closes or fails is forgotten. */
-  function session(target: Target): Promise<http2.ClientHttp2Session> {
+  function dropOne(mine: Map<string, Promise<http2.ClientHttp2Session>>, key: string): void {
+    const s = mine.get(key);
+    mine.delete(key);
+    s?.then(
+      (sess) => sess.close(),
+      () => {},
+    );
+  }
+
+  /** The client connection's session to a target; one that closes or fails is forgotten. */
+  function session(client: http2.ServerHttp2Session, target: Target): Promise<http2.ClientHttp2Session> {
+    const mine = upstreams.get(client);
+    if (!mine) return Promise.reject(new Error('the client connection is gone'));
     const key = targetKey(target);
-    let s = sessions.get(key);
+    let s = mine.get(key);
     if (s) return s;
-    s = deps.connector.connect(target, { ip: '127.0.0.1', port: 0 }).then((sock) => {
-      const sess = http2.connect(`http://${deps.port.name ?? 'upstream'}`, { createConnection: () => sock });
+    const sock = client.socket;
+    s = deps.connector.connect(target, { ip: sock?.remoteAddress ?? '', port: sock?.remotePort ?? 0 }).then((up) => {
+      const sess = http2.connect(`http://${deps.port.name ?? 'upstream'}`, { createConnection: () => up });
       const forget = () => {
-        if (sessions.get(key) === s) sessions.delete(key);
+        if (mine.get(key) === s) mine.delete(key);
       };
       sess.on('close', forget);
       sess.on('goaway', forget);
@@ -56,11 +76,13 @@ export function makeH2Router(deps: H2Deps): H2Router {
         forget();
         deps.log(`h2 session to ${describeTarget(target)}: ${err.message}`);
       });
+      // The client connection went while this one was being opened.
+      if (!upstreams.has(client)) sess.close();
       return sess;
     });
-    sessions.set(key, s);
+    mine.set(key, s);
     s.catch(() => {
-      if (sessions.get(key) === s) sessions.delete(key);
+      if (mine.get(key) === s) mine.delete(key);
     });
     return s;
   }
@@ -89,14 +111,14 @@ export function makeH2Router(deps: H2Deps): H2Router {
         stream.close(NGHTTP2_INTERNAL_ERROR);
       }
     };
-    session(target).then(
+    session(stream.session as http2.ServerHttp2Session, target).then(
       (sess) => {
         if (stream.destroyed) return;
         let up: http2.ClientHttp2Stream;
         try {
           up = sess.request(headers, { endStream });
         } catch (err) {
-          sessions.delete(targetKey(target));
+          upstreams.get(stream.session as http2.ServerHttp2Session)?.delete(targetKey(target));
           fallback((err as Error).message);
           return;
         }
@@ -154,16 +176,10 @@ export function makeH2Router(deps: H2Deps): H2Router {
       server.emit('connection', socket);
     },
     drop(key) {
-      const s = sessions.get(key);
-      sessions.delete(key);
-      s?.then(
-        (sess) => sess.destroy(),
-        () => {},
-      );
+      for (const mine of upstreams.values()) dropOne(mine, key);
     },
     close() {
-      for (const key of [...sessions.keys()]) this.drop(key);
-      for (const s of clientSessions) s.destroy();
+      for (const client of [...upstreams.keys()]) client.destroy();
     },
   };
 }
