@@ -132,3 +132,21 @@ test('health and routes endpoints', async (t) => {
   assert.equal(typeof r.routes[0].connections, 'number');
   assert.equal((await fetch(`http://127.0.0.1:${b.router.healthPort}/nope`)).status, 404);
 });
+
+test('idle keep-alive connections close; a head that never completes gets 408', async (t) => {
+  const b = await bed(t, { idleTimeoutMs: 200 });
+  const idle = await rawConnect(b.port);
+  const slow = await rawConnect(b.port);
+  t.after(() => {
+    idle.destroy();
+    slow.destroy();
+  });
+  const rd = responseReader(idle);
+  idle.write('GET / HTTP/1.1\r\nHost: svc\r\n\r\n');
+  assert.equal(podOf(await rd.next()), 'origin-pod');
+  let slowGot = '';
+  slow.on('data', (d: Buffer) => (slowGot += d.toString()));
+  slow.write('GET / HTTP/1.1\r\nHost: sv');
+  await Promise.all([once(idle, 'close'), once(slow, 'close')]);
+  assert.match(slowGot, /^HTTP\/1\.1 408 /);
+});

@@ -22,8 +22,17 @@ export interface Http1Deps {
   /** An h2c upgrade request: the router answers 101 and speaks HTTP/2 from here on. */
   h2cUpgrade(client: net.Socket, head: RequestHead, rest: Buffer): void;
   log(msg: string): void;
+  /** Overrides IDLE_MS (tests). */
+  idleMs?: number;
 }
 
+/**
+ * A client connection with no request in flight is closed after this long
+ * idle, and one that starts a request head must finish it within it (against
+ * slow-header clients). Requests in flight have no limit: long polls and
+ * streams are the application's business.
+ */
+const IDLE_MS = 120_000;
 /** Stop reading from the client while this much is buffered and not yet forwardable. */
 const HIGH_WATER = 256 * 1024;
 /** Request bodies up to this size are kept until the answer starts, so the request can be retried elsewhere. */
@@ -59,7 +68,7 @@ function plainResponse(status: number, reason: string, text: string): Buffer {
   );
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 502: 'Bad Gateway' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 502: 'Bad Gateway' };
 
 export function wantsH2c(head: RequestHead): boolean {
   if (!head.upgrade) return false;
@@ -115,9 +124,20 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   const onClientDrain = () => ex?.up?.resume();
   client.on('data', onClientData).on('end', onClientEnd).on('close', onClientClose).on('drain', onClientDrain);
   client.on('error', () => client.destroy());
+  const onTimeout = () => {
+    if (phase !== 'head') return;
+    if (buf.length > 0) reject(408, `request head not complete after ${idleMs} ms`);
+    else {
+      teardown();
+      client.end();
+    }
+  };
+  const idleMs = deps.idleMs ?? IDLE_MS;
+  client.setTimeout(idleMs, onTimeout);
   /** Another layer takes the socket over (h2c, or a 101 splice). */
   const handOver = () => {
     client.off('data', onClientData).off('end', onClientEnd).off('close', onClientClose).off('drain', onClientDrain);
+    client.setTimeout(0).off('timeout', onTimeout);
   };
 
   pump();

@@ -49,6 +49,8 @@ export interface RouterOptions {
    * route. Default 300 ms.
    */
   sniffTimeoutMs?: number;
+  /** HTTP/1 keep-alive idle limit and request-head deadline. Default 120 s. */
+  idleTimeoutMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -160,6 +162,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
         h2.serve(stream);
       },
       log,
+      ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}),
     };
     // allowHalfOpen: a client may send its request and half-close at once;
     // the answer must still go back (node would otherwise end our side too).
