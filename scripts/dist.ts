@@ -101,9 +101,11 @@ export function buildBinary(t: Target, opts: BinaryOptions = {}): string {
   return out;
 }
 
-export function archive(t: Target, binary: string, version: string, root: string, mtime: number): Buffer {
+/** The release archive of one binary: the executable and LICENSE, every entry dated `mtime`. */
+export function archive(t: Target, binary: string, opts: { mtime: number; root?: string }): Buffer {
   const bin = readFileSync(binary);
-  const license = readFileSync(join(root, 'LICENSE'));
+  const license = readFileSync(join(opts.root ?? ROOT, 'LICENSE'));
+  const mtime = opts.mtime;
   if (t.archive === 'zip') {
     return zip([
       { path: t.binName, data: bin, mode: 0o755 },
@@ -134,7 +136,7 @@ export function buildRelease(opts: ReleaseOptions = {}): ReleaseArtifact[] {
     const binary = buildBinary(t, { root, main: opts.main, seaDir: opts.seaDir, log: opts.log });
     const name = archiveName(version, t);
     opts.log?.(`archive ${name}`);
-    const data = archive(t, binary, version, root, mtime);
+    const data = archive(t, binary, { root, mtime });
     const file = join(outDir, name);
     writeFileSync(file, data);
     const sum = sha256(data);

@@ -131,7 +131,7 @@ describe('archives', () => {
     const again = buildBinary(t, { main, seaDir: join(dir, 'sea-again') });
     // Hashes, not the buffers: a failing deepEqual would render 100 MB of diff.
     assert.equal(sha256(readFileSync(again)), sha256(readFileSync(byId('win-x64').binary)));
-    const bytes = archive(t, again, version, ROOT, MTIME);
+    const bytes = archive(t, again, { mtime: MTIME });
     assert.equal(sha256(bytes), byId('win-x64').sha256);
   });
 });
