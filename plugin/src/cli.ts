@@ -213,6 +213,8 @@ export type OptionsOf<N extends CommandName> = Options<(typeof COMMANDS)[N]['fla
  */
 export const LOADERS: { readonly [N in CommandName]?: () => Promise<CommandModule<OptionsOf<N>>> } = {
   connect: () => import('./commands/connect.ts'),
+  exchange: () => import('./commands/exchange.ts'),
+  mesh: () => import('./commands/mesh.ts'),
   status: () => import('./commands/status.ts'),
   forward: () => import('./commands/forward.ts'),
   preview: () => import('./commands/preview.ts'),

@@ -204,6 +204,33 @@ export const ERRORS = {
     'fix or remove the annotation by hand (`kubectl edit`), then run the command again',
     (p) => `cannot read ${p.what}: ${JSON.stringify(p.value).slice(0, 80)}`,
   ),
+  KT_ERR_NO_SERVICE_FOR_WORKLOAD: failure<{ name: string; namespace: string }>(
+    'exchange or mesh was given a Deployment that no Service selects, so there is no traffic to take over.',
+    'name the Service instead (svc/NAME), or create one for the Deployment; `kubectl get svc -o wide` shows the selectors',
+    (p) => `no service in namespace ${p.namespace} selects the pods of deployment "${p.name}"`,
+  ),
+  KT_ERR_NO_SUCH_PORT: failure<{ service: string; port: number; ports: readonly number[] }>(
+    'The REMOTE port of --expose is not a port of the Service.',
+    'use one of the Service ports as REMOTE (`--expose LOCAL:REMOTE`); `kubectl get svc NAME` lists them',
+    (p) => `service ${p.service} has no port ${p.port} (its ports: ${p.ports.join(', ') || 'none'})`,
+  ),
+  KT_ERR_UNRESOLVED_PORT: failure<{ service: string; port: number; targetPort: string; sharedWith?: number }>(
+    "A Service port's targetPort cannot be served by the router: a named port no pod declares, or two Service ports on one pod port.",
+    'give the Service port a numeric targetPort, or make sure a pod of the Service runs and declares the named port',
+    (p) => (p.sharedWith === undefined
+      ? `service ${p.service} port ${p.port}: no running pod declares the named targetPort "${p.targetPort}"`
+      : `service ${p.service} ports ${p.sharedWith} and ${p.port} both target pod port ${p.targetPort}; the router cannot tell them apart`),
+  ),
+  KT_ERR_ROUTE_TAKEN: failure<{ service: string; reason: string }>(
+    'Someone else holds that route: an exchange of the Service, or a mesh route with the same headers.',
+    'ask the holder (`kubectl kt status` shows who), or use mesh with your own --header value',
+    (p) => `cannot route ${p.service}: ${p.reason}`,
+  ),
+  KT_ERR_ROUTER_GONE: failure<{ namespace: string; service: string; reason: string }>(
+    "The Service's router pod went away while the session ran; the Service was given back to its own pods.",
+    'run the command again to take the Service over with a new router',
+    (p) => `the router of service ${p.namespace}/${p.service} is gone (${p.reason}); the service is served by its own pods again`,
+  ),
   KT_ERR_INTERNAL: failure<{ message: string }>(
     'An unexpected error: a bug in kubectl-kt.',
     'run again with --debug for details, and report it with that output',

@@ -33,6 +33,11 @@ export const RULES: readonly Rule[] = [
   { apiGroups: ['apps'], resources: ['deployments/scale'], verbs: ['get', 'update', 'patch'] },
   // exchange --env-file reads the workload's environment.
   { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get'] },
+  // exchange and mesh share one router per Service: its Secret kt-router-NAME
+  // holds the SSH client key every developer's session logs in with (reading
+  // it is what lets a second developer join the router), so the first session
+  // creates it and the last one, recover and clean delete it.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'delete'] },
   // Why a proxy pod does not start (ImagePullBackOff, admission).
   { apiGroups: [''], resources: ['events'], verbs: ['list'] },
 ];

@@ -12,7 +12,7 @@ import { isKtError, ktError, toKtError } from '../errors.ts';
 import { openPortForward } from '../kube/portforward.ts';
 import { annotatePod, createPod, deletePod, podRunning, waitForPod } from '../kube/pods.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
-import { makeSessionKey, openTunnel, pinHostKey, type Tunnel } from '../tunnel/index.ts';
+import { makeSessionKey, openTunnel, pinHostKey, type KeyPair, type Tunnel } from '../tunnel/index.ts';
 
 export interface Progress {
   /** A step starts; the returned function marks it done (and prints its time). */
@@ -46,6 +46,17 @@ export interface ProxySessionOptions {
   /** Proxy exits after this long without a client (crash cleanup); default 600 s in the proxy. */
   idleExitSeconds?: number;
   now?: () => Date;
+  /**
+   * Keys to use instead of fresh per-session ones: a shared router's client
+   * pair and host key come from its Secret, so every developer's session
+   * authenticates to the same pod.
+   */
+  keys?: { client: KeyPair; host: KeyPair };
+  /**
+   * The pod exists already (a shared router): start() only connects, there is
+   * no pod heartbeat, and close() leaves the pod alone. `name` is required.
+   */
+  attach?: boolean;
 }
 
 export interface ProxySessionEvents {
@@ -62,8 +73,8 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   readonly owner: string;
   readonly since: string;
   private readonly opts: ProxySessionOptions;
-  private readonly key = makeSessionKey('kubectl-kt session');
-  private readonly hostKey = makeSessionKey('kubectl-kt proxy host');
+  private readonly key: KeyPair;
+  private readonly hostKey: KeyPair;
   private current: Tunnel | undefined;
   private waiting: { resolve: (t: Tunnel) => void; reject: (e: Error) => void }[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
@@ -74,6 +85,8 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   constructor(opts: ProxySessionOptions) {
     super();
     this.opts = opts;
+    this.key = opts.keys?.client ?? makeSessionKey('kubectl-kt session');
+    this.hostKey = opts.keys?.host ?? makeSessionKey('kubectl-kt proxy host');
     this.id = newSessionId();
     this.podName = opts.name ?? `kt-${opts.kind}-${this.id}`;
     this.namespace = opts.namespace;
@@ -97,6 +110,17 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   /** Creates the pod and brings the tunnel up; throws a KtError (and removes the pod) on failure. */
   async start(): Promise<Tunnel> {
     const { kc, namespace, progress } = this.opts;
+    if (this.opts.attach) {
+      try {
+        const done = progress.step(`opening the tunnel to ${namespace}/${this.podName}`);
+        const tunnel = await this.connectWithRetry(true);
+        done();
+        return tunnel;
+      } catch (err) {
+        await this.close();
+        throw toKtError(err);
+      }
+    }
     try {
       let done = progress.step(`creating proxy pod ${namespace}/${this.podName}`);
       await createPod(kc, proxyPod({

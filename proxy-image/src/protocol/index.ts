@@ -49,6 +49,8 @@ export const ANNOTATIONS = {
   kind: `${DOMAIN}/kind`,
   /** JSON list of the routes a session holds (for status). */
   routes: `${DOMAIN}/routes`,
+  /** On a router's Secret: the name of the router pod it belongs to (joining sessions wait for it). */
+  routerPod: `${DOMAIN}/router-pod`,
 } as const;
 
 export type Role = 'shadow' | 'router';

@@ -1,0 +1,14 @@
+// `kubectl kt mesh <deploy/NAME|svc/NAME> --expose LOCAL[:REMOTE] --header NAME=VALUE`:
+// only requests whose headers match go to a local port; all others go to the
+// original pods. Developers share one router per Service.
+import type { OptionsOf } from '../cli.ts';
+import type { Deps } from '../deps.ts';
+import { runTakeover, takeoverText, type TakeoverResult } from '../session/takeover-run.ts';
+
+export async function run(opts: OptionsOf<'mesh'>, deps: Deps): Promise<TakeoverResult> {
+  return await runTakeover({ kind: 'mesh', target: opts.target, expose: opts.expose, image: opts.image, headers: opts.header }, deps);
+}
+
+export function text(data: unknown): string {
+  return takeoverText(data as TakeoverResult);
+}

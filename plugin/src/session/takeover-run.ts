@@ -1,0 +1,200 @@
+// What `exchange` and `mesh` share: resolve the target to its Services,
+// check every --expose against their ports before anything is created, take
+// each Service over (or join its router), register the routes, and hold them
+// until Ctrl-C; then give everything back. `exchange --mode scale` also
+// scales the workload to 0 while it runs, and back (waiting for a ready pod)
+// before the route goes, so traffic never falls back onto nothing.
+import { writeFile } from 'node:fs/promises';
+import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
+import { ANNOTATIONS, DEFAULT_MESH_HEADER, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
+import type { Deps } from '../deps.ts';
+import { fromApiError, ktError, toKtError, type KtError } from '../errors.ts';
+import { clientConfig } from '../kube/config.ts';
+import { newSessionId } from '../kube/shadow.ts';
+import {
+  containerEnv, deploymentFor, envFileText, envSources, originalSelectorOf, planRoutes, podsFor, resolveTarget,
+} from '../kube/takeover.ts';
+import type { HeaderMatch, PortMapping, WorkloadRef } from '../values.ts';
+import { progressPrinter } from './progress.ts';
+import { ServiceTakeover, watchByName } from './takeover-session.ts';
+
+export interface TakeoverRunOptions {
+  kind: 'exchange' | 'mesh';
+  target: WorkloadRef;
+  expose: readonly PortMapping[];
+  image: string;
+  mode?: 'selector' | 'scale';
+  envFile?: string;
+  headers?: readonly HeaderMatch[];
+}
+
+export interface TakeoverResult {
+  kind: 'exchange' | 'mesh';
+  namespace: string;
+  session: string;
+  owner: string;
+  mode?: 'selector' | 'scale';
+  headers?: WireHeader[];
+  services: { service: string; router: string; reusedRouter: boolean; routes: { servicePort: number; local: number }[] }[];
+  /** Milliseconds from the start of the command until every route was registered. */
+  routedMs: number;
+  scaled?: { deployment: string; replicas: number };
+  envFile?: { path: string; variables: number };
+}
+
+export function toWire(headers: readonly HeaderMatch[]): WireHeader[] {
+  return headers.map((h) => (h.kind === 'exact' ? { name: h.name, value: h.value } : { name: h.name, regex: h.pattern }));
+}
+
+/** The value a mesh without --header uses: short, random, safe in a header and a shell. */
+export function generatedHeader(user: string, random: () => number = Math.random): WireHeader {
+  const who = user.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 12) || 'dev';
+  return { name: DEFAULT_MESH_HEADER, value: `${who}-${newSessionId(random).slice(0, 5)}` };
+}
+
+async function scaleTo(kc: KubeConfig, namespace: string, name: string, body: object): Promise<void> {
+  const { AppsV1Api, setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
+  await kc.makeApiClient(AppsV1Api).patchNamespacedDeployment({ namespace, name, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))
+    .catch((err: unknown) => {
+      throw fromApiError(err, { verb: 'patch', resource: 'deployments', namespace, name });
+    });
+}
+
+/** Waits (by watching) until the Deployment has a ready pod again. */
+async function waitReadyReplicas(kc: KubeConfig, namespace: string, name: string, want: number, timeoutMs: number): Promise<boolean> {
+  let stop: (() => void) | undefined;
+  let done = false;
+  const ok = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    void watchByName(kc, `/apis/apps/v1/namespaces/${namespace}/deployments`, name, (_type, obj) => {
+      if ((((obj as V1Deployment).status?.readyReplicas) ?? 0) >= want) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    }, () => done, () => undefined).then((s) => {
+      stop = s;
+    });
+  });
+  done = true;
+  stop?.();
+  return ok;
+}
+
+export async function runTakeover(o: TakeoverRunOptions, deps: Deps): Promise<TakeoverResult> {
+  const t0 = deps.clock.now();
+  const target = await deps.kube();
+  const kc = await clientConfig(target);
+  const { namespace } = target;
+  const progress = progressPrinter(deps.err, deps.clock.now);
+  const resolved = await resolveTarget(kc, namespace, o.target);
+
+  // Every --expose must name a port of some Service; check all before creating anything.
+  const plans = resolved.services.map((svc) => {
+    const name = svc.metadata?.name ?? '';
+    const ports = (svc.spec?.ports ?? []).map((p) => ({ servicePort: p.port, listenPort: 0, originPort: p.port }));
+    const mine = o.expose.filter((m) => ports.some((p) => p.servicePort === m.remote));
+    return { svc, name, routes: planRoutes(name, ports, mine) };
+  });
+  for (const m of o.expose) {
+    if (!plans.some((p) => p.routes.some((r) => r.servicePort === m.remote))) {
+      const first = resolved.services[0];
+      throw ktError('KT_ERR_NO_SUCH_PORT', { service: first.metadata?.name ?? '', port: m.remote, ports: (first.spec?.ports ?? []).map((p) => p.port) });
+    }
+  }
+  const active = plans.filter((p) => p.routes.length > 0);
+
+  let envFile: TakeoverResult['envFile'];
+  if (o.envFile) {
+    const selector = originalSelectorOf(active[0].svc);
+    const pod = (await podsFor(kc, namespace, selector))[0];
+    if (!pod) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: `running pod of service`, name: active[0].name, namespace });
+    const { env, notes } = await containerEnv(pod, undefined, await envSources(kc, namespace));
+    await writeFile(o.envFile, envFileText(env), { mode: 0o600 });
+    for (const n of notes) progress.note(`--env-file: ${n}`);
+    envFile = { path: o.envFile, variables: env.size };
+    progress.note(`wrote ${env.size} variables of pod ${namespace}/${pod.metadata?.name} to ${o.envFile}`);
+  }
+
+  const headers = o.kind === 'mesh' ? (o.headers && o.headers.length > 0 ? toWire(o.headers) : undefined) : undefined;
+  const takeovers: ServiceTakeover[] = [];
+  let scaled: TakeoverResult['scaled'];
+  let ended: KtError | undefined;
+  let meshHeaders: WireHeader[] | undefined = headers;
+  try {
+    for (const p of active) {
+      const t = new ServiceTakeover({ kc, namespace, service: p.svc, image: o.image, kind: o.kind, progress, debug: deps.debug, signal: deps.signal });
+      takeovers.push(t);
+      await t.start();
+      if (o.kind === 'mesh' && !meshHeaders) meshHeaders = [generatedHeader(t.session.owner.split('@')[0])];
+      const done = progress.step(`registering ${o.kind} route${p.routes.length > 1 ? 's' : ''} on ${namespace}/${t.router}`);
+      await t.addRoutes(p.routes.map((r) => ({ ...r, ...(meshHeaders ? { headers: meshHeaders } : {}) })));
+      done();
+    }
+    if (o.mode === 'scale') {
+      const d = resolved.deployment ?? await deploymentFor(kc, namespace, originalSelectorOf(active[0].svc));
+      if (!d) {
+        progress.note(`--mode scale: no Deployment runs the pods of service ${active[0].name}; nothing scaled`);
+      } else if (d.metadata?.annotations?.[ANNOTATIONS.originalReplicas] === undefined) {
+        const replicas = d.spec?.replicas ?? 1;
+        const dn = d.metadata?.name ?? '';
+        const done = progress.step(`scaling deployment ${namespace}/${dn} to 0 (was ${replicas})`);
+        await scaleTo(kc, namespace, dn, { metadata: { annotations: { [ANNOTATIONS.originalReplicas]: String(replicas), [ANNOTATIONS.scaledFor]: active[0].name } }, spec: { replicas: 0 } });
+        scaled = { deployment: dn, replicas };
+        done();
+      } else {
+        progress.note(`deployment ${namespace}/${d.metadata?.name} is already scaled down by kubectl-kt; leaving it`);
+      }
+    }
+    const routedMs = deps.clock.now() - t0;
+    const what = takeovers.map((t, i) => active[i].routes.map((r) => `${t.name}:${r.servicePort} -> localhost:${r.local}`).join(', ')).join(', ');
+    const verb = o.kind === 'exchange' ? 'exchanging' : 'meshing';
+    const hdr = meshHeaders ? ` for requests with ${meshHeaders.map((h) => ('value' in h ? `${h.name}: ${h.value}` : `${h.name} ~ /${h.regex}/`)).join(' and ')}` : '';
+    deps.err.write(`${verb}: ${what}${hdr} (routed in ${(routedMs / 1000).toFixed(2)} s${takeovers.every((t) => t.reused) ? ', router reused' : ''}); Ctrl-C to stop\n`);
+    if (o.kind === 'mesh' && (!o.headers || o.headers.length === 0) && meshHeaders) {
+      const h = meshHeaders[0] as { name: string; value: string };
+      const r = active[0].routes[0];
+      deps.err.write(`try: curl -H '${h.name}: ${h.value}' http://${active[0].name}.${namespace}.svc:${r.servicePort}/\n`);
+    }
+    await new Promise<void>((resolve) => {
+      if (deps.signal.aborted) return resolve();
+      deps.signal.addEventListener('abort', () => resolve(), { once: true });
+      for (const t of takeovers) {
+        t.failed.catch((e: unknown) => {
+          ended = toKtError(e);
+          resolve();
+        });
+      }
+    });
+    if (ended) throw ended;
+    return {
+      kind: o.kind,
+      namespace,
+      session: takeovers[0].id,
+      owner: takeovers[0].session.owner,
+      ...(o.kind === 'exchange' ? { mode: o.mode ?? 'selector' } : {}),
+      ...(meshHeaders ? { headers: meshHeaders } : {}),
+      services: takeovers.map((t, i) => ({ service: t.name, router: t.router, reusedRouter: t.reused, routes: active[i].routes })),
+      routedMs,
+      ...(scaled ? { scaled } : {}),
+      ...(envFile ? { envFile } : {}),
+    };
+  } finally {
+    if (scaled) {
+      const done = progress.step(`scaling deployment ${namespace}/${scaled.deployment} back to ${scaled.replicas}`);
+      try {
+        await scaleTo(kc, namespace, scaled.deployment, { metadata: { annotations: { [ANNOTATIONS.originalReplicas]: null, [ANNOTATIONS.scaledFor]: null } }, spec: { replicas: scaled.replicas } });
+        const ready = scaled.replicas === 0 || await waitReadyReplicas(kc, namespace, scaled.deployment, 1, 60_000);
+        done(ready ? undefined : 'no pod ready after 60 s; giving the route up anyway');
+      } catch (err) {
+        progress.note(`cannot scale ${namespace}/${scaled.deployment} back: ${toKtError(err).message}; \`kubectl kt recover\` does`);
+      }
+    }
+    for (const t of takeovers.reverse()) await t.close();
+  }
+}
+
+/** The text form of a finished exchange or mesh. */
+export function takeoverText(r: TakeoverResult): string {
+  const lines = r.services.map((s) => `${r.kind} of ${r.namespace}/${s.service} ended`);
+  return lines.join('\n');
+}

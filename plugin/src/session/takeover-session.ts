@@ -1,0 +1,399 @@
+// One developer's hold on one Service through its shared router: set the
+// router up (first developer) or join it (everyone after), register routes
+// on it for as long as this process lives, announce them on the router pod
+// (one annotation per session, heartbeat every 10 s), watch the Service and
+// the router, and on close give the Service back when nobody else routes.
+//
+// Watches, not polls: a selector someone overwrites (a redeploy, `kubectl
+// apply`) is taken over again at once, with the new selector kept as the
+// original; a deleted router pod puts the original selector back at once and
+// ends the session with KT_ERR_ROUTER_GONE (DESIGN rule 1: the Service must
+// not point at nothing; running the command again builds a new router).
+import type { KubeConfig, V1Pod, V1Service } from '@kubernetes/client-node';
+import { LABELS, PROTOCOL_VERSION, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
+import { fromApiError, isKtError, ktError, toKtError, type KtError } from '../errors.ts';
+import { annotatePod, createPod, podReady, waitForPod } from '../kube/pods.ts';
+import { restoreService } from '../kube/restore.ts';
+import { newSessionId, proxyPod } from '../kube/shadow.ts';
+import {
+  ROUTER_READINESS, ensureOriginService, ensureRouterSecret, isRace, originService, originalSelectorOf, planPorts, podsFor,
+  restoreSelectorOnly, routerEnv, routerName, routerSelector, sameLabels, switchSelector, type PortPlan,
+} from '../kube/takeover.ts';
+import { ROUTE_ANNOTATION_PREFIX, parseRoutes } from '../status/model.ts';
+import { requestRoute, RouteRefusedError, type RouteHandle } from '../tunnel/route.ts';
+import type { Tunnel } from '../tunnel/index.ts';
+import { ProxySession, type Progress } from './proxy-session.ts';
+
+export interface TakeoverOptions {
+  kc: KubeConfig;
+  namespace: string;
+  service: V1Service;
+  image: string;
+  kind: 'exchange' | 'mesh';
+  progress: Progress;
+  debug: (msg: string) => void;
+  signal: AbortSignal;
+  heartbeatMs?: number;
+  now?: () => Date;
+}
+
+export interface RouteSpec {
+  servicePort: number;
+  local: number;
+  headers?: WireHeader[];
+}
+
+function iso(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+function httpCode(err: unknown): number | undefined {
+  const c = (err as { code?: unknown } | undefined)?.code;
+  return typeof c === 'number' ? c : undefined;
+}
+
+/** Long-lived watch of one object by name that restarts when the server ends it. */
+export async function watchByName(kc: KubeConfig, path: string, name: string, onEvent: (type: string, obj: unknown) => void, stopped: () => boolean, debug: (m: string) => void): Promise<() => void> {
+  const { Watch } = await import('@kubernetes/client-node');
+  const watch = new Watch(kc);
+  let ctrl: AbortController | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const start = (): void => {
+    if (stopped()) return;
+    watch.watch(path, { fieldSelector: `metadata.name=${name}` }, onEvent, (err: unknown) => {
+      if (stopped()) return;
+      debug(`watch ${path} ${name} ended${err ? `: ${(err as Error).message}` : ''}; again`);
+      retry = setTimeout(start, err ? 500 : 0);
+    }).then((c) => {
+      ctrl = c;
+      if (stopped()) c.abort();
+    }, (err: unknown) => {
+      debug(`watch ${path} ${name} failed: ${(err as Error).message}`);
+      if (!stopped()) retry = setTimeout(start, 1000);
+    });
+  };
+  start();
+  return () => {
+    clearTimeout(retry);
+    ctrl?.abort();
+  };
+}
+
+export class ServiceTakeover {
+  readonly name: string;
+  readonly namespace: string;
+  router: string;
+  private sessionObj: ProxySession | undefined;
+  /** True when this session found the router running (no pod was made). */
+  reused = false;
+  private created = false;
+  plan: PortPlan | undefined;
+  private readonly opts: TakeoverOptions;
+  private routes: { spec: RouteSpec; handle: RouteHandle | undefined }[] = [];
+  private stopWatches: (() => void)[] = [];
+  private heartbeat: NodeJS.Timeout | undefined;
+  private closing = false;
+  private closed: Promise<void> | undefined;
+  private failure: ((e: KtError) => void) | undefined;
+  /** Rejects when the session cannot go on (router gone); the command awaits it with the abort signal. */
+  readonly failed: Promise<never>;
+
+  constructor(opts: TakeoverOptions) {
+    this.opts = opts;
+    this.name = opts.service.metadata?.name ?? '';
+    this.namespace = opts.namespace;
+    this.router = '';
+    this.failed = new Promise<never>((_resolve, reject) => {
+      this.failure = reject;
+    });
+    this.failed.catch(() => undefined);
+  }
+
+  get session(): ProxySession {
+    if (!this.sessionObj) throw ktError('KT_ERR_INTERNAL', { message: 'takeover session used before start()' });
+    return this.sessionObj;
+  }
+
+  get id(): string {
+    return this.session.id;
+  }
+
+  /**
+   * Sets the router up or joins it, then points the Service at it. On
+   * failure, what this call created is removed again.
+   */
+  async start(): Promise<void> {
+    const { kc, namespace, progress } = this.opts;
+    const svc = this.opts.service;
+    const original = originalSelectorOf(svc);
+    let done = progress.step(`reading the router keys of service ${namespace}/${this.name}`);
+    const secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
+    this.router = secret.routerPod;
+    done(secret.created ? 'new router' : 'router exists, joining');
+    this.reused = !secret.created;
+    this.created = secret.created;
+    const keys = secret.keys;
+    this.sessionObj = new ProxySession({
+      kc,
+      namespace,
+      image: this.opts.image,
+      role: 'router',
+      kind: this.opts.kind,
+      name: this.router,
+      attach: true,
+      keys,
+      progress,
+      debug: this.opts.debug,
+      signal: this.opts.signal,
+      ...(this.opts.now ? { now: this.opts.now } : {}),
+    });
+    try {
+      if (secret.created) {
+        const pods = await podsFor(kc, namespace, original);
+        const podPorts = pods.flatMap((p) => p.spec?.containers.flatMap((c) => c.ports ?? []) ?? []);
+        const ports = (svc.spec?.ports ?? []).map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort as number | string | undefined, protocol: p.protocol }));
+        this.plan = planPorts(this.name, ports, podPorts);
+        if (this.plan.skipped.length) progress.note(`ports ${this.plan.skipped.join(', ')} are not TCP: the router does not serve them while the service is taken over`);
+        done = progress.step(`creating origin service ${namespace}/${this.name}-kt-origin`);
+        const originHost = await ensureOriginService(kc, originService({ name: this.name, namespace, ports, selector: original ?? {} }));
+        done(originHost);
+        done = progress.step(`creating router pod ${namespace}/${this.router}`);
+        const pod = proxyPod({
+          name: this.router,
+          namespace,
+          image: this.opts.image,
+          role: 'router',
+          kind: 'router',
+          session: this.session.id,
+          owner: this.session.owner,
+          since: this.session.since,
+          authorizedKey: keys.client.publicKey,
+          hostKey: keys.host.privateKey,
+          labels: { [LABELS.target]: this.name },
+          env: routerEnv(this.plan.routerPorts, originHost),
+          ports: this.plan.containerPorts,
+          readinessProbe: ROUTER_READINESS,
+        });
+        await createPod(kc, pod);
+        done();
+      }
+      done = progress.step(secret.created ? 'waiting for the router to be ready' : `router ${namespace}/${this.router} ready`);
+      const routerPod = await waitForPod(kc, { namespace, name: this.router }, podReady, {
+        timeoutMs: 120_000,
+        signal: this.opts.signal,
+        what: `router ${namespace}/${this.router} to be ready`,
+      });
+      done();
+      await this.session.start();
+      done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
+      const replaced = await switchSelector(kc, namespace, this.name);
+      done(replaced === undefined ? 'already' : `was ${JSON.stringify(replaced)}`);
+      await this.waitEndpoints(routerPod.status?.podIP);
+      await this.startWatches();
+    } catch (err) {
+      const e = toKtError(err);
+      await this.close().catch((ce: unknown) => this.opts.debug(`cleanup after failed start: ${(ce as Error).message}`));
+      throw e;
+    }
+  }
+
+  /**
+   * Waits (by watching) until the Service's Endpoints list the router alone,
+   * so "routed" means the cluster sends the Service's traffic to the router.
+   */
+  private async waitEndpoints(ip: string | undefined): Promise<void> {
+    if (!ip) return;
+    const { kc, namespace, progress, debug } = this.opts;
+    const done = progress.step(`waiting for the endpoints of ${namespace}/${this.name} to be the router`);
+    let finished = false;
+    let stop: (() => void) | undefined;
+    const ok = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 15_000);
+      const onAbort = (): void => resolve(false);
+      this.opts.signal.addEventListener('abort', onAbort, { once: true });
+      void watchByName(kc, `/api/v1/namespaces/${namespace}/endpoints`, this.name, (_type, obj) => {
+        const subsets = (obj as { subsets?: { addresses?: { ip: string }[]; notReadyAddresses?: { ip: string }[] }[] }).subsets ?? [];
+        const ips = subsets.flatMap((ss) => (ss.addresses ?? []).map((a) => a.ip));
+        if (ips.length > 0 && ips.every((x) => x === ip)) {
+          clearTimeout(timer);
+          this.opts.signal.removeEventListener('abort', onAbort);
+          resolve(true);
+        }
+      }, () => finished, debug).then((s) => {
+        stop = s;
+        if (finished) s();
+      });
+    });
+    finished = true;
+    stop?.();
+    done(ok ? undefined : 'not yet after 15 s; going on');
+  }
+
+  /** Registers routes; refused routes throw KT_ERR_ROUTE_TAKEN naming the holder. Re-registered after every reconnect. */
+  async addRoutes(specs: RouteSpec[]): Promise<void> {
+    const tunnel = await this.session.tunnel();
+    for (const spec of specs) {
+      const entry: { spec: RouteSpec; handle: RouteHandle | undefined } = { spec, handle: undefined };
+      entry.handle = await this.register(tunnel, spec);
+      this.routes.push(entry);
+    }
+    this.session.on('up', (t) => {
+      void (async () => {
+        for (const r of this.routes) {
+          try {
+            r.handle = await this.register(t, r.spec);
+          } catch (err) {
+            this.opts.progress.note(`cannot register the route for port ${r.spec.servicePort} again: ${toKtError(err).message}`);
+          }
+        }
+      })();
+    });
+    await this.announce();
+    this.heartbeat = setInterval(() => {
+      this.announce().catch((err: unknown) => this.opts.debug(`route heartbeat failed: ${(err as Error).message}`));
+    }, this.opts.heartbeatMs ?? 10_000);
+    this.heartbeat.unref();
+  }
+
+  private async register(tunnel: Tunnel, spec: RouteSpec): Promise<RouteHandle> {
+    try {
+      return await requestRoute(tunnel, {
+        protocol: PROTOCOL_VERSION,
+        kind: this.opts.kind,
+        servicePort: spec.servicePort,
+        ...(spec.headers ? { headers: spec.headers } : {}),
+        owner: this.session.owner,
+        session: this.session.id,
+      }, { host: '127.0.0.1', port: spec.local });
+    } catch (err) {
+      if (err instanceof RouteRefusedError) throw ktError('KT_ERR_ROUTE_TAKEN', { service: `${this.namespace}/${this.name}`, reason: err.refused });
+      throw toKtError(err);
+    }
+  }
+
+  private routeAnnotation(): string {
+    const first = this.routes[0]?.spec;
+    return JSON.stringify({
+      owner: this.session.owner,
+      kind: this.opts.kind,
+      since: this.session.since,
+      heartbeat: iso(this.opts.now?.() ?? new Date()),
+      servicePort: first?.servicePort,
+      headers: first?.headers ?? [],
+      localPort: first?.local,
+      ports: this.routes.map((r) => ({ servicePort: r.spec.servicePort, localPort: r.spec.local })),
+    });
+  }
+
+  private async announce(): Promise<void> {
+    if (this.closing) return;
+    await annotatePod(this.opts.kc, { namespace: this.namespace, name: this.router }, { [`${ROUTE_ANNOTATION_PREFIX}${this.session.id}`]: this.routeAnnotation() });
+  }
+
+  private async startWatches(): Promise<void> {
+    const { kc, namespace, debug } = this.opts;
+    const stopped = (): boolean => this.closing;
+    this.stopWatches.push(await watchByName(kc, `/api/v1/namespaces/${namespace}/pods`, this.router, (type, obj) => {
+      const pod = obj as V1Pod;
+      if (this.closing) return;
+      if (type === 'DELETED' || pod.metadata?.deletionTimestamp) void this.routerGone(type === 'DELETED' ? 'the pod was deleted' : 'the pod is being deleted');
+    }, stopped, debug));
+    this.stopWatches.push(await watchByName(kc, `/api/v1/namespaces/${namespace}/services`, this.name, (type, obj) => {
+      if (this.closing || (type !== 'MODIFIED' && type !== 'ADDED')) return;
+      const svc = obj as V1Service;
+      if (sameLabels(svc.spec?.selector, routerSelector(this.name))) return;
+      void this.reassert(svc.spec?.selector ?? null);
+    }, stopped, debug));
+  }
+
+  private reasserting = false;
+
+  /** Someone changed the selector: take the Service over again, keeping their selector as the original. */
+  private async reassert(selector: Record<string, string> | null): Promise<void> {
+    if (this.reasserting) return;
+    this.reasserting = true;
+    const { kc, namespace, progress } = this.opts;
+    try {
+      // Only onto a router that is there and ready; otherwise the selector stays with the pods.
+      const { CoreV1Api } = await import('@kubernetes/client-node');
+      const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name: this.router }).catch(() => undefined);
+      if (!pod || pod.metadata?.deletionTimestamp || !podReady(pod) || this.closing) return;
+      const replaced = await switchSelector(kc, namespace, this.name);
+      if (replaced !== undefined) progress.note(`the selector of service ${namespace}/${this.name} was changed to ${JSON.stringify(selector)} (a redeploy?); pointed it at the router again, original selector now ${JSON.stringify(replaced)}`);
+    } catch (err) {
+      progress.note(`cannot take service ${namespace}/${this.name} over again: ${toKtError(err).message}`);
+    } finally {
+      this.reasserting = false;
+    }
+  }
+
+  private goneOnce = false;
+
+  private async routerGone(reason: string): Promise<void> {
+    if (this.goneOnce) return;
+    this.goneOnce = true;
+    const { kc, namespace, progress } = this.opts;
+    const started = Date.now();
+    try {
+      const restored = await restoreSelectorOnly(kc, namespace, this.name);
+      progress.note(`router ${namespace}/${this.router} is gone (${reason}); ${restored ? 'gave' : 'another session gave'} service ${namespace}/${this.name} back to its pods (${((Date.now() - started) / 1000).toFixed(2)} s)`);
+    } catch (err) {
+      progress.note(`router gone and cannot restore the selector of ${namespace}/${this.name}: ${toKtError(err).message}; run \`kubectl kt recover svc/${this.name}\``);
+    }
+    this.failure?.(ktError('KT_ERR_ROUTER_GONE', { namespace, service: this.name, reason }));
+  }
+
+  /**
+   * Ends this session's hold: routes and tunnel go, the annotation goes, and
+   * if no other live session routes through the router, the Service is
+   * restored (selector first) and the router, origin Service and Secret go.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.doClose();
+    return this.closed;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closing = true;
+    const { kc, namespace, progress, debug } = this.opts;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const stop of this.stopWatches.splice(0)) stop();
+    await Promise.all(this.routes.map((r) => r.handle?.close().catch(() => undefined)));
+    if (!this.sessionObj) return;
+    await this.sessionObj.close();
+    // A session that joined and never routed (refused, interrupted) leaves the router to those who do.
+    if (!this.created && this.routes.length === 0) return;
+    const { CoreV1Api } = await import('@kubernetes/client-node');
+    const core = kc.makeApiClient(CoreV1Api);
+    let others = 0;
+    try {
+      const pod = await core.readNamespacedPod({ namespace, name: this.router });
+      if (this.routes.length > 0) {
+        await annotatePod(kc, { namespace, name: this.router }, { [`${ROUTE_ANNOTATION_PREFIX}${this.session.id}`]: null }).catch((err: unknown) => debug(`removing the route annotation: ${(err as Error).message}`));
+      }
+      others = parseRoutes(pod.metadata?.annotations, Date.now()).filter((r) => !r.stale && r.session !== this.session.id).length;
+    } catch (err) {
+      if (httpCode(err) !== 404) {
+        progress.note(`cannot read router ${namespace}/${this.router}: ${fromApiError(err, { verb: 'get', resource: 'pods', namespace, name: this.router }).message}; leaving it (\`kubectl kt clean\` removes it when idle)`);
+        return;
+      }
+    }
+    if (others > 0) {
+      progress.note(`${others} other session(s) still route through ${namespace}/${this.router}; leaving it`);
+      return;
+    }
+    const done = progress.step(`giving service ${namespace}/${this.name} back to its pods`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await restoreService(kc, { namespace, name: this.name }, { dryRun: false, strict: false });
+        done();
+        return;
+      } catch (err) {
+        // Another session restoring at the same moment: read again.
+        if (attempt < 3 && (isRace(err) || (isKtError(err) && /conflict|HTTP 422/.test(err.message)))) continue;
+        progress.note(`could not restore service ${namespace}/${this.name}: ${toKtError(err).message}; run \`kubectl kt recover svc/${this.name}\``);
+        return;
+      }
+    }
+  }
+}
