@@ -10,7 +10,7 @@
 // ends the session with KT_ERR_ROUTER_GONE (DESIGN rule 1: the Service must
 // not point at nothing; running the command again builds a new router).
 import type { KubeConfig, V1Pod, V1Service } from '@kubernetes/client-node';
-import { LABELS, PROTOCOL_VERSION, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
+import { LABELS, PORTS, PROTOCOL_VERSION, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
 import { fromApiError, isKtError, ktError, toKtError, type KtError } from '../errors.ts';
 import { annotatePod, createPod, podReady, waitForPod } from '../kube/pods.ts';
 import { restoreService } from '../kube/restore.ts';
@@ -343,6 +343,27 @@ export class ServiceTakeover {
     this.failure?.(ktError('KT_ERR_ROUTER_GONE', { namespace, service: this.name, reason }));
   }
 
+  /** The sessions that hold a route on the router now, from its /routes endpoint (through the tunnel). */
+  private async liveSessions(): Promise<string[]> {
+    const session = this.session;
+    const timeout = new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('no answer in 2 s')), 2000).unref());
+    const body = await Promise.race([timeout, (async () => {
+      const stream = await session.dial('127.0.0.1', PORTS.routerHealth);
+      return await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (d: string) => (buf += d));
+        stream.once('end', () => resolve(buf));
+        stream.once('error', reject);
+        stream.end('GET /routes HTTP/1.0\r\nHost: router\r\n\r\n');
+      });
+    })()]);
+    const [head, json] = [body.slice(0, body.indexOf('\r\n\r\n')), body.slice(body.indexOf('\r\n\r\n') + 4)];
+    if (!/^HTTP\/1\.[01] 200/.test(head)) throw new Error(`router answered ${head.split('\r\n')[0]}`);
+    const parsed = JSON.parse(json) as { routes?: { session?: unknown }[] };
+    return [...new Set((parsed.routes ?? []).map((r) => String(r.session)))];
+  }
+
   /**
    * Ends this session's hold: routes and tunnel go, the annotation goes, and
    * if no other live session routes through the router, the Service is
@@ -358,6 +379,12 @@ export class ServiceTakeover {
     const { kc, namespace, progress, debug } = this.opts;
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const stop of this.stopWatches.splice(0)) stop();
+    // Who else routes, as the router itself knows it (routes live exactly as
+    // long as their connections, so a crashed laptop's route is not there).
+    const live = this.sessionObj ? await this.liveSessions().catch((err: unknown) => {
+      debug(`asking the router for its routes: ${(err as Error).message}`);
+      return undefined;
+    }) : undefined;
     await Promise.all(this.routes.map((r) => r.handle?.close().catch(() => undefined)));
     if (!this.sessionObj) return;
     await this.sessionObj.close();
@@ -371,7 +398,9 @@ export class ServiceTakeover {
       if (this.routes.length > 0) {
         await annotatePod(kc, { namespace, name: this.router }, { [`${ROUTE_ANNOTATION_PREFIX}${this.session.id}`]: null }).catch((err: unknown) => debug(`removing the route annotation: ${(err as Error).message}`));
       }
-      others = parseRoutes(pod.metadata?.annotations, Date.now()).filter((r) => !r.stale && r.session !== this.session.id).length;
+      others = live
+        ? live.filter((id) => id !== this.session.id).length
+        : parseRoutes(pod.metadata?.annotations, Date.now()).filter((r) => !r.stale && r.session !== this.session.id).length;
     } catch (err) {
       if (httpCode(err) !== 404) {
         progress.note(`cannot read router ${namespace}/${this.router}: ${fromApiError(err, { verb: 'get', resource: 'pods', namespace, name: this.router }).message}; leaving it (\`kubectl kt clean\` removes it when idle)`);
