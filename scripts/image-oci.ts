@@ -12,24 +12,20 @@ export const MEDIA = {
   layer: 'application/vnd.oci.image.layer.v1.tar+gzip',
 } as const;
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-  platform?: { architecture: string; os: string };
-}
-
 export interface LayerInput {
   entries: TarEntry[];
   /** What made the layer, for the config's history. */
   createdBy: string;
 }
 
+export interface PlatformInput {
+  architecture: 'amd64' | 'arm64';
+  layers: LayerInput[];
+}
+
 export interface ImageInput {
   /** Full reference, e.g. ghcr.io/kubectl-kt/kt-proxy:0.1.0; its tag becomes ref.name. */
   name: string;
-  architecture: 'amd64' | 'arm64';
   /** Seconds since the epoch, for layer mtimes and `created`. */
   created: number;
   user: string;
@@ -37,16 +33,24 @@ export interface ImageInput {
   env: string[];
   workingDir: string;
   labels: Record<string, string>;
-  layers: LayerInput[];
+  /** One image per platform, all under one image index (a "multi-arch" image). */
+  platforms: PlatformInput[];
+}
+
+export interface PlatformImage {
+  architecture: string;
+  manifestDigest: string;
+  configDigest: string;
+  /** Compressed layer sizes and uncompressed (diff) sizes, in layer order. */
+  layers: { digest: string; size: number; diffId: string; diffSize: number }[];
 }
 
 export interface OciImage {
   /** The layout as one tar (oci-layout, index.json, blobs/sha256/…). */
   archive: Buffer;
-  manifestDigest: string;
-  configDigest: string;
-  /** Compressed layer sizes and uncompressed (diff) sizes, in layer order. */
-  layers: { digest: string; size: number; diffId: string; diffSize: number }[];
+  /** Digest of the image index: what a registry shows for the tag. */
+  digest: string;
+  platforms: PlatformImage[];
 }
 
 function digest(data: Buffer): string {
@@ -64,24 +68,23 @@ export function splitReference(name: string): { repository: string; tag: string 
   return { repository: name.slice(0, colon), tag: name.slice(colon + 1) };
 }
 
-export function ociImage(input: ImageInput): OciImage {
-  const blobs = new Map<string, Buffer>();
-  const put = (data: Buffer): string => {
-    const d = digest(data);
-    blobs.set(d, data);
-    return d;
-  };
-  const createdIso = new Date(input.created * 1000).toISOString().replace(/\.000Z$/, 'Z');
+type Put = (data: Buffer) => string;
 
-  const layers = input.layers.map((l) => {
+function createdIso(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+}
+
+/** One platform's layers, config and manifest, stored through `put`. */
+function platformImage(input: ImageInput, p: PlatformInput, put: Put): PlatformImage & { manifestSize: number } {
+  const created = createdIso(input.created);
+  const layers = p.layers.map((l) => {
     const raw = tar(l.entries, { mtime: input.created });
     const packed = gzip(raw);
     return { digest: put(packed), size: packed.length, diffId: digest(raw), diffSize: raw.length };
   });
-
   const config = json({
-    created: createdIso,
-    architecture: input.architecture,
+    created,
+    architecture: p.architecture,
     os: 'linux',
     config: {
       User: input.user,
@@ -91,28 +94,51 @@ export function ociImage(input: ImageInput): OciImage {
       Labels: input.labels,
     },
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-    history: input.layers.map((l) => ({ created: createdIso, created_by: l.createdBy })),
+    history: p.layers.map((l) => ({ created, created_by: l.createdBy })),
   });
   const configDigest = put(config);
-
   const manifest = json({
     schemaVersion: 2,
     mediaType: MEDIA.manifest,
     config: { mediaType: MEDIA.config, digest: configDigest, size: config.length },
     layers: layers.map((l) => ({ mediaType: MEDIA.layer, digest: l.digest, size: l.size })),
-    annotations: { 'org.opencontainers.image.created': createdIso, ...input.labels },
+    annotations: { 'org.opencontainers.image.created': created, ...input.labels },
   });
-  const manifestDigest = put(manifest);
+  return { architecture: p.architecture, manifestDigest: put(manifest), manifestSize: manifest.length, configDigest, layers };
+}
+
+export function ociImage(input: ImageInput): OciImage {
+  const blobs = new Map<string, Buffer>();
+  const put: Put = (data) => {
+    const d = digest(data);
+    blobs.set(d, data);
+    return d;
+  };
+  const platforms = input.platforms.map((p) => platformImage(input, p, put));
+
+  // The tag names an image index, which lists one manifest per platform;
+  // runtimes pick theirs, `skopeo copy --all` publishes them all.
+  const imageIndex = json({
+    schemaVersion: 2,
+    mediaType: MEDIA.index,
+    manifests: platforms.map((p) => ({
+      mediaType: MEDIA.manifest,
+      digest: p.manifestDigest,
+      size: p.manifestSize,
+      platform: { architecture: p.architecture, os: 'linux' },
+    })),
+    annotations: { 'org.opencontainers.image.created': createdIso(input.created), ...input.labels },
+  });
+  const indexDigest = put(imageIndex);
 
   const { tag } = splitReference(input.name);
-  const index = json({
+  const layoutIndex = json({
     schemaVersion: 2,
     mediaType: MEDIA.index,
     manifests: [{
-      mediaType: MEDIA.manifest,
-      digest: manifestDigest,
-      size: manifest.length,
-      platform: { architecture: input.architecture, os: 'linux' },
+      mediaType: MEDIA.index,
+      digest: indexDigest,
+      size: imageIndex.length,
       annotations: {
         // The tag, as skopeo and umoci look it up (oci-archive:FILE:TAG);
         // containerd and `docker load` read the full name from the second.
@@ -124,12 +150,16 @@ export function ociImage(input: ImageInput): OciImage {
 
   const entries: TarEntry[] = [
     { path: 'oci-layout', type: 'file', mode: 0o644, data: json({ imageLayoutVersion: '1.0.0' }) },
-    { path: 'index.json', type: 'file', mode: 0o644, data: index },
+    { path: 'index.json', type: 'file', mode: 0o644, data: layoutIndex },
     { path: 'blobs', type: 'dir', mode: 0o755 },
     { path: 'blobs/sha256', type: 'dir', mode: 0o755 },
     ...[...blobs.keys()].sort().map((d): TarEntry => ({
       path: `blobs/sha256/${d.slice('sha256:'.length)}`, type: 'file', mode: 0o644, data: blobs.get(d),
     })),
   ];
-  return { archive: tar(entries, { mtime: input.created }), manifestDigest, configDigest, layers };
+  return {
+    archive: tar(entries, { mtime: input.created }),
+    digest: indexDigest,
+    platforms: platforms.map(({ manifestSize: _, ...p }) => p),
+  };
 }

@@ -1,15 +1,15 @@
 // `make image`: the proxy image as an OCI layout archive, built without a
 // registry or a container engine (no base image can be pulled here).
 //
-//   node scripts/image.ts [--out dist/kt-proxy-image.tar]
+//   node scripts/image.ts [--out dist/kt-proxy-image.tar] [--platforms amd64,arm64]
 //
-// The same image proxy-image/Dockerfile describes: the proxy as one Node SEA
-// binary (stripped base), the glibc libraries `ldd` lists for
-// it with their Debian copyright files, passwd/group entries for uid 65532,
-// and /tmp. Two layers, so a new proxy version re-ships only the binary.
-// Load it with `skopeo copy oci-archive:dist/kt-proxy-image.tar:<version> …`.
-import { execFileSync } from 'node:child_process';
-import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+// The same image proxy-image/Dockerfile describes, for linux/amd64 and
+// linux/arm64 under one image index: the proxy as one Node SEA binary
+// (stripped base), the glibc libraries it links with their Debian copyright
+// files, passwd/group entries for uid 65532, and /tmp. Two layers, so a new
+// proxy version re-ships only the binary.
+// Publish with `skopeo copy --all oci-archive:dist/kt-proxy-image.tar:<version> docker://…`.
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,8 @@ import { baseBinary } from './dist-base.ts';
 import { ROOT, packageVersion, sourceDateEpoch } from './dist.ts';
 import { findTarget, hostTargetId } from './dist-targets.ts';
 import type { TarEntry } from './dist-tar.ts';
-import { ociImage, splitReference, type OciImage } from './image-oci.ts';
+import { copyrightOf, crossLibraries, hostLibraries, type Library } from './image-libs.ts';
+import { ociImage, splitReference, type OciImage, type PlatformInput } from './image-oci.ts';
 import { buildSea } from './sea.ts';
 
 export const PROXY_UID = 65532;
@@ -28,30 +29,6 @@ export const PROXY_PATH = '/usr/local/bin/kt-proxy';
 /** The published name of this version's image: DEFAULT_IMAGE's repository, the package's version as tag. */
 export function imageName(version: string): string {
   return `${splitReference(DEFAULT_IMAGE).repository}:${version}`;
-}
-
-/** Paths the dynamic loader opens for `binary`, as `ldd` prints them (vdso excluded). */
-export function parseLdd(output: string): string[] {
-  const paths: string[] = [];
-  for (const line of output.split('\n')) {
-    const m = /=>\s+(\/\S+)\s+\(/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
-    if (m) paths.push(m[1]);
-    else if (/=>\s+not found/.test(line)) throw new Error(`ldd: ${line.trim()}`);
-  }
-  return paths;
-}
-
-/** The Debian copyright file of the package that owns `path`. */
-function copyrightOf(path: string): string {
-  let out: string;
-  try {
-    out = execFileSync('dpkg-query', ['-S', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  } catch {
-    // Merged /usr: dpkg may know the file only under its other name.
-    out = execFileSync('dpkg-query', ['-S', realpathSync(path)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  }
-  const pkg = out.split(':')[0].trim();
-  return `/usr/share/doc/${pkg}/copyright`;
 }
 
 function dirsOf(paths: readonly string[]): string[] {
@@ -64,14 +41,14 @@ function dirsOf(paths: readonly string[]): string[] {
 }
 
 /** Layer 1: what the binary needs from an OS. Layer 2: the binary. */
-export function rootfsLayers(binary: Buffer, libraries: readonly string[]): { base: TarEntry[]; app: TarEntry[] } {
-  const docs = [...new Set(libraries.map(copyrightOf))].sort();
+export function rootfsLayers(binary: Buffer, libraries: readonly Library[]): { base: TarEntry[]; app: TarEntry[] } {
+  const docs = [...new Set(libraries.map((l) => copyrightOf(l.source)))].sort();
   const files: TarEntry[] = [
     { path: 'etc/passwd', type: 'file', mode: 0o644, data: Buffer.from(`root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${PROXY_UID}:${PROXY_UID}:nonroot:/home/nonroot:/sbin/nologin\n`) },
     { path: 'etc/group', type: 'file', mode: 0o644, data: Buffer.from(`root:x:0:\nnonroot:x:${PROXY_UID}:\n`) },
     // No nsswitch.conf means glibc's built-in order; say "files, then DNS" as every distro does.
     { path: 'etc/nsswitch.conf', type: 'file', mode: 0o644, data: Buffer.from('passwd: files\ngroup: files\nhosts: files dns\n') },
-    ...libraries.map((p): TarEntry => ({ path: p.slice(1), type: 'file', mode: 0o755, data: readFileSync(p) })),
+    ...libraries.map((l): TarEntry => ({ path: l.path.slice(1), type: 'file', mode: 0o755, data: readFileSync(l.source) })),
     ...docs.map((p): TarEntry => ({ path: p.slice(1), type: 'file', mode: 0o644, data: readFileSync(p) })),
   ];
   const dirs: TarEntry[] = [
@@ -89,10 +66,23 @@ export function rootfsLayers(binary: Buffer, libraries: readonly string[]): { ba
   return { base, app };
 }
 
+export type ImageArch = 'amd64' | 'arm64';
+
+/** How each architecture's binary is made and where its libraries come from. */
+const PLATFORMS: Record<ImageArch, { target: string; libraries: (binary: string) => Library[] }> = {
+  amd64: { target: 'linux-x64', libraries: hostLibraries },
+  arm64: {
+    target: 'linux-arm64',
+    // apt: binutils-aarch64-linux-gnu, libc6-arm64-cross, libstdc++6-arm64-cross, libgcc-s1-arm64-cross, libatomic1-arm64-cross
+    libraries: (binary) => crossLibraries(binary, { readelf: 'aarch64-linux-gnu-readelf', sysroot: '/usr/aarch64-linux-gnu', libDir: '/lib/aarch64-linux-gnu' }),
+  },
+};
+
 export interface ImageBuild {
   file: string;
   name: string;
-  binary: string;
+  /** The proxy executable of each architecture. */
+  binaries: Record<string, string>;
   image: OciImage;
 }
 
@@ -102,8 +92,10 @@ export interface ImageOptions {
   out?: string;
   /** The proxy bundle; default <root>/dist/kt-proxy.cjs (make build). */
   main?: string;
-  /** Where the proxy executable is built; default <root>/build/image. */
+  /** Where the proxy executables are built (<workDir>/<arch>/kt-proxy); default <root>/build/image. */
   workDir?: string;
+  /** Default both: amd64 and arm64 (kind and minikube on Apple silicon, Graviton nodes). */
+  platforms?: readonly ImageArch[];
   /** Seconds since the epoch for `created` and layer mtimes; default sourceDateEpoch(). */
   created?: number;
   log?: (l: string) => void;
@@ -111,25 +103,38 @@ export interface ImageOptions {
 
 export function buildImage(opts: ImageOptions = {}): ImageBuild {
   const root = opts.root ?? ROOT;
-  if (hostTargetId() !== 'linux-x64') throw new Error(`the image is built from this host's libraries, which must be linux-x64 (this is ${hostTargetId()})`);
+  if (hostTargetId() !== 'linux-x64') throw new Error(`the amd64 image takes this host's libraries, so the host must be linux-x64 (this is ${hostTargetId()})`);
   const main = opts.main ?? join(root, 'dist/kt-proxy.cjs');
   statSync(main); // ENOENT names the file: run `make build` first
   const version = packageVersion(root);
   const name = imageName(version);
   const created = opts.created ?? sourceDateEpoch(root);
 
-  opts.log?.('sea kt-proxy');
-  const binary = buildSea({
-    main,
-    executable: baseBinary(findTarget('linux-x64'), { root, log: opts.log }),
-    output: join(opts.workDir ?? join(root, 'build/image'), 'kt-proxy'),
-    // V8's code cache differs from build to build (and a cache made with a
-    // fixed --hash-seed/--random-seed is rejected at run time), so it would
-    // make the image irreproducible; a long-running server gains little from it.
-    useCodeCache: false,
+  const binaries: Record<string, string> = {};
+  const platforms = (opts.platforms ?? ['amd64', 'arm64']).map((arch): PlatformInput => {
+    const p = PLATFORMS[arch];
+    opts.log?.(`sea kt-proxy ${arch}`);
+    const binary = buildSea({
+      main,
+      executable: baseBinary(findTarget(p.target), { root, log: opts.log }),
+      output: join(opts.workDir ?? join(root, 'build/image'), arch, 'kt-proxy'),
+      // V8's code cache differs from build to build (and a cache made with a
+      // fixed --hash-seed/--random-seed is rejected at run time), so it would
+      // make the image irreproducible; a long-running server gains little
+      // from it, and it cannot be made for another architecture anyway.
+      useCodeCache: false,
+    });
+    binaries[arch] = binary;
+    const libraries = p.libraries(binary);
+    const { base, app } = rootfsLayers(readFileSync(binary), libraries);
+    return {
+      architecture: arch,
+      layers: [
+        { entries: base, createdBy: `scripts/image.ts: ${libraries.length} glibc libraries, passwd and group for ${PROXY_UID}, /tmp` },
+        { entries: app, createdBy: `scripts/image.ts: ${PROXY_PATH}, Node ${process.version} single executable of dist/kt-proxy.cjs` },
+      ],
+    };
   });
-  const libraries = parseLdd(execFileSync('ldd', [binary], { encoding: 'utf8' }));
-  const { base, app } = rootfsLayers(readFileSync(binary), libraries);
 
   const labels: Record<string, string> = {
     'org.opencontainers.image.title': 'kt-proxy',
@@ -143,30 +148,35 @@ export function buildImage(opts: ImageOptions = {}): ImageBuild {
   opts.log?.(`oci ${name}`);
   const image = ociImage({
     name,
-    architecture: 'amd64',
     created,
     user: `${PROXY_UID}:${PROXY_UID}`,
     entrypoint: [PROXY_PATH],
     env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'HOME=/home/nonroot'],
     workingDir: '/home/nonroot',
     labels,
-    layers: [
-      { entries: base, createdBy: `scripts/image.ts: ${libraries.length} glibc libraries from ldd, passwd and group for ${PROXY_UID}, /tmp` },
-      { entries: app, createdBy: `scripts/image.ts: ${PROXY_PATH}, Node ${process.version} single executable of dist/kt-proxy.cjs` },
-    ],
+    platforms,
   });
   const file = opts.out ?? join(root, 'dist/kt-proxy-image.tar');
   writeFileSync(file, image.archive);
-  return { file, name, binary, image };
+  return { file, name, binaries, image };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { out: { type: 'string' } } });
+  const { values } = parseArgs({ options: { out: { type: 'string' }, platforms: { type: 'string' } } });
   const started = Date.now();
-  const b = buildImage({ out: values.out, log: (l) => process.stderr.write(`image: ${l}\n`) });
+  const b = buildImage({
+    out: values.out,
+    platforms: values.platforms?.split(',').map((s) => {
+      if (s !== 'amd64' && s !== 'arm64') throw new Error(`--platforms: ${JSON.stringify(s)} is not amd64 or arm64`);
+      return s;
+    }),
+    log: (l) => process.stderr.write(`image: ${l}\n`),
+  });
   const mb = (n: number): string => (n / 1e6).toFixed(1);
-  const packed = b.image.layers.reduce((s, l) => s + l.size, 0);
-  const unpacked = b.image.layers.reduce((s, l) => s + l.diffSize, 0);
-  process.stdout.write(`${b.file}: ${b.name} ${b.image.manifestDigest}\n`);
-  process.stdout.write(`  layers ${mb(packed)} MB compressed, ${mb(unpacked)} MB uncompressed; archive ${mb(b.image.archive.length)} MB; ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  process.stdout.write(`${b.file}: ${b.name} ${b.image.digest} (archive ${mb(b.image.archive.length)} MB, ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+  for (const p of b.image.platforms) {
+    const packed = p.layers.reduce((s, l) => s + l.size, 0);
+    const unpacked = p.layers.reduce((s, l) => s + l.diffSize, 0);
+    process.stdout.write(`  linux/${p.architecture}: ${mb(packed)} MB compressed, ${mb(unpacked)} MB uncompressed\n`);
+  }
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { identify, SEA_FUSE } from '../../scripts/dist-format.ts';
+import { parseLdd, parseReadelf } from '../../scripts/image-libs.ts';
 import { certificateTable, peChecksum, removeAuthenticode, storedChecksum } from '../../scripts/dist-pe.ts';
 import { archiveName, findTarget, TARGETS } from '../../scripts/dist-targets.ts';
 import { gzip, tar } from '../../scripts/dist-tar.ts';
@@ -173,6 +174,26 @@ describe('PE signature removal', () => {
     assert.equal(peChecksum(pe), before, 'the stored checksum does not count');
     pe[0x250] ^= 1;
     assert.notEqual(peChecksum(pe), before);
+  });
+});
+
+describe('image library lists', () => {
+  test('ldd: resolved paths and the loader, not the vdso; a missing library is an error', () => {
+    const out = [
+      '\tlinux-vdso.so.1 (0x00007ffd)',
+      '\tlibstdc++.so.6 => /lib/x86_64-linux-gnu/libstdc++.so.6 (0x00007f00)',
+      '\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f01)',
+      '\t/lib64/ld-linux-x86-64.so.2 (0x00007f02)',
+    ].join('\n');
+    assert.deepEqual(parseLdd(out), ['/lib/x86_64-linux-gnu/libstdc++.so.6', '/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2']);
+    assert.throws(() => parseLdd('\tlibfoo.so.1 => not found'), /libfoo\.so\.1 => not found/);
+  });
+
+  test('readelf: NEEDED entries and the interpreter', () => {
+    const dynamic = ' 0x0000000000000001 (NEEDED)             Shared library: [libm.so.6]\n 0x0000000000000001 (NEEDED)             Shared library: [libc.so.6]\n';
+    const headers = '      [Requesting program interpreter: /lib/ld-linux-aarch64.so.1]\n';
+    assert.deepEqual(parseReadelf(dynamic, headers), { needed: ['libm.so.6', 'libc.so.6'], interpreter: '/lib/ld-linux-aarch64.so.1' });
+    assert.deepEqual(parseReadelf('', ''), { needed: [], interpreter: null });
   });
 });
 
