@@ -195,6 +195,7 @@ describe('mesh', () => {
     const wall = performance.now() - t0;
     const routedIn = Number(/routed in ([0-9.]+) s/.exec(line)?.[1]);
     console.log(`# mesh: second developer, command start to routed: ${(wall / 1000).toFixed(2)} s wall (process start included), ${routedIn.toFixed(2)} s inside the plugin (goal < 0.5 s)`);
+    console.log(bobOut().split('\n').filter((l) => l.startsWith('✓')).map((l) => `#   ${l}`).join('\n'));
     assert.match(line, /router reused/);
     assert.deepEqual(routers(), [router], 'no new router pod');
     assert.ok(routedIn < 2, `joining took ${routedIn} s`);

@@ -178,7 +178,10 @@ export class ServiceTakeover {
         done();
       }
       done = progress.step(secret.created ? 'waiting for the router to be ready' : `router ${namespace}/${this.router} ready`);
-      const routerPod = await waitForPod(kc, { namespace, name: this.router }, podReady, {
+      // Joining a running router: one read usually says it is ready (cheaper than opening a watch).
+      const { CoreV1Api } = await import('@kubernetes/client-node');
+      const current = secret.created ? undefined : await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name: this.router }).catch(() => undefined);
+      const routerPod = current && podReady(current) && !current.metadata?.deletionTimestamp ? current : await waitForPod(kc, { namespace, name: this.router }, podReady, {
         timeoutMs: 120_000,
         signal: this.opts.signal,
         what: `router ${namespace}/${this.router} to be ready`,
