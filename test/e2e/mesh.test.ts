@@ -9,7 +9,9 @@
 // One cluster for the file.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
@@ -255,5 +257,54 @@ describe('mesh', () => {
     assert.deepEqual(serviceShape(), before);
     await nothingLeft();
     assert.ok(isOriginal(await who('alice')));
+  });
+
+  test('10 mesh start/stop cycles under continuous untagged load: no failed request', async () => {
+    const before = serviceShape();
+    const clusterIp = String((cluster.store.get('services', NS, 'web')?.spec as { clusterIP: string }).clusterIP);
+    const stopFile = join(mkdtempSync(join(tmpdir(), 'kt-load-')), 'stop');
+    // Four clients, a new connection per request (each one is DNATed anew, so
+    // every selector switch is exercised), until the stop file appears.
+    const script = `
+      const http = require('node:http'); const fs = require('node:fs');
+      const [host, stop] = process.argv.slice(1);
+      let ok = 0, failed = 0; const errors = {};
+      const agent = new http.Agent({ keepAlive: false });
+      const one = () => new Promise((done) => {
+        const fail = (why) => { failed++; errors[why] = (errors[why] || 0) + 1; done(); };
+        const req = http.get({ host, port: 80, path: '/load', agent, timeout: 5000 }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? (ok++, done()) : fail('HTTP ' + res.statusCode)));
+          res.on('error', (e) => fail(e.code || e.message));
+        });
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', (e) => fail(e.code || e.message));
+      });
+      const worker = async () => { while (!fs.existsSync(stop)) await one(); };
+      Promise.all([worker(), worker(), worker(), worker()]).then(() => console.log(JSON.stringify({ ok, failed, errors })));
+    `;
+    const load = cluster.inPod(NS, 'client', NODE26, ['-e', script, clusterIp, stopFile], { timeoutMs: 300_000 });
+    const times: number[] = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        const t0 = performance.now();
+        const child = mesh('svc/web', PORTS.alice, 'alice');
+        const out = collect(child);
+        await waitForLine(child, /^meshing:/);
+        await stop(child, out);
+        times.push(performance.now() - t0);
+      }
+    } finally {
+      writeFileSync(stopFile, '');
+    }
+    const r = await load;
+    rmSync(dirname(stopFile), { recursive: true, force: true });
+    assert.equal(r.code, 0, r.stderr);
+    const counts = JSON.parse(r.stdout) as { ok: number; failed: number; errors: Record<string, number> };
+    console.log(`# mesh: 10 start/stop cycles (${times.map((t) => (t / 1000).toFixed(1)).join(', ')} s each) under load: ${counts.ok} requests ok, ${counts.failed} failed ${JSON.stringify(counts.errors)}`);
+    assert.ok(counts.ok > 100, 'the load ran');
+    assert.equal(counts.failed, 0);
+    assert.deepEqual(serviceShape(), before);
+    await nothingLeft();
   });
 });

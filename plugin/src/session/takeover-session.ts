@@ -24,6 +24,9 @@ import { requestRoute, RouteRefusedError, type RouteHandle } from '../tunnel/rou
 import type { Tunnel } from '../tunnel/index.ts';
 import { ProxySession, type Progress } from './proxy-session.ts';
 
+/** How long the router keeps serving after it left the Service's Endpoints, before it is deleted. */
+export const ROUTER_DRAIN_MS = 1500;
+
 export interface TakeoverOptions {
   kc: KubeConfig;
   namespace: string;
@@ -87,6 +90,7 @@ export class ServiceTakeover {
   /** True when this session found the router running (no pod was made). */
   reused = false;
   private created = false;
+  private routerIp: string | undefined;
   plan: PortPlan | undefined;
   private readonly opts: TakeoverOptions;
   private routes: { spec: RouteSpec; handle: RouteHandle | undefined }[] = [];
@@ -191,7 +195,8 @@ export class ServiceTakeover {
       done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
       const replaced = await switchSelector(kc, namespace, this.name);
       done(replaced === undefined ? 'already' : `was ${JSON.stringify(replaced)}`);
-      await this.waitEndpoints(routerPod.status?.podIP);
+      this.routerIp = routerPod.status?.podIP;
+      await this.waitEndpoints(this.routerIp, 'only');
       await this.startWatches();
     } catch (err) {
       const e = toKtError(err);
@@ -201,35 +206,40 @@ export class ServiceTakeover {
   }
 
   /**
-   * Waits (by watching) until the Service's Endpoints list the router alone,
-   * so "routed" means the cluster sends the Service's traffic to the router.
+   * Waits (by watching) until the Service's Endpoints list the router alone
+   * ('only': "routed" then means the cluster sends the Service's traffic to
+   * the router), or no longer list it ('without': the router may go).
    */
-  private async waitEndpoints(ip: string | undefined): Promise<void> {
+  private async waitEndpoints(ip: string | undefined, mode: 'only' | 'without'): Promise<void> {
     if (!ip) return;
     const { kc, namespace, progress, debug } = this.opts;
-    const done = progress.step(`waiting for the endpoints of ${namespace}/${this.name} to be the router`);
+    const done = progress.step(mode === 'only'
+      ? `waiting for the endpoints of ${namespace}/${this.name} to be the router`
+      : `waiting for the endpoints of ${namespace}/${this.name} to be its own pods`);
+    // On the way out the abort signal has fired already (Ctrl-C): only the time bounds that wait.
+    const signal = mode === 'only' ? this.opts.signal : undefined;
     let finished = false;
     let stop: (() => void) | undefined;
     const ok = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 15_000);
+      const timer = setTimeout(() => resolve(false), mode === 'only' ? 15_000 : 10_000);
       const onAbort = (): void => resolve(false);
-      this.opts.signal.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       void watchByName(kc, `/api/v1/namespaces/${namespace}/endpoints`, this.name, (_type, obj) => {
         const subsets = (obj as { subsets?: { addresses?: { ip: string }[]; notReadyAddresses?: { ip: string }[] }[] }).subsets ?? [];
-        const ips = subsets.flatMap((ss) => (ss.addresses ?? []).map((a) => a.ip));
-        if (ips.length > 0 && ips.every((x) => x === ip)) {
+        const ips = subsets.flatMap((ss) => [...(ss.addresses ?? []), ...(ss.notReadyAddresses ?? [])].map((a) => a.ip));
+        if (mode === 'only' ? ips.length > 0 && ips.every((x) => x === ip) : !ips.includes(ip)) {
           clearTimeout(timer);
-          this.opts.signal.removeEventListener('abort', onAbort);
+          signal?.removeEventListener('abort', onAbort);
           resolve(true);
         }
-      }, () => finished, debug).then((s) => {
-        stop = s;
-        if (finished) s();
+      }, () => finished, debug).then((st) => {
+        stop = st;
+        if (finished) st();
       });
     });
     finished = true;
     stop?.();
-    done(ok ? undefined : 'not yet after 15 s; going on');
+    done(ok ? undefined : 'not yet; going on');
   }
 
   /** Registers routes; refused routes throw KT_ERR_ROUTE_TAKEN naming the holder. Re-registered after every reconnect. */
@@ -414,6 +424,14 @@ export class ServiceTakeover {
       progress.note(`${others} other session(s) still route through ${namespace}/${this.router}; leaving it`);
       return;
     }
+    // Selector first; the router goes only once the Endpoints no longer send
+    // it new connections (DESIGN rule 1), then restoreService removes the rest.
+    await restoreSelectorOnly(kc, namespace, this.name).catch((err: unknown) => debug(`restoring the selector: ${(err as Error).message}`));
+    await this.waitEndpoints(this.routerIp, 'without');
+    // The service proxy on each node applies the Endpoints change on its own
+    // schedule (kube-proxy: within about a second); until it has, new
+    // connections still reach the router, which serves them from the origin.
+    await new Promise((resolve) => setTimeout(resolve, ROUTER_DRAIN_MS));
     const done = progress.step(`giving service ${namespace}/${this.name} back to its pods`);
     for (let attempt = 0; ; attempt++) {
       try {
