@@ -394,7 +394,7 @@ export class ServiceTakeover {
     for (const stop of this.stopWatches.splice(0)) stop();
     // Who else routes, as the router itself knows it (routes live exactly as
     // long as their connections, so a crashed laptop's route is not there).
-    const live = this.sessionObj ? await this.liveSessions().catch((err: unknown) => {
+    const live = this.sessionObj && !this.goneOnce ? await this.liveSessions().catch((err: unknown) => {
       debug(`asking the router for its routes: ${(err as Error).message}`);
       return undefined;
     }) : undefined;
@@ -431,7 +431,7 @@ export class ServiceTakeover {
     // The service proxy on each node applies the Endpoints change on its own
     // schedule (kube-proxy: within about a second); until it has, new
     // connections still reach the router, which serves them from the origin.
-    await new Promise((resolve) => setTimeout(resolve, ROUTER_DRAIN_MS));
+    if (!this.goneOnce) await new Promise((resolve) => setTimeout(resolve, ROUTER_DRAIN_MS));
     const done = progress.step(`giving service ${namespace}/${this.name} back to its pods`);
     for (let attempt = 0; ; attempt++) {
       try {
