@@ -49,5 +49,14 @@ cluster-down: deps
 demo: build
 	$(NODE) test/cluster/ctl.ts demo
 
+dist: build
+	$(NODE) scripts/dist.ts
+
+krew: dist
+	$(NODE) krew/generate.ts
+
+image: build
+	$(NODE) scripts/image.ts
+
 clean:
 	rm -rf dist build

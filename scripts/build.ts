@@ -45,7 +45,9 @@ await Promise.all([
     ...common,
     entryPoints: [join(root, 'plugin/src/main.ts')],
     outfile: join(root, 'dist/kubectl-kt'),
-    banner: { js: '#!/usr/bin/env node' },
+    // `node --`: Node reads `--env-file` anywhere on its command line, even after the script
+    // (nodejs/node#54232), and would take `exchange --env-file F` as its own.
+    banner: { js: '#!/usr/bin/env -S node --' },
   }),
   esbuild.build({
     ...common,

@@ -172,7 +172,16 @@ function distance(a: string, b: string): number {
 }
 
 /** The candidate a typo most likely meant: a unique prefix, else the nearest within 2 edits. */
+/**
+ * Flags named otherwise than a user might expect, and why: a Node single
+ * executable (and `node script`) takes `--env-file` anywhere on its command
+ * line as Node's own option (nodejs/node#54232), so ours is `--env-out`.
+ */
+const RENAMED: Readonly<Record<string, string>> = { '--env-file': '--env-out' };
+
 export function suggest(word: string, candidates: readonly string[]): string | undefined {
+  const renamed = RENAMED[word.split('=')[0]];
+  if (renamed !== undefined && candidates.includes(renamed)) return renamed;
   const prefixed = candidates.filter((c) => word.length >= 2 && c.startsWith(word));
   if (prefixed.length === 1) return prefixed[0];
   let best: string | undefined;

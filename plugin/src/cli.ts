@@ -71,7 +71,8 @@ export const COMMANDS = {
     flags: {
       expose: expose('Local port and the Service port it stands for'),
       mode: choice('selector: route around the pods; scale: also scale the workload to 0', ['selector', 'scale'], { default: 'selector' }),
-      envFile: optional("Write the workload's environment (env, ConfigMaps, Secrets) to FILE", 'FILE', parseNonEmpty),
+      // Not --env-file: Node takes that as its own option anywhere on the command line (nodejs/node#54232).
+      envOut: optional("Write the workload's environment (env, ConfigMaps, Secrets) to FILE, as KEY=VALUE lines", 'FILE', parseNonEmpty),
     },
     args: { target },
     outputs: ['text', 'json'],

@@ -107,6 +107,8 @@ describe('dashboard', { skip: !existsSync(CHROMIUM) && 'chromium is not installe
     assert.deepEqual((restored?.spec as { selector: unknown }).selector, { app: 'web' });
     assert.equal(restored?.metadata.annotations?.['kt.dev/original-selector'], undefined);
     assert.deepEqual(restored?.spec, before?.spec);
+    // The row can leave (the watch) before the POST's answer fills the message line: wait for the answer.
+    await page.locator('#msg', { hasText: /restore the selector|nothing to do|^error/ }).waitFor({ timeout: 10_000 });
     assert.match(await page.textContent('#msg') ?? '', /restore the selector of service shop\/web/);
     await page.close();
   });

@@ -4,11 +4,11 @@
 // before, nothing of ours left), after kill -9 (failover measured), after the
 // router pod is deleted (measured), in scale mode (replicas back). A second
 // exchange is refused naming the holder; an overwritten selector is taken
-// over again; --env-file writes the pod's resolved environment; after a
+// over again; --env-out writes the pod's resolved environment; after a
 // crash, `clean` restores everything. One cluster for the file.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -184,11 +184,9 @@ describe('exchange', () => {
     const before = serviceShape();
     const dir = mkdtempSync(join(tmpdir(), 'kt-env-'));
     const envFile = join(dir, 'web.env');
-    // Node (to 26 at least, nodejs/node#54232) reads a script's own `--env-file FILE`
-    // argument as its option and exits 9 when FILE does not exist; an existing file passes.
-    writeFileSync(envFile, '');
+    // The file does not exist yet: a flag named --env-file would have been taken by Node itself (nodejs/node#54232).
     const started = performance.now();
-    const child = exchange(['deploy/web', '--expose', `${LOCAL}:80`, '--env-file', envFile]);
+    const child = exchange(['deploy/web', '--expose', `${LOCAL}:80`, '--env-out', envFile]);
     const out = collect(child);
     try {
       const line = await waitForLine(child, /^exchanging: web:80 -> localhost:18080/);

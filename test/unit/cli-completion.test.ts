@@ -55,7 +55,7 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=$((\${#COMP_WOR
     assert.deepEqual(complete('kubectl-kt', 'connect', '--mo'), ['--mode']);
     assert.deepEqual(complete('kubectl-kt', 'connect', '--mode', ''), ['route', 'socks']);
     assert.deepEqual(complete('kubectl-kt', 'exchange', '--mode', ''), ['scale', 'selector']);
-    assert.deepEqual(complete('kubectl-kt', '-n', 'shop', 'exchange', '--e'), ['--env-file', '--expose']);
+    assert.deepEqual(complete('kubectl-kt', '-n', 'shop', 'exchange', '--e'), ['--env-out', '--expose']);
     assert.deepEqual(complete('kubectl-kt', 'status', '-o', ''), ['json', 'text', 'yaml']);
     assert.deepEqual(complete('kubectl-kt', 'completion', ''), ['bash', 'fish', 'zsh']);
     assert.deepEqual(complete('kubectl-kt', 'help', 'ex'), ['exchange']);
@@ -103,8 +103,8 @@ test('__complete: cobra-format candidates for a half-typed line', async () => {
   assert.deepEqual(await completeLine(['con']), { values: ['connect'], directive: ':4' });
   assert.deepEqual(await completeLine(['-n', 'shop', 'connect', '--mode', '']), { values: ['socks', 'route'], directive: ':4' });
   assert.deepEqual(await completeLine(['exchange', '--mode=s']), { values: ['--mode=selector', '--mode=scale'], directive: ':4' });
-  assert.deepEqual(await completeLine(['exchange', '--e']), { values: ['--expose', '--env-file'], directive: ':4' });
-  assert.deepEqual(await completeLine(['exchange', '--env-file', '']), { values: [], directive: ':0' }, 'file names: left to the shell');
+  assert.deepEqual(await completeLine(['exchange', '--e']), { values: ['--expose', '--env-out'], directive: ':4' });
+  assert.deepEqual(await completeLine(['exchange', '--env-out', '']), { values: [], directive: ':0' }, 'file names: left to the shell');
   assert.deepEqual(await completeLine(['completion', '']), { values: ['bash', 'zsh', 'fish'], directive: ':4' });
   assert.deepEqual(await completeLine(['completion', 'bash', '']), { values: [], directive: ':4' }, 'no second argument');
   assert.deepEqual(await completeLine(['connect', '--', 'cu']), { values: [], directive: ':0' });

@@ -168,6 +168,10 @@ test('usage errors: exit 2, one line naming the fix, and a suggestion when close
   const f = await kt(['exchange', 'svc/web', '--expose', '8080', '--mod', 'scale']);
   assertFails(f, 'KT_ERR_UNKNOWN_FLAG', 2);
   assert.match(f.err, /unknown flag --mod for "exchange"; did you mean "--mode"\? — run `kubectl kt exchange --help` to see the flags/);
+  // Node itself takes --env-file (nodejs/node#54232); where it lets it through, we point at ours.
+  const e = await kt(['exchange', 'svc/web', '--expose', '8080', '--env-file', 'web.env']);
+  assertFails(e, 'KT_ERR_UNKNOWN_FLAG', 2);
+  assert.match(e.err, /unknown flag --env-file for "exchange"; did you mean "--env-out"\?/);
   const p = await kt(['connect', '--socks-port', '70000']);
   assertFails(p, 'KT_ERR_BAD_VALUE', 2);
   assert.match(p.err, /^error KT_ERR_BAD_VALUE: invalid --socks-port "70000": a port is a whole number from 1 to 65535 — /);

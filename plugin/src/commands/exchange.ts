@@ -13,7 +13,7 @@ export async function run(opts: OptionsOf<'exchange'>, deps: Deps): Promise<Take
     expose: opts.expose,
     image: opts.image,
     mode: opts.mode,
-    ...(opts.envFile ? { envFile: opts.envFile } : {}),
+    ...(opts.envOut ? { envFile: opts.envOut } : {}),
   }, deps);
 }
 

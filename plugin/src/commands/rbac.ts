@@ -31,7 +31,7 @@ export const RULES: readonly Rule[] = [
   // exchange --mode scale and recover.
   { apiGroups: ['apps'], resources: ['deployments', 'replicasets'], verbs: ['get', 'list', 'watch', 'patch', 'update'] },
   { apiGroups: ['apps'], resources: ['deployments/scale'], verbs: ['get', 'update', 'patch'] },
-  // exchange --env-file reads the workload's environment.
+  // exchange --env-out reads the workload's environment.
   { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get'] },
   // exchange and mesh share one router per Service: its Secret kt-router-NAME
   // holds the SSH client key every developer's session logs in with (reading

@@ -78,8 +78,14 @@ function table(head, rows) {
 async function act(path, body, question) {
   if (!confirm(question)) return;
   msg.textContent = 'working…';
-  const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-kt-token': TOKEN }, body: JSON.stringify(body) });
-  const out = await res.json();
+  let res, out;
+  try {
+    res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-kt-token': TOKEN }, body: JSON.stringify(body) });
+    out = await res.json();
+  } catch (e) {
+    msg.textContent = 'error: the plugin did not answer (' + e.message + ') — is kubectl kt dashboard still running?';
+    return;
+  }
   msg.textContent = res.ok ? (out.actions.length ? out.actions.join('; ') : 'nothing to do') : ('error ' + out.error + ': ' + (out.message || '') + (out.fix ? ' — ' + out.fix : ''));
 }
 function render() {

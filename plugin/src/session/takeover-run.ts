@@ -110,7 +110,7 @@ export async function runTakeover(o: TakeoverRunOptions, deps: Deps): Promise<Ta
     if (!pod) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: `running pod of service`, name: active[0].name, namespace });
     const { env, notes } = await containerEnv(pod, undefined, await envSources(kc, namespace));
     await writeFile(o.envFile, envFileText(env), { mode: 0o600 });
-    for (const n of notes) progress.note(`--env-file: ${n}`);
+    for (const n of notes) progress.note(`--env-out: ${n}`);
     envFile = { path: o.envFile, variables: env.size };
     progress.note(`wrote ${env.size} variables of pod ${namespace}/${pod.metadata?.name} to ${o.envFile}`);
   }
