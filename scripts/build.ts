@@ -4,6 +4,7 @@ import * as esbuild from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KUBE_CHUNK } from '../plugin/src/kube/chunk.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
@@ -22,6 +23,21 @@ const stubNative: esbuild.Plugin = {
     build.onLoad({ filter: /.*/, namespace: 'stub-native' }, () => ({
       contents: 'throw new Error("native add-on not bundled");',
       loader: 'js',
+    }));
+  },
+};
+
+// The Kubernetes client goes to a chunk of its own (see plugin/src/kube/chunk.ts):
+// in the plugin's bundle, the package resolves to a module that loads it.
+const chunkLoader = join(root, 'plugin/src/kube/chunk.ts');
+const kubeChunk: esbuild.Plugin = {
+  name: 'kube-chunk',
+  setup(build) {
+    build.onResolve({ filter: /^@kubernetes\/client-node$/ }, (args) => ({ path: args.path, namespace: 'kube-chunk' }));
+    build.onLoad({ filter: /.*/, namespace: 'kube-chunk' }, () => ({
+      contents: `module.exports = require(${JSON.stringify(chunkLoader)}).loadKubeChunk();`,
+      loader: 'js',
+      resolveDir: root,
     }));
   },
 };
@@ -48,6 +64,12 @@ await Promise.all([
     // `node --`: Node reads `--env-file` anywhere on its command line, even after the script
     // (nodejs/node#54232), and would take `exchange --env-file F` as its own.
     banner: { js: '#!/usr/bin/env -S node --' },
+    plugins: [stubNative, kubeChunk],
+  }),
+  esbuild.build({
+    ...common,
+    stdin: { contents: "module.exports = require('@kubernetes/client-node');", resolveDir: root, loader: 'js', sourcefile: 'kt-kube.js' },
+    outfile: join(root, 'dist', KUBE_CHUNK),
   }),
   esbuild.build({
     ...common,

@@ -16,6 +16,7 @@ import { fixChecksum } from './dist-pe.ts';
 import { TARGETS, archiveName, findTarget, hostTargetId, type Target } from './dist-targets.ts';
 import { gzip, tar } from './dist-tar.ts';
 import { zip } from './dist-zip.ts';
+import { KUBE_CHUNK } from '../plugin/src/kube/chunk.ts';
 import { buildSea } from './sea.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -71,7 +72,7 @@ export function sha256(data: Buffer): string {
 
 export interface BinaryOptions {
   root?: string;
-  /** The CommonJS bundle to embed; default <root>/dist/kubectl-kt (make build). */
+  /** The CommonJS bundle to embed, with the Kubernetes client chunk beside it; default <root>/dist/kubectl-kt (make build). */
   main?: string;
   /** The executable goes to <seaDir>/<target>/; default <root>/build/sea. */
   seaDir?: string;
@@ -87,7 +88,10 @@ export function buildBinary(t: Target, opts: BinaryOptions = {}): string {
   const base = baseBinary(t, { root, log });
   const dir = join(opts.seaDir ?? join(root, 'build/sea'), t.id);
   log?.(`sea ${t.id}`);
-  const out = buildSea({ main, executable: base, output: join(dir, t.binName), useCodeCache: t.id === hostTargetId(), workDir: dir });
+  // The Kubernetes client rides along as an asset, read on first use (plugin/src/kube/chunk.ts).
+  const chunk = join(dirname(main), KUBE_CHUNK);
+  if (!existsSync(chunk)) throw new Error(`${chunk} is missing: run \`make build\` first (it writes the chunk beside the bundle)`);
+  const out = buildSea({ main, executable: base, output: join(dir, t.binName), useCodeCache: t.id === hostTargetId(), workDir: dir, assets: { [KUBE_CHUNK]: chunk } });
   let bytes: Buffer = readFileSync(out);
   if (t.format === 'pe') {
     // Injection leaves the base binary's CheckSum; signtool would fix it when signing, we do it either way.

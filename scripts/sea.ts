@@ -20,6 +20,8 @@ export interface SeaOptions {
    * imports of its own modules into require calls, so none is left).
    */
   useCodeCache: boolean;
+  /** Files the program reads with `sea.getAsset(key)`: key → path. */
+  assets?: Record<string, string>;
   /** Where the config file is written; defaults to beside the output. */
   workDir?: string;
 }
@@ -37,6 +39,7 @@ export function seaConfig(o: SeaOptions): Record<string, unknown> {
     // Node options from NODE_OPTIONS are honoured as in plain node; the
     // binary adds none of its own.
     execArgvExtension: 'env',
+    ...(o.assets ? { assets: o.assets } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KUBE_CHUNK } from '../../plugin/src/kube/chunk.ts';
 import { ROOT, archive, buildBinary, sourceDateEpoch } from '../../scripts/dist.ts';
 import { findTarget } from '../../scripts/dist-targets.ts';
 import { buildImage } from '../../scripts/image.ts';
@@ -48,7 +49,7 @@ export async function run(): Promise<BenchRow[]> {
     const t = findTarget('linux-x64');
     const bin = buildBinary(t, { seaDir: join(dir, 'sea') });
     const base = join(ROOT, 'build/node-base/linux-x64/node.stripped');
-    const noCache = buildSea({ main: join(ROOT, 'dist/kubectl-kt'), executable: base, output: join(dir, 'nocache/kubectl-kt'), useCodeCache: false });
+    const noCache = buildSea({ main: join(ROOT, 'dist/kubectl-kt'), executable: base, output: join(dir, 'nocache/kubectl-kt'), useCodeCache: false, assets: { [KUBE_CHUNK]: join(ROOT, 'dist', KUBE_CHUNK) } });
 
     const m = medians({
       node: [process.execPath, ['-e', '0']],

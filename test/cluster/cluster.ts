@@ -84,6 +84,12 @@ export interface Cluster {
   inNode(cmd: string, args: string[], opts?: ExecOpts): Promise<RunResult>;
   /** Resolve when `pred` holds for the object (checked now and on each change); reject after timeoutMs. */
   waitFor(resource: string, namespace: string | undefined, name: string, pred: (o: KubeObject | undefined) => boolean, timeoutMs?: number): Promise<KubeObject | undefined>;
+  /**
+   * Resolve once the service proxy's rules reflect every Service and Endpoints
+   * change made so far. Like kube-proxy, it applies them a moment after the API
+   * has them; a test that just saw Endpoints appear waits for this, not a retry.
+   */
+  serviceProxySynced(): Promise<void>;
   /** Stop everything and remove every namespace, interface, table, process and file the cluster created. Idempotent. */
   stop(): Promise<void>;
 }
@@ -345,6 +351,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         }
       },
       waitFor: (resource, namespace, n, pred, timeoutMs) => waitFor(store, resource, namespace, n, pred, timeoutMs),
+      serviceProxySynced: async () => {
+        await proxy?.synced();
+        if (proxy?.lastError) throw proxy.lastError;
+      },
       stop,
     };
   } catch (e) {

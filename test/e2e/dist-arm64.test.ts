@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { KUBE_CHUNK } from '../../plugin/src/kube/chunk.ts';
 import { ROOT, buildBinary, packageVersion } from '../../scripts/dist.ts';
 import { identify } from '../../scripts/dist-format.ts';
 import { findTarget } from '../../scripts/dist-targets.ts';
@@ -27,6 +28,7 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'kt-dist-arm64-'));
   const main = join(dir, 'kubectl-kt.cjs');
   copyFileSync(join(ROOT, 'dist/kubectl-kt'), main);
+  copyFileSync(join(ROOT, 'dist', KUBE_CHUNK), join(dir, KUBE_CHUNK));
   bin = buildBinary(findTarget('linux-arm64'), { main, seaDir: join(dir, 'sea') });
 });
 after(() => {

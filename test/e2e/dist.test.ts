@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { load } from 'js-yaml';
 import { generate } from '../../krew/generate.ts';
 import { PLUGIN_NAME, toYaml, validateManifest, type KrewPlugin } from '../../krew/manifest.ts';
+import { KUBE_CHUNK } from '../../plugin/src/kube/chunk.ts';
 import { ROOT, archive, buildBinary, buildRelease, packageVersion, sha256, type ReleaseArtifact } from '../../scripts/dist.ts';
 import { identify } from '../../scripts/dist-format.ts';
 import { certificateTable, peChecksum, storedChecksum } from '../../scripts/dist-pe.ts';
@@ -39,6 +40,7 @@ before(() => {
   // A copy of the bundle: a `make build` running meanwhile must not change what the two Windows builds embed.
   main = join(dir, 'kubectl-kt.cjs');
   copyFileSync(join(ROOT, 'dist/kubectl-kt'), main);
+  copyFileSync(join(ROOT, 'dist', KUBE_CHUNK), join(dir, KUBE_CHUNK));
   artifacts = buildRelease({ targets, outDir: releaseDir, seaDir: join(dir, 'sea'), main, mtime: MTIME });
 });
 after(() => {

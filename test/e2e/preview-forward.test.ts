@@ -54,10 +54,11 @@ describe('preview', () => {
       const preview = cluster.spawnInLaptop('kubectl', ['kt', 'preview', 'web-alice', '--expose', '18080:80', '-n', NS]);
       try {
         await waitForLine(preview, /^previewing: web-alice:80 -> localhost:18080/);
+        // The plugin reports once the Endpoints are there; the service proxy
+        // programs them a moment later, as kube-proxy does.
+        await cluster.serviceProxySynced();
         for (const host of ['web-alice', `web-alice.${NS}`, `web-alice.${NS}.svc.cluster.local`]) {
-          // The service proxy programs a new Service a moment after its
-          // Endpoints appear (as kube-proxy does); a refused first try is retried.
-          const r = await cluster.inPod(NS, 'web', 'curl', ['-sS', '--max-time', '5', '--retry', '5', '--retry-connrefused', `http://${host}/from-pod`]);
+          const r = await cluster.inPod(NS, 'web', 'curl', ['-sS', '--max-time', '5', `http://${host}/from-pod`]);
           assert.equal(r.code, 0, `${host}: ${r.stderr}`);
           assert.equal(r.stdout, 'laptop /from-pod');
         }

@@ -7,10 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
+import { KUBE_CHUNK } from '../../plugin/src/kube/chunk.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HEAVY = /(^|\/)node_modules\/(@kubernetes\/client-node|ssh2)\//;
@@ -124,6 +127,42 @@ process.on('exit', () => process.stderr.write('REQUIRES ' + JSON.stringify([...s
         assert.ok(!seen.includes(heavy) && !seen.includes(`node:${heavy}`), `${args.join(' ')} required ${heavy}`);
       }
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the Kubernetes client is a chunk of its own: version, help and completion run without it; cluster commands load it', { skip: !existsSync(bundle) && 'dist/kubectl-kt not built' }, async () => {
+  const size = (await stat(bundle)).size;
+  assert.ok(size < 4_000_000, `dist/kubectl-kt is ${size} bytes: has client-node slipped back into the main bundle?`);
+  const dir = await mkdtemp(join(tmpdir(), 'kt-chunk-'));
+  try {
+    // The bundle alone, without dist/kt-kube.cjs beside it.
+    const alone = join(dir, 'kubectl-kt');
+    await copyFile(bundle, alone);
+    await writeFile(join(dir, 'package.json'), '{ "type": "commonjs" }\n');
+    const kt = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [alone, ...args], { encoding: 'utf8', env: { PATH: '/nonexistent', HOME: dir, ...env } });
+    for (const args of [['version'], ['--help'], ['exchange', '--help'], ['completion', 'bash']]) {
+      const r = kt(args);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    }
+    // A command that talks to the cluster needs the client, so it reaches for the chunk (and here finds none).
+    // A plain-HTTP server (as `kubectl proxy` serves) on a port nothing listens on.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const kubeconfig = join(dir, 'config');
+    await writeFile(kubeconfig, `apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:${port}"}}]\nusers: [{name: u, user: {}}]\n`);
+    const r = kt(['status', '--kubeconfig', kubeconfig]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /kt-kube\.cjs/, r.stderr);
+    // With the chunk beside it, the same command gets as far as the (absent) API server.
+    await copyFile(join(root, 'dist', KUBE_CHUNK), join(dir, KUBE_CHUNK));
+    const ok = kt(['status', '--kubeconfig', kubeconfig]);
+    assert.match(ok.stderr, /^error KT_ERR_API_UNREACHABLE/, ok.stderr);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

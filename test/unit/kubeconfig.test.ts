@@ -153,3 +153,17 @@ test('clientConfig builds a client-node KubeConfig for the chosen context only',
     assert.equal(client.getContexts().length, 1);
   });
 });
+
+test('a plain http:// server (kubectl proxy) is usable as it is with kubectl; https keeps TLS verification', async () => {
+  await withDir(async (dir) => {
+    const a = join(dir, 'config');
+    const doc = (server: string): string => `apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: "${server}"}}]\nusers: [{name: u, user: {}}]\n`;
+    await writeFile(a, doc('http://127.0.0.1:8001'));
+    const plain = await clientConfig(resolveTarget(await loadKubeconfig({ kubeconfig: a, env: {} }), {}));
+    assert.equal(plain.getCurrentCluster()?.skipTLSVerify, true);
+    // (client-node refuses an http:// server otherwise; test/unit/cli-bundle.test.ts makes the request.)
+    await writeFile(a, doc('https://k8s.example'));
+    const tls = await clientConfig(resolveTarget(await loadKubeconfig({ kubeconfig: a, env: {} }), {}));
+    assert.equal(tls.getCurrentCluster()?.skipTLSVerify, false);
+  });
+});
