@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -163,6 +163,21 @@ test('the Kubernetes client is a chunk of its own: version, help and completion 
     await copyFile(join(root, 'dist', KUBE_CHUNK), join(dir, KUBE_CHUNK));
     const ok = kt(['status', '--kubeconfig', kubeconfig]);
     assert.match(ok.stderr, /^error KT_ERR_API_UNREACHABLE/, ok.stderr);
+    // The first load left V8's code cache for the chunk in the cache directory (HOME is dir here).
+    const cacheDir = join(dir, '.cache', 'kubectl-kt');
+    const caches = (await readdir(cacheDir)).filter((f) => f.endsWith('.v8cache'));
+    assert.equal(caches.length, 1, `one cache file in ${cacheDir}: ${caches}`);
+    assert.ok((await stat(join(cacheDir, caches[0]))).size > 100_000);
+    // A damaged cache is rejected by V8 and replaced; the command works all the same.
+    await writeFile(join(cacheDir, caches[0]), 'garbage');
+    const again = kt(['status', '--kubeconfig', kubeconfig]);
+    assert.match(again.stderr, /^error KT_ERR_API_UNREACHABLE/, again.stderr);
+    assert.ok((await stat(join(cacheDir, caches[0]))).size > 100_000, 'the damaged cache was replaced');
+    // A cache of another build is removed when this one is written.
+    await writeFile(join(cacheDir, 'kube-v0-x64-1-1.v8cache'), 'old');
+    await rm(join(cacheDir, caches[0]));
+    kt(['status', '--kubeconfig', kubeconfig]);
+    assert.deepEqual((await readdir(cacheDir)).filter((f) => f.endsWith('.v8cache')), caches);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
