@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { bed, podOf, rawConnect, responseReader, tag, whoAnswers } from './router-fixtures.ts';
@@ -149,4 +151,51 @@ test('idle keep-alive connections close; a head that never completes gets 408', 
   slow.write('GET / HTTP/1.1\r\nHost: sv');
   await Promise.all([once(idle, 'close'), once(slow, 'close')]);
   assert.match(slowGot, /^HTTP\/1\.1 408 /);
+});
+
+test('a client connection keeps its upstream connection from request to request; another client gets its own', async (t) => {
+  // An origin that says which of its connections carried each request.
+  const origin = http.createServer((req, res) => {
+    const text = JSON.stringify({ pod: 'origin-pod', peer: req.socket.remotePort });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  });
+  origin.listen(0, '127.0.0.1');
+  await once(origin, 'listening');
+  t.after(() => {
+    origin.closeAllConnections();
+    origin.close();
+  });
+  const b = await bed(t, {}, (origin.address() as AddressInfo).port);
+  await b.dev('alice', { headers: tag('alice') });
+  const get = (v?: string) => `GET /who HTTP/1.1\r\nHost: svc\r\n${v ? `x-kt-version: ${v}\r\n` : ''}\r\n`;
+  const peerOf = (r: { body: Buffer }): number => (JSON.parse(r.body.toString()) as { peer: number }).peer;
+  const a = await rawConnect(b.port);
+  const c = await rawConnect(b.port);
+  t.after(() => {
+    a.destroy();
+    c.destroy();
+  });
+  const ra = responseReader(a);
+  const rc = responseReader(c);
+  const peersA: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    a.write(get());
+    peersA.push(peerOf(await ra.next()));
+  }
+  assert.equal(new Set(peersA).size, 1, `one upstream connection for five requests: ${peersA}`);
+  // Client c, while a is idle: not a's connection (the origin balances per client connection, as kube-proxy does).
+  c.write(get());
+  assert.notEqual(peerOf(await rc.next()), peersA[0]);
+  // A tagged request in between still goes to the developer, and a's next untagged one reaches the origin again.
+  a.write(get('alice'));
+  assert.equal(podOf(await ra.next()), 'alice');
+  a.write(get());
+  assert.equal(podOf(await ra.next()), 'origin-pod');
+  // The origin closing an idle kept connection costs nothing: the next request goes on a new one.
+  origin.closeIdleConnections();
+  a.write(get());
+  const r = await ra.next();
+  assert.equal(podOf(r), 'origin-pod');
+  assert.equal(r.status, 200);
 });

@@ -59,6 +59,13 @@ interface Exchange {
   /** Some response byte has gone to the client: no retry any more. */
   answered: boolean;
   detach?: () => void;
+  /** The upstream's listeners, which follow the connection from request to request. */
+  link?: UpLink;
+}
+
+interface UpLink {
+  e: Exchange;
+  detach: () => void;
 }
 
 function plainResponse(status: number, reason: string, text: string): Buffer {
@@ -85,6 +92,14 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   let clientEnded = client.readableEnded;
   let upBlocked = false;
   const from = { ip: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
+  /**
+   * The upstream connection of the last answer, kept for this client
+   * connection's next request to the same target: no pool round trip and no
+   * listener churn per request, and the origin sees one connection per
+   * client connection (as kube-proxy balances). Any other target sends it
+   * to the shared pool.
+   */
+  let kept: { link: UpLink; up: Duplex; key: string } | undefined;
 
   const flow = () => {
     if (phase === 'gone') return;
@@ -103,6 +118,7 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   const teardown = () => {
     phase = 'gone';
     client.removeListener('data', onClientData);
+    release();
     if (ex?.up) {
       ex.detach?.();
       ex.up.destroy();
@@ -201,9 +217,34 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
     connectUpstream(e);
   }
 
+  /** The kept upstream goes to the shared pool (another target, or this client is gone). */
+  function release(): void {
+    if (!kept) return;
+    const k = kept;
+    kept = undefined;
+    k.link.detach();
+    deps.pool.put(k.key, k.up);
+  }
+
   function connectUpstream(e: Exchange): void {
     e.tries++;
     const key = targetKey(e.target);
+    if (kept && kept.key === key && e.tries === 1) {
+      const k = kept;
+      kept = undefined;
+      if (!k.up.destroyed && !k.up.readableEnded) {
+        k.link.e = e;
+        e.up = k.up;
+        e.reused = true;
+        e.detach = k.link.detach;
+        write(k.up, e.sent?.length === 1 ? e.sent[0] : Buffer.concat(e.sent as Buffer[]));
+        pump();
+        return;
+      }
+      k.link.detach();
+      k.up.destroy();
+    }
+    release();
     const pooled = deps.pool.take(key);
     if (pooled) {
       attach(e, pooled, true);
@@ -254,19 +295,23 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   function attach(e: Exchange, up: Duplex, reused: boolean): void {
     e.up = up;
     e.reused = reused;
-    const onData = (d: Buffer) => onUpData(e, d);
-    const onEnd = () => onUpEnd(e);
-    const onErr = (err: Error) => onUpGone(e, err.message);
-    const onClose = () => onUpGone(e, 'connection closed');
+    // The listeners stay while the connection serves this client's requests; `link.e` is the current one.
+    const link: UpLink = { e, detach: () => undefined };
+    const onData = (d: Buffer) => onUpData(link.e, d);
+    const onEnd = () => onUpEnd(link.e);
+    const onErr = (err: Error) => onUpGone(link.e, err.message);
+    const onClose = () => onUpGone(link.e, 'connection closed');
     const onDrain = () => {
       upBlocked = false;
       flow();
     };
     up.on('data', onData).on('end', onEnd).on('error', onErr).on('close', onClose).on('drain', onDrain);
-    e.detach = () => {
+    link.detach = () => {
       up.off('data', onData).off('end', onEnd).off('error', onErr).off('close', onClose).off('drain', onDrain);
-      e.detach = undefined;
+      if (link.e.detach === link.detach) link.e.detach = undefined;
     };
+    e.detach = link.detach;
+    e.link = link;
     // Everything sent so far (head, and body bytes on a retry) goes first.
     const out = e.sent as Buffer[];
     write(up, out.length === 1 ? out[0] : Buffer.concat(out));
@@ -305,8 +350,20 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
     write(up, chunk);
   }
 
+  /** The kept upstream spoke, ended or failed between requests: it is of no more use. */
+  function dropKept(e: Exchange): boolean {
+    if (ex === e) return false;
+    if (kept && kept.link.e === e) {
+      const k = kept;
+      kept = undefined;
+      k.link.detach();
+      k.up.destroy();
+    }
+    return true;
+  }
+
   function onUpData(e: Exchange, d: Buffer): void {
-    if (ex !== e) return;
+    if (dropKept(e)) return;
     e.resBuf = e.resBuf.length === 0 ? d : Buffer.concat([e.resBuf, d]);
     // Head and body (and interim answers) of one read leave in one writev.
     client.cork();
@@ -409,7 +466,7 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   }
 
   function onUpEnd(e: Exchange): void {
-    if (ex !== e) return;
+    if (dropKept(e)) return;
     if (e.resFraming?.kind === 'close') {
       if (e.res) e.res.keepAlive = false;
       finish(e);
@@ -419,7 +476,7 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   }
 
   function onUpGone(e: Exchange, why: string): void {
-    if (ex !== e) return;
+    if (dropKept(e)) return;
     if (e.resFraming && doneResponse(e)) return;
     if (e.resFraming?.kind === 'close') {
       onUpEnd(e);
@@ -432,15 +489,20 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   function finish(e: Exchange): void {
     if (ex !== e) return;
     const up = e.up as Duplex;
-    e.detach?.();
     e.up = undefined;
     upBlocked = false;
     up.resume();
     const res = e.res as ResponseHead;
     const reusable = e.reqDone && res.keepAlive && e.req.keepAlive && e.resFraming?.kind !== 'close';
-    if (reusable) deps.pool.put(targetKey(e.target), up);
-    else up.destroy();
     ex = undefined;
+    if (reusable && e.link && phase !== 'gone') {
+      release();
+      kept = { link: e.link, up, key: targetKey(e.target) };
+    } else {
+      e.detach?.();
+      if (reusable) deps.pool.put(targetKey(e.target), up);
+      else up.destroy();
+    }
     // An answer that came before the request body was all sent leaves the
     // client mid-request; the connection cannot carry another request.
     if (!e.reqDone || !res.keepAlive || !e.req.keepAlive || e.resFraming?.kind === 'close') {
