@@ -1,15 +1,17 @@
 // The router's HTTP/1.1 keep-alive hot path: requests/s and latency through
 // the router (a kt-proxy process in the router role) on the default route to
-// an origin, vs the same load sent to the origin directly; the tagged path to
-// a developer over SSH; the router's RSS idle and under load. The load
-// generator is our own (below): CONNS keep-alive connections, each sending
-// one GET and waiting for its answer, for DURATION_MS (wrk is not installed
-// on the build machines). Origin and laptop are the smallest node:http
-// servers, each its own process, so the router is what is measured.
-import { spawn } from 'node:child_process';
+// an origin, vs the same load sent to the origin directly and through nginx
+// proxy_pass configured the same way (one worker, upstream keep-alive: KT
+// Connect's router was nginx, so it is the anchor); the tagged path to a
+// developer over SSH; the router's RSS idle and under load. The load
+// generator is wrk (apt) with CONNS keep-alive connections for DURATION_MS,
+// or, without wrk, our own below. Origin and laptop are the smallest
+// node:http servers, each its own process, so the router is what is measured.
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
@@ -126,8 +128,102 @@ interface Load {
   errors: number;
 }
 
-/** CONNS keep-alive connections, one request in flight each, for DURATION_MS. */
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+const WRK = has('wrk');
+const NGINX = has('nginx') ? 'nginx' : undefined;
+
+/** wrk's duration: "1.23ms", "850.00us", "1.02s" → ms. */
+function wrkMs(text: string | undefined): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text ?? '');
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
+}
+
+/** CONNS keep-alive connections for DURATION_MS: wrk when installed, else our own generator. */
 async function load(port: number, headers: string, duration = DURATION_MS): Promise<Load> {
+  if (!WRK) return loadOwn(port, headers, duration);
+  const args = ['-t1', `-c${CONNS}`, `-d${Math.max(1, Math.round(duration / 1000))}s`, '--latency'];
+  for (const h of headers.split('\r\n').filter(Boolean)) args.push('-H', h);
+  // Async: the tagged path's far end (the plugin's tunnel client) runs in this process.
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('wrk', [...args, `http://127.0.0.1:${port}/bench`], { encoding: 'utf8' }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
+  const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const sockErrs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sockErrs ? sockErrs.slice(1).reduce((n, x) => n + Number(x), 0) : 0);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
+    p50: wrkMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1]),
+    p99: wrkMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1]),
+    errors: Number.isFinite(total) ? errors : NaN,
+  };
+}
+
+/** nginx as a reverse proxy to the origin, configured like the router: one worker, upstream keep-alive. */
+async function startNginx(dir: string, originPort: number): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const conf = join(dir, 'nginx.conf');
+  const tmp = (n: string) => `${n}_temp_path ${join(dir, n)};`;
+  writeFileSync(conf, `worker_processes 1;
+daemon off;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')} warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  ${tmp('client_body')} ${tmp('proxy')} ${tmp('fastcgi')} ${tmp('uwsgi')} ${tmp('scgi')}
+  upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`);
+  const pidFile = join(dir, 'nginx.pid');
+  const child = spawn(NGINX as string, ['-c', conf, '-p', dir, '-e', join(dir, 'error.log')], { stdio: 'ignore' });
+  // nginx writes its pid file after it has opened its listening sockets: that is the ready signal.
+  await new Promise<void>((resolve, reject) => {
+    const w = watch(dir, () => {
+      if (existsSync(pidFile)) done();
+    });
+    const onExit = (code: number | null) => {
+      w.close();
+      reject(new Error(`nginx exited with ${code}: ${existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : ''}`));
+    };
+    const done = () => {
+      w.close();
+      child.off('exit', onExit);
+      resolve();
+    };
+    child.once('exit', onExit);
+    if (existsSync(pidFile)) done();
+  });
+  return {
+    port,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGQUIT');
+      await exited;
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Our own generator: CONNS keep-alive connections, one request in flight each, for DURATION_MS. */
+async function loadOwn(port: number, headers: string, duration = DURATION_MS): Promise<Load> {
   const req = Buffer.from(`GET /bench HTTP/1.1\r\nHost: svc\r\n${headers}\r\n`, 'latin1');
   const lat: number[] = [];
   let errors = 0;
@@ -178,6 +274,8 @@ async function load(port: number, headers: string, duration = DURATION_MS): Prom
 
 export async function run(): Promise<BenchRow[]> {
   const procs: Proc[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'kt-bench-router-'));
+  let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
   try {
     const origin = await start(['-e', ORIGIN], { NAME: 'origin' }, /listening on (\d+)/);
     procs.push(origin);
@@ -201,19 +299,27 @@ export async function run(): Promise<BenchRow[]> {
     const routerPort = Number(router.match[3]);
     const pid = router.child.pid as number;
 
-    // Warm up both paths (JIT, pools), then measure.
+    if (NGINX) nginx = await startNginx(dir, originPort);
+
+    // Warm up every path (JIT, pools), then measure.
     await load(originPort, '', 1000);
     await load(routerPort, '', 1000);
+    if (nginx) await load(nginx.port, '', 1000);
     const rssIdle = rssMiB(pid);
-    // Other work on the machine moves these numbers by 2×: measure both
+    // Other work on the machine moves these numbers by 2×: measure the
     // paths alternately, twice, and keep the better run of each.
     let rssPeak = 0;
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMiB(pid))), 200);
-    const best = (a: Load, b: Load) => (a.rps >= b.rps ? a : b);
-    let direct = await load(originPort, '');
-    let routed = await load(routerPort, '');
-    direct = best(direct, await load(originPort, ''));
-    routed = best(routed, await load(routerPort, ''));
+    const best = (a: Load | undefined, b: Load) => (a && a.rps >= b.rps ? a : b);
+    let direct: Load | undefined;
+    let routed: Load | undefined;
+    let viaNginx: Load | undefined;
+    for (let i = 0; i < 2; i++) {
+      direct = best(direct, await load(originPort, ''));
+      routed = best(routed, await load(routerPort, ''));
+      if (nginx) viaNginx = best(viaNginx, await load(nginx.port, ''));
+    }
+    if (!direct || !routed) throw new Error('no measurement');
     clearInterval(sampler);
 
     const tunnel = await openTunnel({ stream: net.connect(Number(router.match[1]), '127.0.0.1'), privateKey: key.privateKey });
@@ -249,10 +355,17 @@ export async function run(): Promise<BenchRow[]> {
     const h2direct = await loadH2(Number(h2origin.match[1]));
     const h2routed = await loadH2(Number(h2router.match[3]));
 
-    const errs = direct.errors + routed.errors + tagged.errors + withRoute.errors + h2direct.errors + h2routed.errors;
-    const note = `${CONNS} keep-alive connections, ${DURATION_MS / 1000} s per run, better of 2 alternating runs, own load generator (no wrk); errors ${errs}`;
+    const errs = direct.errors + routed.errors + tagged.errors + withRoute.errors + h2direct.errors + h2routed.errors + (viaNginx?.errors ?? 0);
+    const note = `${CONNS} keep-alive connections, ${DURATION_MS / 1000} s per run, better of 2 alternating runs, ${WRK ? 'wrk' : 'own load generator (no wrk: apt-get install wrk)'}; errors ${errs}`;
+    const nginxRows: BenchRow[] = viaNginx
+      ? [
+        { name: 'router h1 keep-alive → origin', value: routed.rps, unit: 'req/s', reference: 'nginx proxy_pass, 1 worker, keepalive', refValue: viaNginx.rps, note: 'goal ≥ 0.7× nginx' },
+        { name: 'router h1 p99 latency', value: routed.p99, unit: 'ms', reference: 'nginx p99', refValue: viaNginx.p99 },
+      ]
+      : [];
     return [
-      { name: 'router h1 keep-alive → origin', value: routed.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps, note },
+      ...nginxRows,
+      { name: 'router h1 keep-alive → origin', value: routed.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps, note: note + (NGINX ? '' : '; no nginx (apt-get install nginx): no nginx rows') },
       { name: 'router h1 → origin, mesh route present', value: withRoute.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps },
       { name: 'router h1 tagged → laptop (SSH)', value: tagged.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps },
       { name: 'router h1 p50 latency', value: routed.p50, unit: 'ms', reference: 'direct p50', refValue: direct.p50 },
@@ -262,6 +375,8 @@ export async function run(): Promise<BenchRow[]> {
       { name: 'router RSS under load', value: rssPeak, unit: 'MiB', reference: 'router RSS idle', refValue: rssIdle },
     ];
   } finally {
+    await nginx?.stop();
     for (const p of procs.reverse()) await stop(p);
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -234,6 +234,7 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
       kept = undefined;
       if (!k.up.destroyed && !k.up.readableEnded) {
         k.link.e = e;
+        e.link = k.link;
         e.up = k.up;
         e.reused = true;
         e.detach = k.link.detach;
@@ -391,8 +392,9 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
       return false;
     }
     const res = parsed.head;
-    const head = e.resBuf.subarray(0, res.headLength);
-    e.resBuf = e.resBuf.subarray(res.headLength);
+    const all = e.resBuf;
+    const head = all.subarray(0, res.headLength);
+    e.resBuf = all.subarray(res.headLength);
     e.answered = true;
     e.sent = undefined;
     if (res.status === 101) {
@@ -421,6 +423,17 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
     e.resFraming = responseFraming(e.req.method, res);
     if (e.resFraming.kind === 'length') e.resLeft = e.resFraming.length;
     if (e.resFraming.kind === 'chunked') e.resScanner = new ChunkedScanner();
+    if (e.resFraming.kind === 'length' && e.resBuf.length >= e.resLeft) {
+      // The common case: head and the whole body came in one read. They
+      // are contiguous there, so they leave in one write.
+      const n = e.resLeft;
+      e.resLeft = 0;
+      e.resBuf = e.resBuf.subarray(n);
+      if (!client.write(all.subarray(0, res.headLength + n))) e.up?.pause();
+      if (e.resBuf.length > 0) e.res.keepAlive = false;
+      finish(e);
+      return false;
+    }
     if (!client.write(head)) e.up?.pause();
     if (e.resFraming.kind === 'none') {
       if (e.resBuf.length > 0) e.res.keepAlive = false;
