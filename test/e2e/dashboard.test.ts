@@ -1,7 +1,7 @@
 // `kubectl kt dashboard` in real headless Chromium (Debian's chromium, driven
 // by playwright-core) against the test cluster: the page follows a preview
-// appearing and going without a reload (the time it takes is measured and
-// printed), and its Recover button (after a confirmation) puts a taken-over
+// and a mesh appearing and going without a reload (the time it takes is
+// measured and printed), and its Recover button (after a confirmation) puts a taken-over
 // Service back, through the same code as `kubectl kt recover`.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -111,6 +111,37 @@ describe('dashboard', { skip: !existsSync(CHROMIUM) && 'chromium is not installe
     await page.locator('#msg', { hasText: /restore the selector|nothing to do|^error/ }).waitFor({ timeout: 10_000 });
     assert.match(await page.textContent('#msg') ?? '', /restore the selector of service shop\/web/);
     await page.close();
+  });
+
+  test('a mesh shows up with its header value and owner within a second, and goes when it stops', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    await page.goto(url);
+    await page.waitForSelector('section[data-namespace="shop"]');
+    assert.equal(await page.$('tr[data-service="web"]'), null, 'web is natural before the mesh');
+    const server = cluster.spawnInLaptop('node', ['-e', `require('http').createServer((q, r) => r.end('laptop')).listen(18081, '127.0.0.1', () => console.error('listening'))`]);
+    try {
+      await waitForLine(server, /^listening/);
+      const mesh = cluster.spawnInLaptop('kubectl', ['kt', 'mesh', 'svc/web', '--expose', '18081:80', '--header', 'x-kt-version=dash', '-n', NS]);
+      await waitForLine(mesh, /^meshing: /);
+      const t0 = performance.now();
+      const route = await page.waitForSelector('tr[data-service="web"] [data-route]', { timeout: 10_000 });
+      const shown = performance.now() - t0;
+      process.stdout.write(`# dashboard: mesh shown ${shown.toFixed(0)} ms after the plugin reported it (goal: within a second)\n`);
+      assert.match(await page.textContent('tr[data-service="web"] .badge') ?? '', /meshed/);
+      const text = (await route.textContent()) ?? '';
+      assert.match(text, /x-kt-version: dash/);
+      assert.match(text, /@/, 'the owner (user@host) is shown');
+      await page.screenshot({ path: join(ROOT, 'test-results', 'dashboard-mesh.png'), fullPage: true });
+      mesh.kill('SIGINT');
+      assert.equal(await exited(mesh), 0);
+      const t1 = performance.now();
+      await page.waitForSelector('tr[data-service="web"]', { state: 'detached', timeout: 10_000 });
+      process.stdout.write(`# dashboard: mesh gone from the page ${(performance.now() - t1).toFixed(0)} ms after the plugin exited\n`);
+    } finally {
+      server.kill();
+      await page.close();
+    }
+    await waitNoKtPods(cluster);
   });
 
   test('actions need the page token, and only our own Host is served', async () => {
