@@ -24,6 +24,7 @@ import { nthAddress } from './net/cidr.ts';
 import { createNetns, setupNode, writeEtcNetnsFile } from './net/netns.ts';
 import { ServiceProxy } from './net/proxy.ts';
 import { collect, runResult, type RunResult } from './net/run.ts';
+import { splice } from './net/splice.ts';
 import { lockIndex, StateRecord, sweepDead, teardown, type ClusterState } from './net/state.ts';
 import { Kubelet } from './node/kubelet.ts';
 import { Store, StoreError, type KubeObject } from './store.ts';
@@ -272,14 +273,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const sock = join(dir, 'api.sock');
     rmSync(sock, { force: true });
     apiSocket = createServer((c) => {
-      const up = createConnection({ host: '127.0.0.1', port: apiPort, noDelay: true });
-      c.pipe(up).pipe(c);
-      const done = (): void => {
-        c.destroy();
-        up.destroy();
-      };
-      c.on('error', done).on('close', done);
-      up.on('error', done).on('close', done);
+      splice(c, createConnection({ host: '127.0.0.1', port: apiPort, noDelay: true }));
     });
     await new Promise<void>((resolve, reject) => {
       apiSocket?.once('error', reject);

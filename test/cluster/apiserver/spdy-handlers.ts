@@ -67,7 +67,11 @@ export function servePortForwardSpdy(transport: Duplex, head: Buffer | undefined
             data.once('drain', () => upstream.resume());
           }
         });
+        // The pod closed and every byte it sent is queued on the data stream: close
+        // the error stream, then the data stream (FIN after the last DATA),
+        // as the kubelet's deferred Close calls do once PortForward returns.
         upstream.on('end', () => {
+          if (!error.destroyed && !error.writableEnded) error.end();
           if (!data.destroyed && !data.writableEnded) data.end();
         });
         upstream.on('error', (err) => {

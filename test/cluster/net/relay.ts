@@ -3,25 +3,15 @@
 // Unix sockets are reachable from every network namespace, so this is how
 // the API server (in the root namespace) appears at an address inside the
 // laptop and node namespaces. Prints "listening HOST:PORT" once bound.
-import { createConnection, createServer, type Socket } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { parseArgs } from 'node:util';
+import { splice } from './splice.ts';
 
 export function splitHostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
   const port = Number(s.slice(i + 1));
   if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`expected HOST:PORT, got ${s}`);
   return { host: s.slice(0, i), port };
-}
-
-function pipe(a: Socket, b: Socket): void {
-  a.pipe(b);
-  b.pipe(a);
-  const done = (): void => {
-    a.destroy();
-    b.destroy();
-  };
-  a.on('error', done).on('close', done);
-  b.on('error', done).on('close', done);
 }
 
 function main(): void {
@@ -33,8 +23,7 @@ function main(): void {
   const target = values['to-unix'];
   const { host, port } = splitHostPort(values.listen);
   const server = createServer({ noDelay: true }, (client) => {
-    const upstream = createConnection(target);
-    pipe(client, upstream);
+    splice(client, createConnection(target));
   });
   server.on('error', (e) => {
     process.stderr.write(`relay: ${e.message}\n`);

@@ -10,6 +10,7 @@ import { request as httpRequest } from 'node:http';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { splice } from '../net/splice.ts';
 import { FRAME, FrameReader, frame, readLine, writeJsonLine } from './wire.ts';
 import type { AgentEvent, AgentRequest, AgentSpec, ContainerSpec, Probe } from './wire.ts';
 
@@ -274,26 +275,22 @@ export class Agent {
   }
 
   portForward(sock: Socket, port: number): void {
-    // kubelet dials localhost inside the pod's network namespace.
+    // kubelet dials localhost inside the pod's network namespace, then copies
+    // both ways until the pod's connection and the kubelet's are both done:
+    // when the pod closes first, the kubelet gets every byte and then EOF.
     const tryDial = (hosts: string[]): void => {
       const host = hosts[0];
       const up = createConnection({ host, port, noDelay: true });
-      up.once('connect', () => {
-        writeJsonLine(sock, { ok: true });
-        up.pipe(sock);
-        sock.pipe(up);
-        sock.resume();
-        const done = (): void => {
-          up.destroy();
-          sock.destroy();
-        };
-        up.on('close', done);
-        sock.on('close', done);
-      });
-      up.once('error', (e) => {
+      const onDialError = (e: Error): void => {
         if (hosts.length > 1) return tryDial(hosts.slice(1));
         writeJsonLine(sock, { ok: false, error: `failed to connect to localhost:${port} inside namespace: ${e.message}` });
         sock.end();
+      };
+      up.once('error', onDialError);
+      up.once('connect', () => {
+        up.off('error', onDialError);
+        writeJsonLine(sock, { ok: true });
+        splice(sock, up);
       });
     };
     sock.on('error', () => undefined);
