@@ -222,6 +222,69 @@ function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Open loop at a fixed rate: CONNS keep-alive connections, each sending on
+ * its own schedule (rate / CONNS per second). Latency counts from when a
+ * request was due, so a stall delays every request behind it (no
+ * coordinated omission). For "p99 added at half load".
+ */
+async function loadAtRate(port: number, rate: number, duration = DURATION_MS): Promise<Load> {
+  const req = Buffer.from('GET /bench HTTP/1.1\r\nHost: svc\r\n\r\n', 'latin1');
+  const interval = (CONNS / rate) * 1000;
+  const lat: number[] = [];
+  let errors = 0;
+  const t0 = performance.now() + 50;
+  const deadline = t0 + duration;
+  const one = (i: number) =>
+    new Promise<void>((resolve) => {
+      const sock = net.connect(port, '127.0.0.1');
+      sock.setNoDelay(true);
+      let buf: Buffer = Buffer.alloc(0);
+      let k = 0;
+      let due = 0;
+      let timer: NodeJS.Timeout | undefined;
+      const next = () => {
+        due = t0 + (i / CONNS) * interval + k++ * interval;
+        if (due >= deadline) {
+          sock.destroy();
+          resolve();
+          return;
+        }
+        const wait = due - performance.now();
+        if (wait > 0) timer = setTimeout(() => sock.write(req), wait);
+        else sock.write(req);
+      };
+      sock.on('connect', next);
+      sock.on('data', (d: Buffer) => {
+        buf = buf.length ? Buffer.concat([buf, d]) : d;
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.toString('latin1', 0, end);
+        const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? '0');
+        if (buf.length < end + 4 + len) return;
+        if (!head.startsWith('HTTP/1.1 200')) errors++;
+        buf = buf.subarray(end + 4 + len);
+        lat.push(performance.now() - due);
+        next();
+      });
+      sock.on('error', () => {
+        errors++;
+        clearTimeout(timer);
+        resolve();
+      });
+      sock.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONNS }, (_, i) => one(i)));
+  const secs = (performance.now() - started) / 1000;
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? NaN;
+  return { rps: lat.length / secs, p50: q(0.5), p99: q(0.99), errors };
+}
+
 /** Our own generator: CONNS keep-alive connections, one request in flight each, for DURATION_MS. */
 async function loadOwn(port: number, headers: string, duration = DURATION_MS): Promise<Load> {
   const req = Buffer.from(`GET /bench HTTP/1.1\r\nHost: svc\r\n${headers}\r\n`, 'latin1');
@@ -322,6 +385,17 @@ export async function run(): Promise<BenchRow[]> {
     if (!direct || !routed) throw new Error('no measurement');
     clearInterval(sampler);
 
+    // Half of what the router sustains, open loop, both paths alternately; the lower p99 of two runs each.
+    const half = Math.round(routed.rps / 2);
+    const lower = (a: Load | undefined, b: Load) => (a && a.p99 <= b.p99 ? a : b);
+    let halfDirect: Load | undefined;
+    let halfRouted: Load | undefined;
+    for (let i = 0; i < 2; i++) {
+      halfDirect = lower(halfDirect, await loadAtRate(originPort, half));
+      halfRouted = lower(halfRouted, await loadAtRate(routerPort, half));
+    }
+    if (!halfDirect || !halfRouted) throw new Error('no measurement');
+
     const tunnel = await openTunnel({ stream: net.connect(Number(router.match[1]), '127.0.0.1'), privateKey: key.privateKey });
     await requestRoute(
       tunnel,
@@ -355,7 +429,7 @@ export async function run(): Promise<BenchRow[]> {
     const h2direct = await loadH2(Number(h2origin.match[1]));
     const h2routed = await loadH2(Number(h2router.match[3]));
 
-    const errs = direct.errors + routed.errors + tagged.errors + withRoute.errors + h2direct.errors + h2routed.errors + (viaNginx?.errors ?? 0);
+    const errs = halfDirect.errors + halfRouted.errors + direct.errors + routed.errors + tagged.errors + withRoute.errors + h2direct.errors + h2routed.errors + (viaNginx?.errors ?? 0);
     const note = `${CONNS} keep-alive connections, ${DURATION_MS / 1000} s per run, better of 2 alternating runs, ${WRK ? 'wrk' : 'own load generator (no wrk: apt-get install wrk)'}; errors ${errs}`;
     const nginxRows: BenchRow[] = viaNginx
       ? [
@@ -370,6 +444,10 @@ export async function run(): Promise<BenchRow[]> {
       { name: 'router h1 tagged → laptop (SSH)', value: tagged.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps },
       { name: 'router h1 p50 latency', value: routed.p50, unit: 'ms', reference: 'direct p50', refValue: direct.p50 },
       { name: 'router h1 p99 latency', value: routed.p99, unit: 'ms', reference: 'direct p99', refValue: direct.p99 },
+      {
+        name: `router h1 p99 at half load (${half} req/s, open loop)`, value: halfRouted.p99, unit: 'ms', reference: 'direct p99, same rate', refValue: halfDirect.p99,
+        note: `added ${(halfRouted.p99 - halfDirect.p99).toFixed(2)} ms at p99, ${(halfRouted.p50 - halfDirect.p50).toFixed(2)} ms at p50; goal: ≤ 1 ms added at p99`,
+      },
       { name: 'router h2c streams → origin', value: h2routed.rps, unit: 'req/s', reference: 'h2c direct to origin', refValue: h2direct.rps, note: `${H2_SESSIONS} connections × ${H2_STREAMS} streams in flight` },
       { name: 'router h2c p99 latency', value: h2routed.p99, unit: 'ms', reference: 'h2c direct p99', refValue: h2direct.p99 },
       { name: 'router RSS under load', value: rssPeak, unit: 'MiB', reference: 'router RSS idle', refValue: rssIdle },
