@@ -38,10 +38,11 @@ interface ChunkSource {
 
 export function chunkSource(): ChunkSource {
   const sea = process.getBuiltinModule('node:sea');
-  if (sea.isSea()) return { source: sea.getAsset(KUBE_CHUNK, 'utf8'), filename: join(dirname(process.execPath), KUBE_CHUNK), origin: process.execPath };
+  // The build makes the chunk pure ASCII, so latin1 gives the same text as UTF-8, as a one-byte string and much faster.
+  if (sea.isSea()) return { source: Buffer.from(sea.getAsset(KUBE_CHUNK)).toString('latin1'), filename: join(dirname(process.execPath), KUBE_CHUNK), origin: process.execPath };
   // The bundle runs as `node dist/kubectl-kt` (or through a symlink on PATH): the chunk is its neighbour.
   const filename = join(dirname(realpathSync(process.argv[1])), KUBE_CHUNK);
-  return { source: readFileSync(filename, 'utf8'), filename, origin: filename };
+  return { source: readFileSync(filename, 'latin1'), filename, origin: filename };
 }
 
 /** Where the code cache of this chunk lives, or undefined when there is no cache directory. */
