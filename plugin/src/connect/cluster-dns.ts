@@ -4,6 +4,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import type { Duplex } from 'node:stream';
 import { decode } from 'dns-packet';
+import { FrameReader, frame } from '../../../proxy-image/src/dns/framing.ts';
 
 export interface LocalDnsOptions {
   host: string;
@@ -42,33 +43,6 @@ export function clusterNameMatcher(opts: { domain: string; namespaces: readonly 
     if (labels.length === 2) return opts.namespaces === 'all' ? false : opts.namespaces.includes(last);
     return false;
   };
-}
-
-/** Reads one length-prefixed DNS message from a stream. */
-export function readFramed(stream: Duplex, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => finish(new Error('DNS over the tunnel timed out')), timeoutMs);
-    const onData = (chunk: Buffer): void => {
-      buf = Buffer.concat([buf, chunk]);
-      if (buf.length >= 2) {
-        const len = buf.readUInt16BE(0);
-        if (buf.length >= 2 + len) finish(undefined, buf.subarray(2, 2 + len));
-      }
-    };
-    const onEnd = (): void => finish(new Error('the DNS stream closed before an answer'));
-    function finish(err: Error | undefined, msg?: Buffer): void {
-      clearTimeout(timer);
-      stream.off('data', onData);
-      stream.off('end', onEnd);
-      stream.off('error', onEnd);
-      if (err) reject(err);
-      else resolve(msg as Buffer);
-    }
-    stream.on('data', onData);
-    stream.on('end', onEnd);
-    stream.on('error', onEnd);
-  });
 }
 
 function servfail(query: Buffer): Buffer | undefined {
@@ -117,24 +91,8 @@ export async function startLocalDns(opts: LocalDnsOptions): Promise<LocalDns> {
     upstream.send(out, 53, host);
   };
 
-  const toCluster = async (msg: Buffer, rinfo: { address: string; port: number }): Promise<void> => {
-    let stream: Duplex | undefined;
-    try {
-      stream = await opts.dialCluster();
-      const framed = Buffer.alloc(2 + msg.length);
-      framed.writeUInt16BE(msg.length, 0);
-      msg.copy(framed, 2);
-      stream.write(framed);
-      const answer = await readFramed(stream, timeoutMs);
-      server.send(answer, rinfo.port, rinfo.address);
-    } catch (err) {
-      log(`cluster DNS query failed: ${(err as Error).message}`);
-      const f = servfail(msg);
-      if (f) server.send(f, rinfo.port, rinfo.address);
-    } finally {
-      stream?.destroy();
-    }
-  };
+  const cluster = new ClusterLink(opts.dialCluster, timeoutMs, log, (answer, rinfo) => server.send(answer, rinfo.port, rinfo.address));
+  const toCluster = (msg: Buffer, rinfo: { address: string; port: number }): void => cluster.query(msg, rinfo);
 
   server.on('message', (msg, rinfo) => {
     let name: string | undefined;
@@ -145,7 +103,7 @@ export async function startLocalDns(opts: LocalDnsOptions): Promise<LocalDns> {
     }
     if (name !== undefined && opts.isClusterName(name)) {
       log(`dns ${name} -> cluster`);
-      void toCluster(msg, rinfo);
+      toCluster(msg, rinfo);
     } else {
       toUpstream(msg, rinfo);
     }
@@ -166,9 +124,137 @@ export async function startLocalDns(opts: LocalDnsOptions): Promise<LocalDns> {
     close: async () => {
       for (const p of pending.values()) clearTimeout(p.timer);
       pending.clear();
+      cluster.close();
       await Promise.all([closeUdp(server), closeUdp(upstream)]);
     },
   };
+}
+
+interface ClusterQuery {
+  rinfo: { address: string; port: number };
+  id: number;
+  query: Buffer;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One TCP stream through the tunnel to the proxy's DNS forwarder, carrying
+ * every cluster query (RFC 7766 pipelining, answers matched by message id),
+ * so a lookup costs one round trip instead of a new SSH channel each. A
+ * stream that ends or fails is dialled again on the next query; the queries
+ * it carried get SERVFAIL, and the client's resolver asks again.
+ */
+class ClusterLink {
+  #stream: Duplex | undefined;
+  #dialing: Promise<Duplex> | undefined;
+  readonly #pending = new Map<number, ClusterQuery>();
+  #nextId = Math.floor(Math.random() * 0xffff);
+  #closed = false;
+  private readonly dial: () => Promise<Duplex>;
+  private readonly timeoutMs: number;
+  private readonly log: (m: string) => void;
+  private readonly answer: (msg: Buffer, rinfo: { address: string; port: number }) => void;
+
+  constructor(dial: () => Promise<Duplex>, timeoutMs: number, log: (m: string) => void, answer: (msg: Buffer, rinfo: { address: string; port: number }) => void) {
+    this.dial = dial;
+    this.timeoutMs = timeoutMs;
+    this.log = log;
+    this.answer = answer;
+  }
+
+  query(msg: Buffer, rinfo: { address: string; port: number }): void {
+    if (this.#closed || msg.length < 12 || this.#pending.size >= 0xffff) return this.fail(msg, rinfo);
+    let wire = (this.#nextId = (this.#nextId + 1) & 0xffff);
+    while (this.#pending.has(wire)) wire = (this.#nextId = (this.#nextId + 1) & 0xffff);
+    const framed = frame(msg);
+    framed.writeUInt16BE(wire, 2);
+    const timer = setTimeout(() => {
+      if (!this.#pending.delete(wire)) return;
+      // A forwarder that stopped answering: start over on a new stream.
+      this.log(`cluster DNS query timed out after ${this.timeoutMs} ms; reconnecting`);
+      this.#drop(this.#stream);
+      this.fail(msg, rinfo);
+    }, this.timeoutMs);
+    this.#pending.set(wire, { rinfo, id: msg.readUInt16BE(0), query: msg, timer });
+    this.#connected().then(
+      (s) => {
+        if (this.#pending.has(wire)) s.write(framed);
+      },
+      (err: unknown) => {
+        const q = this.#pending.get(wire);
+        if (!q) return;
+        this.#pending.delete(wire);
+        clearTimeout(q.timer);
+        this.log(`cluster DNS: cannot reach the proxy's DNS forwarder: ${(err as Error).message}`);
+        this.fail(msg, rinfo);
+      },
+    );
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#drop(this.#stream);
+    for (const q of this.#pending.values()) clearTimeout(q.timer);
+    this.#pending.clear();
+  }
+
+  private fail(msg: Buffer, rinfo: { address: string; port: number }): void {
+    const f = servfail(msg);
+    if (f) this.answer(f, rinfo);
+  }
+
+  #connected(): Promise<Duplex> {
+    if (this.#stream) return Promise.resolve(this.#stream);
+    this.#dialing ??= this.dial().then(
+      (s) => {
+        this.#dialing = undefined;
+        if (this.#closed) {
+          s.destroy();
+          throw new Error('closed');
+        }
+        this.#stream = s;
+        const reader = new FrameReader((m) => this.#onAnswer(s, m));
+        s.on('data', (d: Buffer) => reader.push(d));
+        const gone = (): void => this.#drop(s);
+        s.on('end', gone).on('close', gone).on('error', (err: Error) => {
+          this.log(`cluster DNS stream: ${err.message}`);
+          gone();
+        });
+        return s;
+      },
+      (err: unknown) => {
+        this.#dialing = undefined;
+        throw err;
+      },
+    );
+    return this.#dialing;
+  }
+
+  #onAnswer(s: Duplex, m: Buffer): void {
+    if (s !== this.#stream || m.length < 12) return;
+    const q = this.#pending.get(m.readUInt16BE(0));
+    if (!q) return; // timed out meanwhile
+    this.#pending.delete(m.readUInt16BE(0));
+    clearTimeout(q.timer);
+    const msg = Buffer.from(m);
+    msg.writeUInt16BE(q.id, 0);
+    this.answer(msg, q.rinfo);
+  }
+
+  /** The stream is gone: what it carried will not be answered. */
+  #drop(s: Duplex | undefined): void {
+    if (!s || s !== this.#stream) {
+      s?.destroy();
+      return;
+    }
+    this.#stream = undefined;
+    s.destroy();
+    for (const [wire, q] of this.#pending) {
+      this.#pending.delete(wire);
+      clearTimeout(q.timer);
+      this.fail(q.query, q.rinfo);
+    }
+  }
 }
 
 function closeUdp(s: UdpSocket): Promise<void> {
