@@ -41,7 +41,11 @@ test('resolv.conf: glibc limits, comments, domain vs search, defaults', () => {
 test('search order: fewer dots than ndots → suffixes first, then as is', () => {
   assert.deepEqual(searchCandidates('web', KUBE), ['web.shop.svc.cluster.local', 'web.svc.cluster.local', 'web.cluster.local', 'web']);
   assert.deepEqual(searchCandidates('web.shop', KUBE), ['web.shop.shop.svc.cluster.local', 'web.shop.svc.cluster.local', 'web.shop.cluster.local', 'web.shop']);
-  assert.deepEqual(searchCandidates('web.shop.svc.cluster.local', KUBE)[3], 'web.shop.svc.cluster.local');
+  // Already under a search domain: as it is first (glibc would try three NXDOMAIN names before it).
+  assert.deepEqual(searchCandidates('web.shop.svc.cluster.local', KUBE)[0], 'web.shop.svc.cluster.local');
+  assert.deepEqual(searchCandidates('WEB.Shop.SVC.cluster.local.', KUBE)[0], 'WEB.Shop.SVC.cluster.local');
+  // Not under one (a pod name with fewer dots than ndots): the search list first, as glibc does.
+  assert.deepEqual(searchCandidates('db.example', KUBE)[0], 'db.example.shop.svc.cluster.local');
 });
 
 test('search order: enough dots → as is first; reverse names, root and no search list are not expanded', () => {

@@ -18,13 +18,21 @@ const MAX_NAME = 253;
  * (in-addr.arpa, ip6.arpa) and the root are never expanded: the stub's
  * reverse lookups use res_query, which skips the search list. Candidates
  * longer than a DNS name can be are skipped.
+ *
+ * One departure from glibc: a name that already ends in a search domain
+ * (`web.shop.svc.cluster.local`, which the laptop's own search list made) is
+ * tried as it is first. With ndots 5 glibc would first ask for
+ * `web.shop.svc.cluster.local.shop.svc.cluster.local` and two more such
+ * names, three NXDOMAIN round trips before the answer on every lookup.
  */
 export function searchCandidates(name: string, cfg: SearchConfig): string[] {
   const bare = name.replace(/\.$/, '');
   if (bare === '' || cfg.search.length === 0 || /(^|\.)(in-addr|ip6)\.arpa$/i.test(bare)) return [bare];
   const dots = bare.split('.').length - 1;
+  const lower = bare.toLowerCase();
+  const underSearch = cfg.search.some((d) => lower.endsWith(`.${d.toLowerCase().replace(/\.$/, '')}`));
   const expanded = cfg.search.map((d) => `${bare}.${d}`).filter((n) => n.length <= MAX_NAME);
-  return dots >= cfg.ndots ? [bare, ...expanded] : [...expanded, bare];
+  return dots >= cfg.ndots || underSearch ? [bare, ...expanded] : [...expanded, bare];
 }
 
 /** What one try told us, as res_search sorts it. */
