@@ -13,6 +13,16 @@ function onSignal(sig: NodeJS.Signals): void {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
+// A command whose work is left waiting on nothing (a promise no timer or
+// socket will ever settle) would let the event loop run dry and Node exit 0:
+// a silent success. Never: say so, with the code for a bug, and exit 1.
+let finished = false;
+process.on('beforeExit', () => {
+  if (finished) return;
+  process.stderr.write('error KT_ERR_INTERNAL: the command stopped waiting on something that can never happen — run again with --debug, and report it with that output\n');
+  process.exit(1);
+});
+
 // No top-level await: the bundle is CommonJS.
 void run(process.argv.slice(2), {
   out: process.stdout,
@@ -21,6 +31,7 @@ void run(process.argv.slice(2), {
   signal: controller.signal,
   clock: { now: () => Date.now() },
 }).then((code) => {
+  finished = true;
   // Exit once stdout is flushed: a command that left a handle open must not hang the shell.
   process.exitCode = code;
   process.stdout.write('', () => process.exit(code));

@@ -67,6 +67,29 @@ spec:
         - {configMapRef: {name: web-config}, prefix: CFG_}
 ---
 apiVersion: v1
+kind: Service
+metadata: {name: low, namespace: ${NS}}
+spec:
+  selector: {app: low}
+  ports: [{name: http, port: 80, targetPort: 80}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: low, namespace: ${NS}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: low}}
+  template:
+    metadata: {labels: {app: low}}
+    spec:
+      containers:
+      - name: echo
+        image: kt-demo/echo
+        env: [{name: PORT, value: "80"}]
+        ports: [{containerPort: 80}]
+        readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: client, namespace: ${NS}}
 spec:
@@ -164,8 +187,11 @@ before(async () => {
   cluster = await startCluster();
   const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
   assert.equal(applied.code, 0, applied.stderr);
-  const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, 'deploy/web', '--timeout=60s']);
-  assert.equal(rollout.code, 0, rollout.stderr);
+  for (const d of ['deploy/web', 'deploy/low']) {
+    const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, d, '--timeout=60s']);
+    assert.equal(rollout.code, 0, rollout.stderr);
+  }
+  await cluster.serviceProxySynced();
   await cluster.waitFor('pods', NS, 'client', (o) => (o?.status as { phase?: string } | undefined)?.phase === 'Running', 60_000);
   // The developer's local server: the same echo app, answering as "laptop".
   laptopServer = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/server.ts')], { env: { PORT: String(LOCAL), POD_NAME: 'laptop' } });
@@ -313,6 +339,28 @@ describe('exchange', () => {
     assert.match(out(), /KT_ERR_ROUTER_GONE/);
     assert.deepEqual(serviceShape(), before);
     await nothingLeft();
+  });
+
+  test('a Service whose pods listen below 1024 (targetPort 80): the non-root router still takes it', async () => {
+    const lowWho = async (): Promise<string> => {
+      const r = await cluster.inPod(NS, 'client', 'curl', ['-sS', '--max-time', '3', `http://low.${NS}.svc.cluster.local/who`], { timeoutMs: 10_000 });
+      return r.code === 0 ? String((JSON.parse(r.stdout) as { pod: string }).pod) : `error: ${r.stderr.trim()}`;
+    };
+    assert.match(await lowWho(), /^low-/);
+    const child = exchange(['svc/low', '--expose', `${LOCAL}:80`]);
+    const out = collect(child);
+    try {
+      await waitForLine(child, /^exchanging: low:80 -> localhost:18080/);
+      await cluster.serviceProxySynced();
+      assert.equal(await lowWho(), 'laptop', out());
+      // The router may bind port 80 as uid 65532 because its pod asks for the (namespaced, safe) sysctl.
+      const router = cluster.store.list('pods').find((p) => p.metadata.labels?.[LABELS.role] === 'router' && p.metadata.name.includes('-low-'));
+      assert.deepEqual((router?.spec as { securityContext?: { sysctls?: unknown } }).securityContext?.sysctls, [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }]);
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited(child), 0, out());
+    assert.match(await lowWho(), /^low-/);
   });
 
   test('kill -9: an original pod answers again within a second; clean then restores everything', async () => {

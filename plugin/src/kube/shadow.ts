@@ -27,7 +27,18 @@ export interface ProxyPodSpec {
   env?: Record<string, string>;
   ports?: { name: string; containerPort: number; protocol?: 'TCP' | 'UDP' }[];
   readinessProbe?: Record<string, unknown>;
+  /**
+   * The pod listens on ports below 1024 (a router standing in for pods that
+   * do): as non-root with every capability dropped it may only because the
+   * pod sets net.ipv4.ip_unprivileged_port_start to 0, a namespaced sysctl
+   * that kubelets allow by default (Kubernetes ≥ 1.22) and Pod Security
+   * "restricted" permits.
+   */
+  lowPorts?: boolean;
 }
+
+/** The sysctl that lets a non-root process bind ports below 1024 in its own network namespace. */
+export const LOW_PORTS_SYSCTL = { name: 'net.ipv4.ip_unprivileged_port_start', value: '0' } as const;
 
 /** The uid the proxy runs as (the image's non-root user). */
 export const PROXY_UID = 65532;
@@ -74,6 +85,7 @@ export function proxyPod(s: ProxyPodSpec): Record<string, unknown> & { metadata:
         runAsUser: PROXY_UID,
         runAsGroup: PROXY_UID,
         seccompProfile: { type: 'RuntimeDefault' },
+        ...(s.lowPorts ? { sysctls: [LOW_PORTS_SYSCTL] } : {}),
       },
       containers: [
         {

@@ -177,6 +177,7 @@ export class ServiceTakeover {
           env: routerEnv(this.plan.routerPorts, originHost),
           ports: this.plan.containerPorts,
           readinessProbe: ROUTER_READINESS,
+          lowPorts: this.plan.routerPorts.some((p) => p.listenPort < 1024),
         });
         await createPod(kc, pod);
         done();
@@ -192,6 +193,7 @@ export class ServiceTakeover {
       });
       done();
       await this.session.start();
+      this.tunnelUp = true;
       done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
       const replaced = await switchSelector(kc, namespace, this.name);
       done(replaced === undefined ? 'already' : `was ${JSON.stringify(replaced)}`);
@@ -341,6 +343,8 @@ export class ServiceTakeover {
   }
 
   private goneOnce = false;
+  /** The tunnel to the router came up once (the router can be asked who routes). */
+  private tunnelUp = false;
 
   private async routerGone(reason: string): Promise<void> {
     if (this.goneOnce) return;
@@ -359,7 +363,10 @@ export class ServiceTakeover {
   /** The sessions that hold a route on the router now, from its /routes endpoint (through the tunnel). */
   private async liveSessions(): Promise<string[]> {
     const session = this.session;
-    const timeout = new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('no answer in 2 s')), 2000).unref());
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_r, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer in 2 s')), 2000);
+    });
     const body = await Promise.race([timeout, (async () => {
       const stream = await session.dial('127.0.0.1', PORTS.routerHealth);
       return await new Promise<string>((resolve, reject) => {
@@ -370,7 +377,7 @@ export class ServiceTakeover {
         stream.once('error', reject);
         stream.end('GET /routes HTTP/1.0\r\nHost: router\r\n\r\n');
       });
-    })()]);
+    })()]).finally(() => clearTimeout(timer));
     const [head, json] = [body.slice(0, body.indexOf('\r\n\r\n')), body.slice(body.indexOf('\r\n\r\n') + 4)];
     if (!/^HTTP\/1\.[01] 200/.test(head)) throw new Error(`router answered ${head.split('\r\n')[0]}`);
     const parsed = JSON.parse(json) as { routes?: { session?: unknown }[] };
@@ -394,7 +401,8 @@ export class ServiceTakeover {
     for (const stop of this.stopWatches.splice(0)) stop();
     // Who else routes, as the router itself knows it (routes live exactly as
     // long as their connections, so a crashed laptop's route is not there).
-    const live = this.sessionObj && !this.goneOnce ? await this.liveSessions().catch((err: unknown) => {
+    // Only through a tunnel that came up: a session whose router never got ready has none to ask through.
+    const live = this.sessionObj && this.tunnelUp && !this.goneOnce ? await this.liveSessions().catch((err: unknown) => {
       debug(`asking the router for its routes: ${(err as Error).message}`);
       return undefined;
     }) : undefined;

@@ -15,7 +15,7 @@ export async function deleteNetns(name: string): Promise<void> {
   if (r.code !== 0 && !/No such file/.test(r.stderr)) throw new Error(`ip netns delete ${name}: ${r.stderr.trim()}`);
 }
 
-async function sysctl(ns: string, key: string, value: string): Promise<void> {
+export async function sysctl(ns: string, key: string, value: string): Promise<void> {
   await run('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', `${key}=${value}`]);
 }
 

@@ -10,7 +10,19 @@ import { debuglog } from 'node:util';
 import type { KubeObject, Store, WatchEvent } from '../store.ts';
 import { KubeletError, type ExecOptions, type ExecProcess, type KubeletHooks, type LogOptions } from '../types.ts';
 import { IpAllocator } from '../net/cidr.ts';
-import { deleteNetns, podResolvConf, removeEtcNetns, setupPod, writeEtcNetnsFile } from '../net/netns.ts';
+import { deleteNetns, podResolvConf, removeEtcNetns, setupPod, sysctl, writeEtcNetnsFile } from '../net/netns.ts';
+
+/**
+ * The pod sysctls a kubelet allows by default ("safe": namespaced, and
+ * harmless to other pods); the network ones are what a pod namespace here
+ * has. Any other is refused, as a kubelet refuses it without
+ * --allowed-unsafe-sysctls.
+ */
+const SAFE_SYSCTLS = new Set([
+  'net.ipv4.ip_local_port_range', 'net.ipv4.tcp_syncookies', 'net.ipv4.ping_group_range', 'net.ipv4.ip_unprivileged_port_start',
+  'net.ipv4.ip_local_reserved_ports', 'net.ipv4.tcp_keepalive_time', 'net.ipv4.tcp_fin_timeout', 'net.ipv4.tcp_keepalive_intvl',
+  'net.ipv4.tcp_keepalive_probes',
+]);
 import type { StateRecord } from '../net/state.ts';
 import { killAndWait, netnsPids } from '../net/state.ts';
 import { AgentClient } from './agent-client.ts';
@@ -64,7 +76,7 @@ interface PodSpec {
   terminationGracePeriodSeconds?: number;
   enableServiceLinks?: boolean;
   dnsPolicy?: string;
-  securityContext?: { runAsUser?: number; runAsGroup?: number };
+  securityContext?: { runAsUser?: number; runAsGroup?: number; sysctls?: { name: string; value: string }[] };
 }
 
 interface ContainerState {
@@ -179,6 +191,10 @@ class PodWorker {
       nodeNetns: o.nodeNetns, bridge: o.bridge, podNetns: netns, hostVeth: `${o.prefix}v${n}`,
       ip, prefixLen: Number(o.podCidr.split('/')[1]), gateway: o.gateway,
     });
+    for (const s of this.spec.securityContext?.sysctls ?? []) {
+      if (!SAFE_SYSCTLS.has(s.name)) throw new Error(`forbidden sysctl: "${s.name}" not allowlisted`);
+      await sysctl(netns, s.name, s.value);
+    }
     if (this.spec.dnsPolicy !== 'Default') {
       o.record.addEtcNetns(writeEtcNetnsFile(netns, 'resolv.conf', podResolvConf(this.namespace, o.clusterDomain, o.dnsIp)));
     }
