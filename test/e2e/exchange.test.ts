@@ -71,7 +71,8 @@ kind: Service
 metadata: {name: low, namespace: ${NS}}
 spec:
   selector: {app: low}
-  ports: [{name: http, port: 80, targetPort: 80}]
+  # 80 is below 1024; 8081 and 2222 are the router's own default health and SSH ports.
+  ports: [{name: http, port: 80, targetPort: 80}, {name: admin, port: 8081, targetPort: 8081}, {name: ssh, port: 2222, targetPort: 2222}]
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -341,7 +342,7 @@ describe('exchange', () => {
     await nothingLeft();
   });
 
-  test('a Service whose pods listen below 1024 (targetPort 80): the non-root router still takes it', async () => {
+  test('a Service on port 80 and on the router\'s own default ports (8081, 2222): the non-root router still takes it', async () => {
     const lowWho = async (): Promise<string> => {
       const r = await cluster.inPod(NS, 'client', 'curl', ['-sS', '--max-time', '3', `http://low.${NS}.svc.cluster.local/who`], { timeoutMs: 10_000 });
       return r.code === 0 ? String((JSON.parse(r.stdout) as { pod: string }).pod) : `error: ${r.stderr.trim()}`;
@@ -355,7 +356,12 @@ describe('exchange', () => {
       assert.equal(await lowWho(), 'laptop', out());
       // The router may bind port 80 as uid 65532 because its pod asks for the (namespaced, safe) sysctl.
       const router = cluster.store.list('pods').find((p) => p.metadata.labels?.[LABELS.role] === 'router' && p.metadata.name.includes('-low-'));
-      assert.deepEqual((router?.spec as { securityContext?: { sysctls?: unknown } }).securityContext?.sysctls, [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }]);
+      const spec = router?.spec as { securityContext?: { sysctls?: unknown }; containers: { env: { name: string; value: string }[] }[] };
+      assert.deepEqual(spec.securityContext?.sysctls, [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }]);
+      // Its own SSH and health ports moved off the ports it serves.
+      const env = Object.fromEntries(spec.containers[0].env.map((e) => [e.name, e.value]));
+      assert.equal(env.KT_SSH_PORT, '2223');
+      assert.equal(env.KT_ROUTER_HEALTH_PORT, '8082');
     } finally {
       child.kill('SIGINT');
     }

@@ -7,8 +7,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
 import { isKtError } from '../../plugin/src/errors.ts';
 import {
-  containerEnv, envFileText, keysFromSecret, newOriginal, originService, planPorts, planRoutes, routerName, routerSecret,
-  routerSelector, selects, takeoverPatch,
+  containerEnv, envFileText, keysFromSecret, newOriginal, originService, planPorts, planRoutes, routerName, routerOwnPorts,
+  routerOwnPortsOf, routerSecret, routerSelector, selects, takeoverPatch,
 } from '../../plugin/src/kube/takeover.ts';
 import { generatedHeader, toWire } from '../../plugin/src/session/takeover-run.ts';
 import { makeSessionKey } from '../../plugin/src/tunnel/index.ts';
@@ -130,4 +130,13 @@ test('mesh headers: --header forms to the wire; a generated value is short and s
   const h = generatedHeader('Root.User');
   assert.equal(h.name, 'x-kt-version');
   assert.match((h as { value: string }).value, /^rootuser-[a-z0-9]{5}$/);
+});
+
+test('the router\'s own SSH and health ports keep clear of the ports it serves, and are read back off its pod', () => {
+  const at = (...ports: number[]) => routerOwnPorts(ports.map((p) => ({ servicePort: p, listenPort: p, originPort: p })));
+  assert.deepEqual(at(8080), { ssh: 2222, health: 8081 });
+  assert.deepEqual(at(8081, 2222, 2223), { ssh: 2224, health: 8082 });
+  const pod = { spec: { containers: [{ env: [{ name: 'KT_SSH_PORT', value: '2224' }, { name: 'KT_ROUTER_HEALTH_PORT', value: '8082' }] }] } };
+  assert.deepEqual(routerOwnPortsOf(pod), { ssh: 2224, health: 8082 });
+  assert.deepEqual(routerOwnPortsOf({ spec: { containers: [{ env: [] }] } }), { ssh: 2222, health: 8081 }, 'a router from before: the defaults');
 });

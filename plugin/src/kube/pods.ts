@@ -53,7 +53,7 @@ export function podFailure(pod: V1Pod): string | undefined {
   }
   for (const cs of pod.status?.containerStatuses ?? []) {
     const reason = cs.state?.waiting?.reason;
-    if (reason && /ImagePullBackOff|ErrImagePull|InvalidImageName|CreateContainerConfigError|CrashLoopBackOff/.test(reason)) {
+    if (reason && /ImagePullBackOff|ErrImagePull|InvalidImageName|CreateContainerConfigError|CreateContainerError|CrashLoopBackOff/.test(reason)) {
       return `container ${cs.name}: ${reason}${cs.state?.waiting?.message ? ` (${cs.state.waiting.message})` : ''}`;
     }
   }
@@ -66,6 +66,24 @@ export function podRunning(pod: V1Pod): boolean {
 
 export function podReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+/** The last line a pod's container logged (its timestamp cut), or undefined; never throws, gives up after 2 s. */
+export async function lastLogLine(kc: KubeConfig, ref: PodRef): Promise<string | undefined> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  let timer: NodeJS.Timeout | undefined;
+  const give = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), 2000);
+  });
+  const read = kc.makeApiClient(CoreV1Api).readNamespacedPodLog({ namespace: ref.namespace, name: ref.name, tailLines: 5 }).then(
+    (text) => String(text).split('\n').map((l) => l.trim()).filter(Boolean).pop()?.replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z\s+/, '').slice(0, 300),
+    () => undefined,
+  );
+  try {
+    return await Promise.race([read, give]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -108,7 +126,13 @@ export async function waitForPod(
           }
           if (type !== 'ADDED' && type !== 'MODIFIED') return;
           const failure = podFailure(obj);
-          if (failure) finish(ktError('KT_ERR_PROXY_FAILED', { pod: ref.name, namespace: ref.namespace, reason: failure }));
+          if (failure) {
+            // What the proxy said last says why (a port it could not bind, a bad key): one line of its log.
+            const ran = (obj.status?.containerStatuses ?? []).some((c) => c.state?.terminated || c.lastState?.terminated);
+            void (ran ? lastLogLine(kc, ref) : Promise.resolve(undefined)).then((line) => {
+              finish(ktError('KT_ERR_PROXY_FAILED', { pod: ref.name, namespace: ref.namespace, reason: line ? `${failure}; its log ends: ${line}` : failure }));
+            });
+          }
           else if (until(obj)) finish(undefined, obj);
         },
         (err: unknown) => {

@@ -35,6 +35,8 @@ export interface ProxyPodSpec {
    * "restricted" permits.
    */
   lowPorts?: boolean;
+  /** The proxy's SSH port on the pod's loopback; default PORTS.ssh (a router moves it off the ports it serves). */
+  sshPort?: number;
 }
 
 /** The sysctl that lets a non-root process bind ports below 1024 in its own network namespace. */
@@ -46,7 +48,7 @@ export const PROXY_UID = 65532;
 export function proxyPod(s: ProxyPodSpec): Record<string, unknown> & { metadata: { name: string; namespace: string; labels: Record<string, string>; annotations: Record<string, string> } } {
   const env: { name: string; value: string }[] = [
     { name: ENV.role, value: s.role },
-    { name: ENV.sshPort, value: String(PORTS.ssh) },
+    { name: ENV.sshPort, value: String(s.sshPort ?? PORTS.ssh) },
     { name: ENV.dnsPort, value: String(PORTS.dns) },
     { name: ENV.authorizedKeys, value: s.authorizedKey },
     { name: ENV.hostKey, value: s.hostKey },

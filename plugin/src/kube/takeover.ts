@@ -9,7 +9,7 @@
 // host key), so the next session reads it and connects to the same pod.
 import type { KubeConfig, V1Deployment, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import {
-  ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX, PORTS, ROUTER_ENV, ROUTER_SECRET_KEYS, ROUTER_SECRET_PREFIX, type RouterPort,
+  ANNOTATIONS, ENV, LABELS, MANAGED_BY, ORIGIN_SUFFIX, PORTS, ROUTER_ENV, ROUTER_SECRET_KEYS, ROUTER_SECRET_PREFIX, type RouterPort,
 } from '../../../proxy-image/src/protocol/index.ts';
 import { fromApiError, ktError, type KtError } from '../errors.ts';
 import type { PortMapping, WorkloadRef } from '../values.ts';
@@ -165,11 +165,47 @@ export function keysFromSecret(secret: V1Secret): RouterSecretKeys | undefined {
 }
 
 /** The router pod's env and probe (the rest of the pod is proxyPod's). */
-export function routerEnv(ports: readonly RouterPort[], originHost: string): Record<string, string> {
-  return { [ROUTER_ENV.ports]: JSON.stringify(ports), [ROUTER_ENV.origin]: originHost };
+/** The router's own ports: its SSH server (pod loopback) and its health endpoint (the readiness probe). */
+export interface RouterOwnPorts {
+  ssh: number;
+  health: number;
 }
 
-export const ROUTER_READINESS = { httpGet: { path: '/healthz', port: PORTS.routerHealth }, periodSeconds: 1, timeoutSeconds: 1 } as const;
+/**
+ * The router's own ports, clear of the ports it serves: a Service whose pods
+ * listen on 8081 (or 2222) would otherwise collide with the router's health
+ * endpoint (or SSH) and the router could not start. The defaults when free,
+ * else the next free number.
+ */
+export function routerOwnPorts(routerPorts: readonly RouterPort[]): RouterOwnPorts {
+  const taken = new Set(routerPorts.map((p) => p.listenPort));
+  const free = (from: number): number => {
+    let p = from;
+    while (taken.has(p)) p++;
+    taken.add(p);
+    return p;
+  };
+  const ssh = free(PORTS.ssh);
+  return { ssh, health: free(PORTS.routerHealth) };
+}
+
+/** The own ports of a running router, from its pod's env (routers made before they were chosen: the defaults). */
+export function routerOwnPortsOf(pod: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } | undefined): RouterOwnPorts {
+  const env = pod?.spec?.containers?.[0]?.env ?? [];
+  const num = (name: string, dflt: number): number => {
+    const v = Number(env.find((e) => e.name === name)?.value);
+    return Number.isInteger(v) && v > 0 && v < 65536 ? v : dflt;
+  };
+  return { ssh: num(ENV.sshPort, PORTS.ssh), health: num(ROUTER_ENV.healthPort, PORTS.routerHealth) };
+}
+
+export function routerEnv(ports: readonly RouterPort[], originHost: string, own: RouterOwnPorts): Record<string, string> {
+  return { [ROUTER_ENV.ports]: JSON.stringify(ports), [ROUTER_ENV.origin]: originHost, [ROUTER_ENV.healthPort]: String(own.health) };
+}
+
+export function routerReadiness(own: RouterOwnPorts): Record<string, unknown> {
+  return { httpGet: { path: '/healthz', port: own.health }, periodSeconds: 1, timeoutSeconds: 1 };
+}
 
 /**
  * The JSON patch that points the Service at the router and keeps the

@@ -69,6 +69,8 @@ export interface ProxySessionEvents {
 export class ProxySession extends EventEmitter<ProxySessionEvents> {
   readonly id: string;
   readonly podName: string;
+  /** The proxy's SSH port in its pod; a shared router's is known once its pod has been read. */
+  sshPort: number = PORTS.ssh;
   readonly namespace: string;
   readonly owner: string;
   readonly since: string;
@@ -193,7 +195,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   }
 
   private async connectOnce(): Promise<Tunnel> {
-    const stream = await openPortForward(this.opts.kc, { namespace: this.namespace, pod: this.podName, port: PORTS.ssh });
+    const stream = await openPortForward(this.opts.kc, { namespace: this.namespace, pod: this.podName, port: this.sshPort });
     const tunnel = await openTunnel({
       stream,
       privateKey: this.key.privateKey,

@@ -16,7 +16,7 @@ import { annotatePod, createPod, podReady, waitForPod } from '../kube/pods.ts';
 import { restoreService } from '../kube/restore.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
 import {
-  ROUTER_READINESS, ensureOriginService, ensureRouterSecret, isRace, originService, originalSelectorOf, planPorts, podsFor,
+  ensureOriginService, ensureRouterSecret, isRace, originService, originalSelectorOf, planPorts, podsFor, routerOwnPorts, routerOwnPortsOf, routerReadiness,
   restoreSelectorOnly, routerEnv, routerName, routerSelector, sameLabels, switchSelector, type PortPlan,
 } from '../kube/takeover.ts';
 import { ROUTE_ANNOTATION_PREFIX, parseRoutes } from '../status/model.ts';
@@ -162,6 +162,7 @@ export class ServiceTakeover {
         const originHost = await ensureOriginService(kc, originService({ name: this.name, namespace, ports, selector: original ?? {} }));
         done(originHost);
         done = progress.step(`creating router pod ${namespace}/${this.router}`);
+        const own = routerOwnPorts(this.plan.routerPorts);
         const pod = proxyPod({
           name: this.router,
           namespace,
@@ -174,9 +175,10 @@ export class ServiceTakeover {
           authorizedKey: keys.client.publicKey,
           hostKey: keys.host.privateKey,
           labels: { [LABELS.target]: this.name },
-          env: routerEnv(this.plan.routerPorts, originHost),
+          env: routerEnv(this.plan.routerPorts, originHost, own),
+          sshPort: own.ssh,
           ports: this.plan.containerPorts,
-          readinessProbe: ROUTER_READINESS,
+          readinessProbe: routerReadiness(own),
           lowPorts: this.plan.routerPorts.some((p) => p.listenPort < 1024),
         });
         await createPod(kc, pod);
@@ -192,6 +194,10 @@ export class ServiceTakeover {
         what: `router ${namespace}/${this.router} to be ready`,
       });
       done();
+      // Its own ports were chosen clear of the ports it serves when it was made: read them off the pod.
+      const own = routerOwnPortsOf(routerPod);
+      this.session.sshPort = own.ssh;
+      this.healthPort = own.health;
       await this.session.start();
       this.tunnelUp = true;
       done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
@@ -345,6 +351,8 @@ export class ServiceTakeover {
   private goneOnce = false;
   /** The tunnel to the router came up once (the router can be asked who routes). */
   private tunnelUp = false;
+  /** The router's health port, where it says who routes. */
+  private healthPort: number = PORTS.routerHealth;
 
   private async routerGone(reason: string): Promise<void> {
     if (this.goneOnce) return;
@@ -368,7 +376,7 @@ export class ServiceTakeover {
       timer = setTimeout(() => reject(new Error('no answer in 2 s')), 2000);
     });
     const body = await Promise.race([timeout, (async () => {
-      const stream = await session.dial('127.0.0.1', PORTS.routerHealth);
+      const stream = await session.dial('127.0.0.1', this.healthPort);
       return await new Promise<string>((resolve, reject) => {
         let buf = '';
         stream.setEncoding('utf8');
