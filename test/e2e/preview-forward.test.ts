@@ -2,6 +2,7 @@
 // cluster, from the laptop namespace. preview: a pod reaches a server that
 // runs only on the laptop, by a Service name that did not exist before.
 // forward: the laptop reaches a Service on a local port. Both leave nothing.
+// And a proxy pod that fails to start is reported with its last log line.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
@@ -108,5 +109,32 @@ describe('forward', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^error KT_ERR_NO_SUCH_WORKLOAD: no service "nope" in namespace shop/m);
     assert.deepEqual(ktObjects(cluster, 'pods'), []);
+  });
+});
+
+describe('a proxy pod that fails', () => {
+  test('the error says why, with the last line the proxy logged', async () => {
+    const { loadKubeconfig, resolveTarget, clientConfig } = await import('../../plugin/src/kube/config.ts');
+    const { createPod, deletePod, podReady, waitForPod } = await import('../../plugin/src/kube/pods.ts');
+    const { DEFAULT_IMAGE, ENV } = await import('../../proxy-image/src/protocol/index.ts');
+    const kc = await clientConfig(resolveTarget(await loadKubeconfig({ kubeconfig: cluster.kubeconfig, env: {} }), { namespace: NS }));
+    const ref = { namespace: NS, name: 'kt-broken-router' };
+    // A router with no key to accept: the proxy refuses to start and says so in its log.
+    await createPod(kc, {
+      apiVersion: 'v1', kind: 'Pod', metadata: ref,
+      spec: {
+        restartPolicy: 'Never',
+        containers: [{ name: 'kt-proxy', image: DEFAULT_IMAGE, env: [{ name: ENV.role, value: 'router' }], readinessProbe: { httpGet: { path: '/healthz', port: 8081 }, periodSeconds: 1 } }],
+      },
+    } as never);
+    try {
+      await assert.rejects(waitForPod(kc, ref, podReady, { timeoutMs: 60_000, what: 'the broken router' }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'KT_ERR_PROXY_FAILED');
+        assert.match(e.message, /the pod ended \(Failed: exit \d+, Error\); its log ends: kt-proxy [\d.]+: KT_AUTHORIZED_KEYS is empty/);
+        return true;
+      });
+    } finally {
+      await deletePod(kc, ref, 0);
+    }
   });
 });
