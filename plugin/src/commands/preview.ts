@@ -6,7 +6,7 @@ import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { fromApiError, ktError } from '../errors.ts';
 import { clientConfig } from '../kube/config.ts';
-import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY, PORTS } from '../../../proxy-image/src/protocol/index.ts';
 import { ProxySession } from '../session/proxy-session.ts';
 import { progressPrinter } from '../session/progress.ts';
 import type { Tunnel } from '../tunnel/index.ts';
@@ -19,11 +19,29 @@ export interface PreviewResult {
 }
 
 /**
- * The proxy runs as non-root, which may not bind ports below 1024; those
- * Service ports point at a high port in the pod instead.
+ * The pod port behind each Service port. The proxy runs as non-root, which
+ * may not bind ports below 1024, and it has its own SSH and DNS ports on the
+ * pod's loopback: those Service ports point at a high port in the pod
+ * instead (20000 + port where that is free, else the next free one).
  */
-export function podPort(servicePort: number): number {
-  return servicePort >= 1024 ? servicePort : 20000 + servicePort;
+export function podPorts(servicePorts: readonly number[]): Map<number, number> {
+  const reserved = new Set<number>([PORTS.ssh, PORTS.dns]);
+  const out = new Map<number, number>();
+  const used = new Set<number>(reserved);
+  for (const p of servicePorts) {
+    if (p >= 1024 && !reserved.has(p)) {
+      out.set(p, p);
+      used.add(p);
+    }
+  }
+  for (const p of servicePorts) {
+    if (out.has(p)) continue;
+    let c = 20000 + p <= 65535 ? 20000 + p : 20000;
+    while (used.has(c)) c = c >= 65535 ? 20000 : c + 1;
+    out.set(p, c);
+    used.add(c);
+  }
+  return out;
 }
 
 export async function run(opts: OptionsOf<'preview'>, deps: Deps): Promise<PreviewResult> {
@@ -32,6 +50,8 @@ export async function run(opts: OptionsOf<'preview'>, deps: Deps): Promise<Previ
   const { namespace } = target;
   const progress = progressPrinter(deps.err, deps.clock.now);
   const ports = opts.expose.map((e) => ({ local: e.local, port: e.remote }));
+  const inPod = podPorts(ports.map((p) => p.port));
+  const podPort = (servicePort: number): number => inPod.get(servicePort) as number;
   const session = new ProxySession({
     kc,
     namespace,
