@@ -5,27 +5,17 @@
 import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { startCluster, NODE26, type Cluster } from '../cluster/cluster.ts';
-import type { KubeObject } from '../cluster/store.ts';
 import type { BenchRow } from './run.ts';
+import { isReady, median } from './stats.ts';
 
 const MIB = 1024 * 1024;
 const SIZE = 256 * MIB;
 const NS = 'bench';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 function nodeSpawnMs(): number {
   const t0 = performance.now();
   spawnSync(NODE26, ['-e', '0']);
   return performance.now() - t0;
-}
-
-function isReady(o: KubeObject | undefined): boolean {
-  const conds = (o?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions;
-  return conds?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
 async function createPod(c: Cluster, pod: object): Promise<void> {

@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import * as packet from 'dns-packet';
 import type { BenchRow } from './run.ts';
+import { median } from './stats.ts';
 
 const HOST = '127.0.0.1';
 const IN_FLIGHT = 256;
@@ -132,11 +133,6 @@ async function load(port: number, name: string, count: number, maxMs: number): P
 async function measure(port: number, name: string): Promise<LoadResult> {
   await load(port, name, WARMUP, MAX_MS);
   return load(port, name, MAX_QUERIES, MAX_MS);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 export async function run(): Promise<BenchRow[]> {

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { ENV, PROTOCOL_VERSION, ROUTER_ENV } from '../../proxy-image/src/protocol/index.ts';
 import { makeSessionKey, openTunnel, requestRoute } from '../../plugin/src/tunnel/index.ts';
 import type { BenchRow } from './run.ts';
+import { quantile } from './stats.ts';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'proxy-image', 'src', 'main.ts');
 const CONNS = 50;
@@ -223,17 +224,19 @@ function freePort(): Promise<number> {
 }
 
 /**
- * Open loop at a fixed rate: CONNS keep-alive connections, each sending on
- * its own schedule (rate / CONNS per second). Latency counts from when a
- * request was due, so a stall delays every request behind it (no
- * coordinated omission). For "p99 added at half load".
+ * Our own generator, for machines without wrk: CONNS keep-alive connections
+ * for DURATION_MS. Closed loop by default (each connection sends its next
+ * request when the answer is in); with `rate`, open loop: each connection
+ * sends on its own schedule (rate / CONNS per second) and latency counts
+ * from when a request was due, so a stall delays every request behind it
+ * (no coordinated omission).
  */
-async function loadAtRate(port: number, rate: number, duration = DURATION_MS): Promise<Load> {
-  const req = Buffer.from('GET /bench HTTP/1.1\r\nHost: svc\r\n\r\n', 'latin1');
-  const interval = (CONNS / rate) * 1000;
+async function loadOwn(port: number, headers: string, duration = DURATION_MS, rate?: number): Promise<Load> {
+  const req = Buffer.from(`GET /bench HTTP/1.1\r\nHost: svc\r\n${headers}\r\n`, 'latin1');
+  const interval = rate ? (CONNS / rate) * 1000 : 0;
   const lat: number[] = [];
   let errors = 0;
-  const t0 = performance.now() + 50;
+  const t0 = performance.now() + (rate ? 50 : 0);
   const deadline = t0 + duration;
   const one = (i: number) =>
     new Promise<void>((resolve) => {
@@ -244,7 +247,7 @@ async function loadAtRate(port: number, rate: number, duration = DURATION_MS): P
       let due = 0;
       let timer: NodeJS.Timeout | undefined;
       const next = () => {
-        due = t0 + (i / CONNS) * interval + k++ * interval;
+        due = rate ? t0 + (i / CONNS) * interval + k++ * interval : performance.now();
         if (due >= deadline) {
           sock.destroy();
           resolve();
@@ -257,15 +260,17 @@ async function loadAtRate(port: number, rate: number, duration = DURATION_MS): P
       sock.on('connect', next);
       sock.on('data', (d: Buffer) => {
         buf = buf.length ? Buffer.concat([buf, d]) : d;
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.toString('latin1', 0, end);
-        const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? '0');
-        if (buf.length < end + 4 + len) return;
-        if (!head.startsWith('HTTP/1.1 200')) errors++;
-        buf = buf.subarray(end + 4 + len);
-        lat.push(performance.now() - due);
-        next();
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const head = buf.toString('latin1', 0, end);
+          const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? '0');
+          if (buf.length < end + 4 + len) return;
+          if (!head.startsWith('HTTP/1.1 200')) errors++;
+          buf = buf.subarray(end + 4 + len);
+          lat.push(performance.now() - due);
+          next();
+        }
       });
       sock.on('error', () => {
         errors++;
@@ -281,58 +286,7 @@ async function loadAtRate(port: number, rate: number, duration = DURATION_MS): P
   await Promise.all(Array.from({ length: CONNS }, (_, i) => one(i)));
   const secs = (performance.now() - started) / 1000;
   lat.sort((a, b) => a - b);
-  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? NaN;
-  return { rps: lat.length / secs, p50: q(0.5), p99: q(0.99), errors };
-}
-
-/** Our own generator: CONNS keep-alive connections, one request in flight each, for DURATION_MS. */
-async function loadOwn(port: number, headers: string, duration = DURATION_MS): Promise<Load> {
-  const req = Buffer.from(`GET /bench HTTP/1.1\r\nHost: svc\r\n${headers}\r\n`, 'latin1');
-  const lat: number[] = [];
-  let errors = 0;
-  const deadline = performance.now() + duration;
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const sock = net.connect(port, '127.0.0.1');
-      sock.setNoDelay(true);
-      let buf: Buffer = Buffer.alloc(0);
-      let sent = 0;
-      const send = () => {
-        if (performance.now() >= deadline) {
-          sock.destroy();
-          resolve();
-          return;
-        }
-        sent = performance.now();
-        sock.write(req);
-      };
-      sock.on('connect', send);
-      sock.on('data', (d: Buffer) => {
-        buf = buf.length ? Buffer.concat([buf, d]) : d;
-        for (;;) {
-          const end = buf.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          const head = buf.toString('latin1', 0, end);
-          const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? '0');
-          if (buf.length < end + 4 + len) return;
-          if (!head.startsWith('HTTP/1.1 200')) errors++;
-          buf = buf.subarray(end + 4 + len);
-          lat.push(performance.now() - sent);
-          send();
-        }
-      });
-      sock.on('error', () => {
-        errors++;
-        resolve();
-      });
-      sock.on('close', () => resolve());
-    });
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONNS }, one));
-  const secs = (performance.now() - t0) / 1000;
-  lat.sort((a, b) => a - b);
-  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? NaN;
-  return { rps: lat.length / secs, p50: q(0.5), p99: q(0.99), errors };
+  return { rps: lat.length / secs, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors };
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -392,7 +346,7 @@ export async function run(): Promise<BenchRow[]> {
     const pause = Math.max(1, Math.round((CONNS / half) * 1000 - routed.p50));
     const script = join(dir, 'half.lua');
     writeFileSync(script, `function delay()\n  return ${pause}\nend\n`);
-    const atHalf = (port: number) => (WRK ? load(port, '', DURATION_MS, script) : loadAtRate(port, half));
+    const atHalf = (port: number) => (WRK ? load(port, '', DURATION_MS, script) : loadOwn(port, '', DURATION_MS, half));
     const lower = (a: Load | undefined, b: Load) => (a && a.p99 <= b.p99 ? a : b);
     let halfDirect: Load | undefined;
     let halfRouted: Load | undefined;

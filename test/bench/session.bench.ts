@@ -22,6 +22,7 @@ import { ANNOTATIONS, DEFAULT_IMAGE, LABELS, PORTS, SSH_USER } from '../../proxy
 import { proxyPod } from '../../plugin/src/kube/shadow.ts';
 import { makeSessionKey } from '../../plugin/src/tunnel/index.ts';
 import type { BenchRow } from './run.ts';
+import { isReady, median } from './stats.ts';
 
 const MIB = 1024 * 1024;
 const SIZE = 256 * MIB;
@@ -190,19 +191,9 @@ const ask = (ip) => new Promise((resolve) => {
 })();
 `;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 /** Wall clock in ms with sub-ms resolution, comparable across processes on this machine. */
 function epochMs(): number {
   return performance.timeOrigin + performance.now();
-}
-
-function isReady(o: KubeObject | undefined): boolean {
-  const conds = (o?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions;
-  return conds?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
 function isRunning(o: KubeObject | undefined): boolean {
