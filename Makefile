@@ -10,7 +10,7 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 TEST_CONCURRENCY ?= 1
 TESTS ?= 'test/**/*.test.ts'
 
-.PHONY: all build test unit lint typecheck check bench demo cluster-up cluster-down dist krew image clean
+.PHONY: all build test unit lint typecheck check bench demo cluster-up cluster-down cluster-bin dist krew image clean
 
 all: build
 
@@ -31,22 +31,28 @@ lint: deps
 
 check: typecheck lint
 
-test: check build
+# Upstream Kubernetes (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kube-proxy, kubectl) built from the Go module proxy into one
+# binary under .cache/upstream/; a no-op when go.mod, go.sum and main.go are unchanged.
+cluster-bin: deps
+	$(NODE) test/cluster/upstream/build.ts
+
+test: check build cluster-bin
 	$(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) --test-timeout=600000 $(TESTS)
 
 unit: build
 	$(NODE) --test --test-timeout=120000 'test/unit/**/*.test.ts'
 
-bench: build
+bench: build cluster-bin
 	$(NODE) test/bench/run.ts
 
-cluster-up: build
+cluster-up: build cluster-bin
 	$(NODE) test/cluster/ctl.ts up
 
 cluster-down: deps
 	$(NODE) test/cluster/ctl.ts down
 
-demo: build
+demo: build cluster-bin
 	$(NODE) test/cluster/ctl.ts demo
 
 dist: build

@@ -19,10 +19,7 @@ function nodeSpawnMs(): number {
 }
 
 async function createPod(c: Cluster, pod: object): Promise<void> {
-  const res = await fetch(`${c.apiUrl}/api/v1/namespaces/${NS}/pods`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(pod),
-  });
-  if (!res.ok) throw new Error(`create pod: ${res.status} ${await res.text()}`);
+  await c.admin.call('POST', `/api/v1/namespaces/${NS}/pods`, pod);
 }
 
 /** Create → Ready for a `shell` pod without probes, through the API. */
@@ -92,7 +89,7 @@ function forwardedPort(pf: ChildProcess): Promise<number> {
 export async function run(): Promise<BenchRow[]> {
   const c = await startCluster();
   try {
-    await c.kubectl(['create', 'namespace', NS]);
+    await c.grantDev(NS);
     const spawnMs = median(Array.from({ length: 5 }, nodeSpawnMs));
     const readyMs: number[] = [];
     for (let i = 0; i < 5; i++) readyMs.push(await podReadyMs(c, `p${i}`));
@@ -109,7 +106,7 @@ export async function run(): Promise<BenchRow[]> {
 
     const direct: number[] = [];
     const forwarded: number[] = [];
-    const pf = c.spawnInLaptop('kubectl', ['port-forward', '-n', NS, 'pod/source', ':9000']);
+    const pf = c.spawnInLaptop('kubectl', ['port-forward', '-n', NS, 'pod/source', ':9000'], { env: { KUBECONFIG: c.kubeconfig } });
     try {
       const port = await forwardedPort(pf);
       for (let i = 0; i < 2; i++) {

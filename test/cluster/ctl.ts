@@ -59,7 +59,7 @@ export async function up(dir: string): Promise<Ready | undefined> {
   const rel = relative(process.cwd(), dir) || '.';
   process.stdout.write(
     `cluster ${r.name} is up: API ${r.apiUrl}, pods ${r.podCidr}, services ${r.serviceCidr}, DNS ${r.dnsIp}\n` +
-      `  kubeconfig      ${rel}/kubeconfig\n` +
+      `  kubeconfig      ${rel}/kubeconfig (admin), ${rel}/kubeconfig-dev (user dev: only what \`kubectl kt rbac\` grants, in default and shop)\n` +
       `  laptop netns    ${r.laptopNetns} (${rel}/laptop-netns)\n` +
       `  node netns      ${r.nodeNetns}\n`,
   );
@@ -122,8 +122,10 @@ spec:
     metadata:
       labels: {app: web}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: echo
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         image: kt-demo/echo:1.0
         ports:
         - {name: http, containerPort: 8080}
@@ -145,8 +147,9 @@ spec:
 async function demo(dir: string): Promise<void> {
   await up(dir);
   const env = { ...process.env, KUBECONFIG: join(dir, 'kubeconfig') };
-  const laptop = (args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> =>
-    runResult(LAPTOP, args, { input, env: { ...env, KT_CLUSTER_DIR: dir } });
+  // Set-up as the admin; the plugin's tour as user dev, who holds only what `kubectl kt rbac` grants.
+  const laptop = (args: string[], input?: string, user: 'admin' | 'dev' = 'admin'): Promise<{ code: number; stdout: string; stderr: string }> =>
+    runResult(LAPTOP, args, { input, env: { ...env, KT_CLUSTER_DIR: dir, KT_CLUSTER_USER: user } });
   const applied = await laptop(['kubectl', 'apply', '-f', '-'], DEMO_MANIFEST);
   process.stdout.write(applied.stdout);
   if (applied.code !== 0) throw new Error(`kubectl apply failed: ${applied.stderr.trim()}`);
@@ -158,11 +161,11 @@ async function demo(dir: string): Promise<void> {
   const rel = relative(process.cwd(), LAPTOP);
   // The tour: the plugin itself, from the laptop namespace, on the demo app.
   const say = (title: string, cmd: string[]): void => {
-    process.stdout.write(`\n$ ${rel} ${cmd.join(' ')}    # ${title}\n`);
+    process.stdout.write(`\n$ KT_CLUSTER_USER=dev ${rel} ${cmd.join(' ')}    # ${title}\n`);
   };
   const show = async (title: string, cmd: string[]): Promise<void> => {
     say(title, cmd);
-    const r = await laptop(cmd);
+    const r = await laptop(cmd, undefined, 'dev');
     process.stdout.write(r.stdout);
     process.stdout.write(r.stderr);
     if (r.code !== 0 && !title.startsWith('fails')) throw new Error(`the tour step failed: ${cmd.join(' ')} (exit ${r.code})`);
@@ -176,7 +179,8 @@ async function demo(dir: string): Promise<void> {
     [
       '',
       'The demo app runs in namespace shop (Deployment web, 2 replicas of kt-demo/echo, Service web port 80 → 8080).',
-      'Try more; every command runs in the laptop network namespace, which has no route to the cluster:',
+      'Try more; every command runs in the laptop network namespace, which has no route to the cluster',
+      '(as the admin; with KT_CLUSTER_USER=dev, as user dev, who holds only what `kubectl kt rbac` grants):',
       '',
       `  ${rel} kubectl kt connect -n shop --mode route         (then, in another shell: ${rel} curl http://web.shop/)`,
       `  ${rel} kubectl kt exchange svc/web --expose 8080:80 -n shop`,

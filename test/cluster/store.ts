@@ -51,6 +51,15 @@ export interface WatchEvent {
 
 export type Listener = (ev: WatchEvent) => void;
 
+/** What the node agent, the service proxy and the tests read and write through. */
+export interface ObjectStore {
+  get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined;
+  list(resource: string, namespace?: string): KubeObject[];
+  watch(listener: Listener): (() => void) | undefined;
+  mutate(resource: string, namespace: string | undefined, name: string, fn: (o: KubeObject) => KubeObject | undefined): KubeObject | undefined;
+  delete(resource: string, namespace: string | undefined, name: string): KubeObject;
+}
+
 /** Thrown by the store; the API server turns it into a Status object. */
 export class StoreError extends Error {
   readonly reason: 'NotFound' | 'AlreadyExists' | 'Conflict';
@@ -74,7 +83,7 @@ export function clone<T>(v: T): T {
   return structuredClone(v);
 }
 
-export class Store {
+export class Store implements ObjectStore {
   private rv = 1;
   private readonly data = new Map<string, Map<string, KubeObject>>();
   private readonly history: WatchEvent[] = [];

@@ -25,15 +25,18 @@ before(async () => {
   binDir = dirname(buildBinary(findTarget('linux-x64'), { seaDir: join(dir, 'sea') }));
   env = { PATH: `${binDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` };
   cluster = await startCluster();
-  // The demo app behind a Service, made the imperative way.
+  // The demo app behind a Service, made the imperative way, in the cluster's
+  // namespace that enforces Pod Security "restricted".
   for (const args of [
-    ['create', 'namespace', NS],
     ['create', 'deployment', 'web', '-n', NS, '--image=kt-demo/echo', '--port=8080'],
     ['expose', 'deployment', 'web', '-n', NS, '--port=80', '--target-port=8080'],
-    // Ready only once the app answers, so the rollout below waits for it.
-    ['patch', 'deployment', 'web', '-n', NS, '--type=json', '-p', JSON.stringify([{
-      op: 'add', path: '/spec/template/spec/containers/0/readinessProbe', value: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
-    }])],
+    // Ready only once the app answers, so the rollout below waits for it; and
+    // admitted under "restricted", which `kubectl create deployment`'s pods are not.
+    ['patch', 'deployment', 'web', '-n', NS, '--type=json', '-p', JSON.stringify([
+      { op: 'add', path: '/spec/template/spec/containers/0/readinessProbe', value: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 } },
+      { op: 'add', path: '/spec/template/spec/securityContext', value: { runAsNonRoot: true, runAsUser: 65534, seccompProfile: { type: 'RuntimeDefault' } } },
+      { op: 'add', path: '/spec/template/spec/containers/0/securityContext', value: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } },
+    ])],
   ]) {
     const r = await cluster.kubectl(args);
     assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);

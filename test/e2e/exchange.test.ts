@@ -52,8 +52,10 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: echo
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         image: kt-demo/echo
         ports: [{name: http, containerPort: 8080}]
         readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
@@ -83,8 +85,11 @@ spec:
   template:
     metadata: {labels: {app: low}}
     spec:
+      # Port 80 as a non-root user: the namespaced sysctl Pod Security "restricted" allows.
+      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}, sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: "0"}]}
       containers:
       - name: echo
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         image: kt-demo/echo
         env: [{name: PORT, value: "80"}]
         ports: [{containerPort: 80}]
@@ -94,8 +99,9 @@ apiVersion: v1
 kind: Pod
 metadata: {name: client, namespace: ${NS}}
 spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
   containers:
-  - {name: shell, image: shell, command: [sleep, infinity]}
+  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
 `;
 
 let cluster: Cluster;

@@ -40,8 +40,10 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: echo
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         image: kt-demo/echo
         ports: [{containerPort: 8080}]
         readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
@@ -50,8 +52,9 @@ apiVersion: v1
 kind: Pod
 metadata: {name: client, namespace: ${NS}}
 spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
   containers:
-  - {name: shell, image: shell, command: [sleep, infinity]}
+  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
 `;
 
 let cluster: Cluster;

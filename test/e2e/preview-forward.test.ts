@@ -24,8 +24,10 @@ apiVersion: v1
 kind: Pod
 metadata: {name: web, namespace: ${NS}, labels: {app: web}}
 spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
   containers:
   - name: echo
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
     image: kt-demo/echo
     ports: [{containerPort: 8080}]
     readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}

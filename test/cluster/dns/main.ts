@@ -31,7 +31,9 @@ if (!values.api || !values.listen) {
 }
 const listen = hostPort('listen', values.listen);
 const debug = values.debug ? (m: string) => process.stderr.write(`${m}\n`) : undefined;
-const source = watchSource(values.api, { debug });
+// A ServiceAccount token, from the pod's environment (a secretKeyRef), when the API asks for one.
+const token = process.env.KT_API_TOKEN;
+const source = watchSource(values.api, { debug, ...(token ? { token } : {}) });
 await source.ready;
 const dns = await startClusterDns({
   ...listen,

@@ -3,7 +3,7 @@
 // list + watch, the way CoreDNS's kubernetes plugin (client-go reflector)
 // keeps its cache: list, watch from the list's resourceVersion, list again
 // when the watch says 410 Gone or the connection drops.
-import type { KubeObject, Store, WatchEvent } from '../store.ts';
+import type { KubeObject, ObjectStore, WatchEvent } from '../store.ts';
 
 export interface ServicePort {
   name?: string;
@@ -87,7 +87,7 @@ export class ObjectCache {
 }
 
 /** Straight from the test cluster's store: list, then follow its synchronous events (no gap between the two). */
-export function storeSource(store: Store): ClusterRecordSource {
+export function storeSource(store: ObjectStore): ClusterRecordSource {
   const cache = new ObjectCache();
   for (const kind of KINDS) cache.replace(kind, store.list(kind));
   const unsubscribe = store.watch((ev: WatchEvent) => {
@@ -118,9 +118,11 @@ class Gone extends Error {}
 
 /**
  * List and watch Services, Endpoints and Pods from an API server at
- * `apiUrl` (plain HTTP, as the test cluster serves it to its pods).
+ * `apiUrl`, with a bearer token when given (a ServiceAccount's, on the
+ * upstream API server; its CA comes from NODE_EXTRA_CA_CERTS).
  */
-export function watchSource(apiUrl: string, opts: { debug?: (m: string) => void } = {}): ClusterRecordSource {
+export function watchSource(apiUrl: string, opts: { debug?: (m: string) => void; token?: string } = {}): ClusterRecordSource {
+  const auth: Record<string, string> = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
   const debug = opts.debug ?? (() => {});
   const base = apiUrl.replace(/\/+$/, '');
   const cache = new ObjectCache();
@@ -135,7 +137,7 @@ export function watchSource(apiUrl: string, opts: { debug?: (m: string) => void 
       const started = Date.now();
       let events = 0;
       try {
-        const list = await getJson(`${base}/api/v1/${kind}`, abort.signal);
+        const list = await getJson(`${base}/api/v1/${kind}`, abort.signal, auth);
         cache.replace(kind, list.items ?? []);
         listed.add(kind);
         if (listed.size === KINDS.length) markReady();
@@ -159,7 +161,7 @@ export function watchSource(apiUrl: string, opts: { debug?: (m: string) => void 
   /** Follow one watch until it ends; the number of events it carried. Throws Gone on 410. */
   const watch = async (kind: Kind, rv: string): Promise<number> => {
     const url = `${base}/api/v1/${kind}?watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(rv)}`;
-    const res = await fetch(url, { signal: abort.signal });
+    const res = await fetch(url, { signal: abort.signal, headers: auth });
     if (res.status === 410) throw new Gone();
     if (!res.ok || !res.body) throw new Error(`GET ${url}: HTTP ${res.status}`);
     let events = 0;
@@ -196,8 +198,8 @@ export function watchSource(apiUrl: string, opts: { debug?: (m: string) => void 
   };
 }
 
-async function getJson(url: string, signal: AbortSignal): Promise<ListBody> {
-  const res = await fetch(url, { signal, headers: { accept: 'application/json' } });
+async function getJson(url: string, signal: AbortSignal, auth: Record<string, string>): Promise<ListBody> {
+  const res = await fetch(url, { signal, headers: { accept: 'application/json', ...auth } });
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
   return (await res.json()) as ListBody;
 }

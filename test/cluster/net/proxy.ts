@@ -4,7 +4,7 @@
 // endpoints is rejected at once instead of timing out. The whole table is
 // rebuilt and replaced in one `nft -f` transaction on every change.
 import { EventEmitter } from 'node:events';
-import type { KubeObject, Store, WatchEvent } from '../store.ts';
+import type { KubeObject, ObjectStore, WatchEvent } from '../store.ts';
 import { debuglog } from 'node:util';
 import { runResult } from './run.ts';
 
@@ -16,15 +16,15 @@ interface ServicePort {
   protocol?: string;
 }
 
-interface EndpointPort {
+interface SlicePort {
   name?: string;
-  port: number;
+  port?: number;
   protocol?: string;
 }
 
-interface EndpointSubset {
-  addresses?: { ip: string }[];
-  ports?: EndpointPort[];
+interface SliceEndpoint {
+  addresses?: string[];
+  conditions?: { ready?: boolean; terminating?: boolean };
 }
 
 export interface ProxyRule {
@@ -35,26 +35,43 @@ export interface ProxyRule {
   backends: { ip: string; port: number }[];
 }
 
+const ENDPOINT_SLICES = 'endpointslices.discovery.k8s.io';
 const PROTOCOLS: Record<string, 'tcp' | 'udp'> = { TCP: 'tcp', UDP: 'udp' };
 
-/** The DNAT rules for the given Services and Endpoints. Pure. */
-export function proxyRules(services: KubeObject[], endpoints: KubeObject[]): ProxyRule[] {
-  const eps = new Map<string, KubeObject>();
-  for (const e of endpoints) eps.set(`${e.metadata.namespace}/${e.metadata.name}`, e);
+/**
+ * The DNAT rules for the given Services and EndpointSlices (kube-proxy reads
+ * slices, found by their `kubernetes.io/service-name` label; an endpoint
+ * whose `ready` condition is absent counts as ready, as the API documents). Pure.
+ */
+export function proxyRules(services: KubeObject[], slices: KubeObject[]): ProxyRule[] {
+  const bySvc = new Map<string, KubeObject[]>();
+  for (const sl of slices) {
+    const svc = sl.metadata.labels?.['kubernetes.io/service-name'];
+    if (!svc || sl.addressType !== 'IPv4') continue;
+    const k = `${sl.metadata.namespace}/${svc}`;
+    bySvc.set(k, [...(bySvc.get(k) ?? []), sl]);
+  }
   const rules: ProxyRule[] = [];
   for (const svc of services) {
     const spec = svc.spec as { clusterIP?: string; ports?: ServicePort[] } | undefined;
     const clusterIp = spec?.clusterIP;
     if (!clusterIp || clusterIp === 'None') continue;
-    const subsets = ((eps.get(`${svc.metadata.namespace}/${svc.metadata.name}`)?.subsets as EndpointSubset[] | undefined) ?? []);
+    const mine = bySvc.get(`${svc.metadata.namespace}/${svc.metadata.name}`) ?? [];
     for (const sp of spec?.ports ?? []) {
       const protocol = PROTOCOLS[sp.protocol ?? 'TCP'];
       if (!protocol) continue;
       const backends: { ip: string; port: number }[] = [];
-      for (const subset of subsets) {
-        const ep = (subset.ports ?? []).find((p) => (p.name ?? '') === (sp.name ?? '') && (p.protocol ?? 'TCP') === (sp.protocol ?? 'TCP'));
-        if (!ep) continue;
-        for (const a of subset.addresses ?? []) backends.push({ ip: a.ip, port: ep.port });
+      const seen = new Set<string>();
+      for (const sl of mine) {
+        const ep = ((sl.ports as SlicePort[] | undefined) ?? []).find((p) => (p.name ?? '') === (sp.name ?? '') && (p.protocol ?? 'TCP') === (sp.protocol ?? 'TCP'));
+        if (!ep?.port) continue;
+        for (const e of (sl.endpoints as SliceEndpoint[] | undefined) ?? []) {
+          if (e.conditions?.ready === false) continue;
+          const ip = e.addresses?.[0];
+          if (!ip || seen.has(`${ip}:${ep.port}`)) continue;
+          seen.add(`${ip}:${ep.port}`);
+          backends.push({ ip, port: ep.port });
+        }
       }
       rules.push({ clusterIp, protocol, port: sp.port, backends });
     }
@@ -119,13 +136,13 @@ export function nftScript(table: string, rules: ProxyRule[]): string {
 }
 
 export interface ServiceProxyOptions {
-  store: Store;
+  store: ObjectStore;
   netns: string;
   table: string;
 }
 
 /**
- * Keeps the table in `netns` equal to the store's Services and Endpoints.
+ * Keeps the table in `netns` equal to the store's Services and EndpointSlices.
  * Changes that arrive while `nft` runs are folded into the next run, so a
  * burst of events costs one or two rebuilds, without timers.
  */
@@ -146,7 +163,7 @@ export class ServiceProxy extends EventEmitter {
 
   async start(): Promise<void> {
     this.unwatch = this.opts.store.watch((ev: WatchEvent) => {
-      if (ev.resource === 'services' || ev.resource === 'endpoints') this.schedule();
+      if (ev.resource === 'services' || ev.resource === ENDPOINT_SLICES) this.schedule();
     });
     this.schedule();
     await this.synced();
@@ -181,7 +198,7 @@ export class ServiceProxy extends EventEmitter {
     while (this.dirty && !this.closed) {
       this.dirty = false;
       const gen = this.generation;
-      const rules = proxyRules(this.opts.store.list('services'), this.opts.store.list('endpoints'));
+      const rules = proxyRules(this.opts.store.list('services'), this.opts.store.list(ENDPOINT_SLICES));
       const r = await runResult('ip', ['netns', 'exec', this.opts.netns, 'nft', '-f', '-'], { input: nftScript(this.opts.table, rules) });
       if (r.code !== 0) {
         // A rule this module wrote wrongly: keep the old table, say why.

@@ -7,7 +7,7 @@ import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { debuglog } from 'node:util';
-import type { KubeObject, Store, WatchEvent } from '../store.ts';
+import type { KubeObject, ObjectStore, WatchEvent } from '../store.ts';
 import { KubeletError, type ExecOptions, type ExecProcess, type KubeletHooks, type LogOptions } from '../types.ts';
 import { IpAllocator } from '../net/cidr.ts';
 import { deleteNetns, podResolvConf, removeEtcNetns, setupPod, sysctl, writeEtcNetnsFile } from '../net/netns.ts';
@@ -34,7 +34,7 @@ const debug = debuglog('kt-cluster');
 const AGENT = join(import.meta.dirname, 'agent.ts');
 
 export interface KubeletOptions {
-  store: Store;
+  store: ObjectStore;
   nodeName: string;
   /** Prefix of the pods' netns and veth names. */
   prefix: string;
@@ -438,7 +438,9 @@ class PodWorker {
     try {
       this.k.opts.store.mutate('pods', this.namespace, this.name, (p) => {
         if (p.metadata.uid !== this.uid) return undefined;
-        p.status = status;
+        // The API server sets the QoS class at creation and refuses a change to it.
+        const qos = (p.status as { qosClass?: string } | undefined)?.qosClass;
+        p.status = qos ? { ...status, qosClass: qos } : status;
         p.metadata.resourceVersion = undefined;
         return p;
       });

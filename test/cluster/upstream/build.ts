@@ -1,0 +1,67 @@
+// Builds the upstream Kubernetes multi-call binary (main.go) once per set of
+// inputs: the binary is kept under .cache/upstream/ named by a hash of
+// go.mod, go.sum and main.go, so a test run after the first only checks the
+// hash. The Go module and build caches make a rebuild after a change quick.
+//   node test/cluster/upstream/build.ts        # prints the binary's path
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const KUBERNETES_VERSION = 'v1.37.2';
+const HERE = import.meta.dirname;
+const ROOT = join(HERE, '..', '..', '..');
+const CACHE = join(ROOT, '.cache', 'upstream');
+
+function inputsHash(): string {
+  const h = createHash('sha256');
+  for (const f of ['go.mod', 'go.sum', 'main.go']) h.update(readFileSync(join(HERE, f)));
+  return h.digest('hex').slice(0, 16);
+}
+
+/** The binary's path for the current inputs (it may not be built yet). */
+export function binaryPath(): string {
+  return join(CACHE, `kt-k8s-${KUBERNETES_VERSION}-${inputsHash()}`);
+}
+
+let building: Promise<string> | undefined;
+
+/** Build the binary unless it is there; resolves with its path. */
+export function ensureBinary(log: (m: string) => void = () => {}): Promise<string> {
+  building ??= (async () => {
+    const out = binaryPath();
+    if (existsSync(out)) return out;
+    mkdirSync(CACHE, { recursive: true });
+    const [, minor] = /^v1\.(\d+)\./.exec(KUBERNETES_VERSION) ?? [];
+    // The version the components report (/version, kubectl version), as upstream's hack/lib/version.sh sets it.
+    const ldflags = [
+      '-s', '-w',
+      `-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}`,
+      '-X k8s.io/component-base/version.gitMajor=1',
+      `-X k8s.io/component-base/version.gitMinor=${minor}`,
+      '-X k8s.io/component-base/version.gitTreeState=clean',
+      `-X k8s.io/client-go/pkg/version.gitVersion=${KUBERNETES_VERSION}`,
+      '-X k8s.io/client-go/pkg/version.gitMajor=1',
+      `-X k8s.io/client-go/pkg/version.gitMinor=${minor}`,
+    ].join(' ');
+    const tmp = `${out}.tmp${process.pid}`;
+    const started = Date.now();
+    log(`building upstream Kubernetes ${KUBERNETES_VERSION} (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubectl)…`);
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('go', ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', tmp, '.'], {
+        cwd: HERE, stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      child.on('error', reject);
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`go build of test/cluster/upstream failed (exit ${code})`))));
+    });
+    renameSync(tmp, out);
+    log(`built ${out} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return out;
+  })();
+  return building;
+}
+
+if (import.meta.main) {
+  const p = await ensureBinary((m) => process.stderr.write(`${m}\n`));
+  process.stdout.write(`${p}\n`);
+}
