@@ -181,7 +181,8 @@ describe('connect', () => {
   });
 
   test('route mode without root is refused before anything is created', async () => {
-    const r = await cluster.inLaptop('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'kubectl', 'kt', 'connect', '-n', NS, '--mode', 'route']);
+    // As user nobody, with nobody's home (kubectl >= 1.33 reads $HOME/.kube/kuberc, and /root is not nobody's to read).
+    const r = await cluster.inLaptop('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'kubectl', 'kt', 'connect', '-n', NS, '--mode', 'route'], { env: { HOME: '/nonexistent' } });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^error KT_ERR_NEEDS_ROOT: /m);
     assert.deepEqual(ktObjects(cluster, 'pods'), []);

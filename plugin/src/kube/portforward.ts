@@ -53,6 +53,11 @@ export async function openPortForward(kc: KubeConfig, target: PortForwardTarget)
   });
   const errOut = new Writable({
     write(chunk: Buffer, _enc, cb) {
+      // The first frame of each channel carries only the port number, which
+      // client-node strips: on the error channel that leaves an empty chunk
+      // (what the upstream API server sends when it bridges the WebSocket to
+      // the kubelet's SPDY). Only text is an error.
+      if (chunk.length === 0) return cb();
       errText += chunk.toString('utf8');
       debug('port-forward %s/%s:%d error channel: %s', target.namespace, target.pod, target.port, chunk.toString('utf8'));
       holder.duplex?.destroy(new PortForwardError(`port-forward to ${target.namespace}/${target.pod}:${target.port}: ${errText.trim()}`));

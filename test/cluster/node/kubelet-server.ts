@@ -50,6 +50,7 @@ function authorized(socket: Duplex): boolean {
 function onUpgrade(hooks: KubeletHooks, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   if (!authorized(socket)) return deny(socket, 401, 'Unauthorized');
   const { segs, query, url } = parts(req);
+  debug('kubelet api: %s upgrade to %s (%s)', req.url, req.headers.upgrade, req.headers['sec-websocket-protocol'] ?? req.headers['x-stream-protocol-version'] ?? '');
   if (segs[0] === 'portForward' && (segs.length === 3 || segs.length === 4)) {
     // WebSocket clients name the ports in the query (client-node); SPDY streams carry them in headers.
     // The API server turns pods/portforward's `ports` into repeated `port` (PortForwardLocation).
