@@ -340,7 +340,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const pki: Pki = await makePki(join(dir, 'pki'), { apiIps: ['127.0.0.1', gateway, apiClusterIp], nodeName: NODE_NAME, clusterDomain: CLUSTER_DOMAIN });
     // The API server advertises the node bridge's address: the `kubernetes`
     // Service's endpoint, where the node namespace's relay answers.
-    plane = await startControlPlane({ bin: k8sBin, dir, pki, serviceCidr, advertiseAddress: gateway, clusterDomain: CLUSTER_DOMAIN });
+    plane = await startControlPlane({
+      bin: k8sBin, dir, pki, serviceCidr, advertiseAddress: gateway, clusterDomain: CLUSTER_DOMAIN, started: (pid) => record.addPid(pid),
+    });
     const apiPort = plane.port;
     record.state.apiPort = apiPort;
     record.save();

@@ -47,7 +47,7 @@ describe('cluster lifecycle', { timeout: 600_000 }, () => {
       const bDns = await b.kubectl(['get', 'pods', '-n', 'kube-system', '--no-headers']);
       assert.match(bDns.stdout, /coredns-\S+\s+1\/1\s+Running/);
       // Each laptop sees its own API only.
-      const cross = await b.inLaptop('curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${a.apiPort}/version`]);
+      const cross = await b.inLaptop('curl', ['-sS', '--max-time', '5', `https://127.0.0.1:${a.apiPort}/version`, '-k']);
       assert.equal(cross.code, 7, cross.stderr);
 
       const down = await ctl('down', '--dir', dirA);

@@ -3,6 +3,7 @@
 // the DNS Service's UDP ClusterIP); the laptop namespace reaches none of them
 // and fails at once. One cluster for the file.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from './cluster.ts';
 import type { KubeObject } from './store.ts';
@@ -140,9 +141,10 @@ describe('pod and service networking', { timeout: 300_000 }, () => {
   });
 
   test('a pod reaches the API server through the kubernetes Service', async () => {
-    const r = await inClient('curl', ['-sS', '--max-time', '10', 'http://kubernetes.default.svc:443/version']);
+    // TLS with the cluster's CA: the serving certificate names the Service. /version is public (system:public-info-viewer).
+    const r = await inClient('curl', ['-sS', '--max-time', '10', '--cacert', join(c.dir, 'pki', 'ca.crt'), 'https://kubernetes.default.svc:443/version']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal((JSON.parse(r.stdout) as { minor: string }).minor, '32');
+    assert.equal((JSON.parse(r.stdout) as { gitVersion: string }).gitVersion, c.version);
   });
 
   test('a ClusterIP without endpoints refuses at once', async () => {
@@ -167,7 +169,7 @@ describe('pod and service networking', { timeout: 300_000 }, () => {
     const links = await c.inLaptop('ip', ['-o', 'link', 'show']);
     assert.deepEqual(links.stdout.trim().split('\n').map((l) => l.split(':')[1].trim()), ['lo']);
     // While the API answers at the kubeconfig's address.
-    const version = await c.inLaptop('curl', ['-sS', '--max-time', '10', `${c.apiUrl}/version`]);
+    const version = await c.inLaptop('curl', ['-sS', '--max-time', '10', '--cacert', join(c.dir, 'pki', 'ca.crt'), `${c.apiUrl}/version`]);
     assert.equal(version.code, 0, version.stderr);
   });
 });

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { streams } from './apiserver/streams.ts';
+import { streams } from './node/streams/streams.ts';
 import { KubeletError, type ExecOptions, type ExecProcess, type KubeletHooks } from './types.ts';
 
 /** Pod ports the fake kubelet knows. */

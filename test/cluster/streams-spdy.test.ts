@@ -30,7 +30,7 @@ import {
   type Frame,
   type SpdyHeaders,
   type SpdySessionOptions,
-} from './apiserver/spdy.ts';
+} from './node/streams/spdy.ts';
 import { startHarness, pattern, ECHO_PORT } from './streams-harness.ts';
 
 test('the SPDY/3 dictionary is the 1423 bytes Go uses (zlib dictionary id e3c6a7c2)', () => {
@@ -290,7 +290,7 @@ test('session: with enforcePeerWindow, sending stops at the window and resumes o
   const big = pattern(200 * 1024, 9);
   const opts = {
     enforcePeerWindow: true,
-    onStream(stream: import('./apiserver/spdy.ts').SpdyStream) {
+    onStream(stream: import('./node/streams/spdy.ts').SpdyStream) {
       stream.reply();
       stream.end(big);
     },

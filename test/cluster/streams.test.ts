@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { KubeConfig, PortForward, Exec, type V1Status } from '@kubernetes/client-node';
 import type { ExecOptions } from './types.ts';
 import { startHarness, pattern, sha256, ECHO_PORT, HTTP_PORT, REFUSED_PORT, SINK_PORT, type Harness } from './streams-harness.ts';
-import { decodeChannelMessage, encodeChannelMessage, negotiateChannelProtocol } from './apiserver/wsstream.ts';
+import { decodeChannelMessage, encodeChannelMessage, negotiateChannelProtocol } from './node/streams/wsstream.ts';
 
 let h: Harness;
 let kc: KubeConfig;

@@ -1,8 +1,7 @@
-// Interfaces between the test cluster's parts, fixed first so the API server,
-// the streaming protocols, the controllers and the node can be built apart.
+// Interfaces between the test cluster's node parts: the kubelet's hooks and
+// the streaming protocols that serve them.
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import type { Store } from './store.ts';
 
 export interface LogOptions {
   container?: string;
@@ -61,23 +60,4 @@ export interface KubeletHooks {
 export interface StreamHandlers {
   portForward(req: IncomingMessage, socket: Duplex, head: Buffer, target: { namespace: string; pod: string; ports: number[] }, kubelet: KubeletHooks): void;
   exec?(req: IncomingMessage, socket: Duplex, head: Buffer, target: { namespace: string; pod: string; opts: ExecOptions }, kubelet: KubeletHooks): void;
-}
-
-export interface ApiServerOptions {
-  store: Store;
-  /** Address to listen on (the cluster's API address, reachable from the laptop namespace). */
-  host: string;
-  /** 0 or absent: pick a free port. */
-  port?: number;
-  kubelet: KubeletHooks;
-  /** Service ClusterIP range, CIDR; the API server allocates ClusterIPs on create. */
-  serviceCidr: string;
-  /** Reported by /version; kubectl's dispatcher picks its binary from the minor. */
-  version?: { major: string; minor: string; gitVersion: string };
-}
-
-export interface ApiServer {
-  url: string;
-  port: number;
-  close(): Promise<void>;
 }

@@ -1,15 +1,20 @@
-// The linux-x64 single executable doing real work: `kubectl kt connect -- CMD`
-// on the test cluster with only the SEA binary as the plugin and no Node.js
-// 26 on PATH. First the laptop cannot reach the Service; then, through the
-// binary's tunnel, CMD reaches it by its cluster DNS name.
+// The linux-x64 single executable doing real work, installed the way users
+// install it: the release archive and a krew manifest naming it, given to the
+// real krew (built from the Go module proxy) as `kubectl krew install
+// --manifest --archive`. Then `kubectl kt connect -- CMD` on the test cluster
+// with only krew's installed binary as the plugin and no Node.js 26 on PATH:
+// first the laptop cannot reach the Service; then, through the binary's
+// tunnel, CMD reaches it by its cluster DNS name.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
-import { buildBinary } from '../../scripts/dist.ts';
-import { findTarget } from '../../scripts/dist-targets.ts';
+import { ensureKrew } from '../cluster/upstream/build.ts';
+import { krewManifest, toYaml } from '../../krew/manifest.ts';
+import { archive, buildBinary, packageVersion, sha256 } from '../../scripts/dist.ts';
+import { archiveName, findTarget } from '../../scripts/dist-targets.ts';
 
 const NS = 'shop';
 const FQDN = `web.${NS}.svc.cluster.local`;
@@ -17,14 +22,30 @@ const FQDN = `web.${NS}.svc.cluster.local`;
 let dir: string;
 let binDir: string;
 let cluster: Cluster;
-/** The laptop's PATH: the SEA binary's directory and the system's, nothing from this repository. */
+/** The laptop's PATH: krew's bin directory, kubectl-krew, and the system's; nothing from this repository. */
 let env: Record<string, string>;
+let installed: { code: number; stdout: string; stderr: string };
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kt-dist-connect-'));
-  binDir = dirname(buildBinary(findTarget('linux-x64'), { seaDir: join(dir, 'sea') }));
-  env = { PATH: `${binDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` };
+  const target = findTarget('linux-x64');
+  const version = packageVersion();
+  const binary = buildBinary(target, { seaDir: join(dir, 'sea') });
+  const name = archiveName(version, target);
+  const archiveFile = join(dir, name);
+  const bytes = archive(target, binary, { mtime: 1_700_000_000 });
+  writeFileSync(archiveFile, bytes);
+  const manifestFile = join(dir, 'kt.yaml');
+  writeFileSync(manifestFile, toYaml(krewManifest(version, [{ os: target.os, arch: target.arch, name, sha256: sha256(bytes), binName: target.binName }])));
+  // kubectl runs `kubectl krew` as the plugin kubectl-krew, as krew's own installer leaves it.
+  const krewCli = join(dir, 'krew-cli');
+  mkdirSync(krewCli);
+  symlinkSync(await ensureKrew(), join(krewCli, 'kubectl-krew'));
+  const krewRoot = join(dir, 'krew');
+  binDir = join(krewRoot, 'bin');
+  env = { PATH: `${binDir}:${krewCli}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, KREW_ROOT: krewRoot, HOME: dir };
   cluster = await startCluster();
+  installed = await cluster.inLaptop('kubectl', ['krew', 'install', `--manifest=${manifestFile}`, `--archive=${archiveFile}`], { env: { ...env, KUBECONFIG: join(dir, 'none') } });
   // The demo app behind a Service, made the imperative way, in the cluster's
   // namespace that enforces Pod Security "restricted".
   for (const args of [
@@ -50,7 +71,12 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('kubectl finds the single executable, and it alone connects the laptop to the cluster', async () => {
+test('krew installs the release archive; kubectl finds the single executable, and it alone connects the laptop to the cluster', async () => {
+  assert.equal(installed.code, 0, `kubectl krew install: ${installed.stderr}`);
+  assert.match(installed.stderr, /Installed plugin: kt/);
+  const version = await cluster.inLaptop('kubectl', ['kt', 'version'], { env });
+  assert.equal(version.code, 0, version.stderr);
+  assert.match(version.stdout, new RegExp(`^kubectl-kt ${packageVersion().replaceAll('.', '\\.')}$`, 'm'));
   const list = await cluster.inLaptop('kubectl', ['plugin', 'list'], { env });
   assert.equal(list.code, 0, list.stderr);
   assert.equal(list.stdout.match(/kubectl-kt$/gm)?.length, 1, list.stdout);

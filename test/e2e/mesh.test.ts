@@ -9,7 +9,7 @@
 // One cluster for the file.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -265,7 +265,10 @@ describe('mesh', () => {
   test('10 mesh start/stop cycles under continuous untagged load: no failed request', async () => {
     const before = serviceShape();
     const clusterIp = String((cluster.store.get('services', NS, 'web')?.spec as { clusterIP: string }).clusterIP);
-    const stopFile = join(mkdtempSync(join(tmpdir(), 'kt-load-')), 'stop');
+    // The client pod runs as a non-root user (Pod Security "restricted"): it must be able to see the stop file.
+    const loadDir = mkdtempSync(join(tmpdir(), 'kt-load-'));
+    chmodSync(loadDir, 0o755);
+    const stopFile = join(loadDir, 'stop');
     // Four clients, a new connection per request (each one is DNATed anew, so
     // every selector switch is exercised), until the stop file appears.
     const script = `

@@ -126,7 +126,12 @@ describe('a proxy pod that fails', () => {
       apiVersion: 'v1', kind: 'Pod', metadata: ref,
       spec: {
         restartPolicy: 'Never',
-        containers: [{ name: 'kt-proxy', image: DEFAULT_IMAGE, env: [{ name: ENV.role, value: 'router' }], readinessProbe: { httpGet: { path: '/healthz', port: 8081 }, periodSeconds: 1 } }],
+        // Admitted in the restricted namespace, as the plugin's own pods are.
+        securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [{
+          name: 'kt-proxy', image: DEFAULT_IMAGE, env: [{ name: ENV.role, value: 'router' }], readinessProbe: { httpGet: { path: '/healthz', port: 8081 }, periodSeconds: 1 },
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+        }],
       },
     } as never);
     try {

@@ -14,9 +14,10 @@ const TIGHT = 'tight';
 
 let cluster: Cluster;
 
-/** `kubectl auth can-i` as user dev (the kubeconfig of the laptop environment). */
+/** `kubectl auth can-i` as user dev (the kubeconfig of the laptop environment); `pods/exec` means the subresource. */
 async function devCan(verb: string, resource: string, ns: string): Promise<boolean> {
-  const r = await cluster.inLaptop('kubectl', ['auth', 'can-i', verb, resource, '-n', ns]);
+  const [res, sub] = resource.split('/');
+  const r = await cluster.inLaptop('kubectl', ['auth', 'can-i', verb, res, ...(sub ? [`--subresource=${sub}`] : []), ...(ns ? ['-n', ns] : [])]);
   return r.stdout.trim() === 'yes';
 }
 
@@ -67,7 +68,8 @@ describe('RBAC on the upstream API server', () => {
   test('in a namespace where dev holds nothing, the first call is refused in one line', async () => {
     const r = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', 'kube-public', '--', 'true'], { timeoutMs: 60_000 });
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /^error KT_ERR_API_FORBIDDEN: cannot \w+ \S+ in namespace kube-public: forbidden/m);
+    assert.match(r.stderr, /^error KT_ERR_API_FORBIDDEN: cannot create pods "kt-connect-[a-z0-9]+" in namespace kube-public: forbidden — see `kubectl kt rbac`/m);
+    assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('error ')).length, 1, r.stderr);
     assert.deepEqual(ktObjects(cluster, 'pods').filter((n) => n.startsWith('kube-public/')), []);
   });
 

@@ -13,8 +13,6 @@ import { fill, service } from '../cluster/dns/fixtures.ts';
 import { startFakeApi } from '../cluster/dns/fake-api.ts';
 import { startFakeUpstream } from '../cluster/dns/fake-upstream.ts';
 import { ask } from '../cluster/dns/client.ts';
-import { startApiServer } from '../cluster/apiserver/index.ts';
-import { KubeletError } from '../cluster/types.ts';
 
 const HOST = '127.0.0.1';
 const rcode = (p: DecodedPacket): string => (p as DecodedPacket & { rcode: string }).rcode;
@@ -113,40 +111,6 @@ test('watch source: list, watch, and list again after a dropped watch and a 410 
     await dns.close();
     source.close();
     await up.close();
-    await api.close();
-  }
-});
-
-test('watch source against the test cluster\'s API server: a Service created over HTTP resolves to its allocated ClusterIP, then NXDOMAIN once deleted', async () => {
-  const store = new Store();
-  const noNode = async (): Promise<never> => {
-    throw new KubeletError(404, 'no node in this test');
-  };
-  const api = await startApiServer({ store, host: HOST, port: 0, serviceCidr: '10.96.0.0/16', kubelet: { portForward: noNode, logs: noNode } });
-  const source = watchSource(api.url);
-  const dns = await startClusterDns({ host: HOST, port: 0, source });
-  const at = { host: HOST, port: dns.port };
-  const call = async (method: string, path: string, body?: unknown): Promise<Record<string, unknown>> => {
-    const res = await fetch(`${api.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    assert.ok(res.ok, `${method} ${path}: HTTP ${res.status}`);
-    return (await res.json()) as Record<string, unknown>;
-  };
-  try {
-    await source.ready;
-    await call('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
-    const created = await call('POST', '/api/v1/namespaces/shop/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { ports: [{ name: 'http', port: 80 }] } });
-    const ip = (created.spec as { clusterIP: string }).clusterIP;
-    assert.match(ip, /^10\.96\./);
-    await until(source, () => source.services().some((s) => s.metadata.name === 'web'));
-    for (const transport of ['udp', 'tcp'] as const) assert.deepEqual(addrs(await ask(at, 'web.shop.svc.cluster.local', 'A', { transport })), [ip]);
-    const ptr = await ask(at, `${ip.split('.').reverse().join('.')}.in-addr.arpa`, 'PTR');
-    assert.deepEqual(addrs(ptr), ['web.shop.svc.cluster.local']);
-    await call('DELETE', '/api/v1/namespaces/shop/services/web');
-    await until(source, () => !source.services().some((s) => s.metadata.name === 'web'));
-    assert.equal(rcode(await ask(at, 'web.shop.svc.cluster.local', 'A')), 'NXDOMAIN');
-  } finally {
-    await dns.close();
-    source.close();
     await api.close();
   }
 });

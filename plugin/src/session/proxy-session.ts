@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ANNOTATIONS, PORTS, PROTOCOL_VERSION, type Role } from '../../../proxy-image/src/protocol/index.ts';
 import { isKtError, ktError, toKtError } from '../errors.ts';
-import { openPortForward } from '../kube/portforward.ts';
+import { openPortForward, PortForwardError } from '../kube/portforward.ts';
 import { annotatePod, createPod, deletePod, podRunning, waitForPod } from '../kube/pods.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
 import { makeSessionKey, openTunnel, pinHostKey, type KeyPair, type Tunnel } from '../tunnel/index.ts';
@@ -183,7 +183,8 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
         this.emit('up', t);
         return t;
       } catch (err) {
-        if (isKtError(err) && err.code === 'KT_ERR_PROTOCOL_MISMATCH') throw err;
+        // Refusals that another try cannot change end the wait at once.
+        if (isKtError(err) && ['KT_ERR_PROTOCOL_MISMATCH', 'KT_ERR_API_FORBIDDEN', 'KT_ERR_API_UNAUTHORIZED'].includes(err.code)) throw err;
         this.opts.debug(`tunnel attempt ${attempt} failed: ${(err as Error).message}`);
         if (Date.now() + delay > deadline) {
           throw ktError('KT_ERR_TUNNEL_FAILED', { pod: this.podName, namespace: this.namespace, reason: (err as Error).message }, err);
@@ -195,7 +196,15 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   }
 
   private async connectOnce(): Promise<Tunnel> {
-    const stream = await openPortForward(this.opts.kc, { namespace: this.namespace, pod: this.podName, port: this.sshPort });
+    const stream = await openPortForward(this.opts.kc, { namespace: this.namespace, pod: this.podName, port: this.sshPort }).catch((err: unknown) => {
+      // RBAC checks the upgrade as `create` on pods/portforward (a WebSocket
+      // GET included, since Kubernetes 1.30): name that call, as for any API refusal.
+      const status = err instanceof PortForwardError ? err.status : undefined;
+      const call = { verb: 'create', resource: 'pods/portforward', namespace: this.namespace, name: this.podName };
+      if (status === 403) throw ktError('KT_ERR_API_FORBIDDEN', call, err);
+      if (status === 401) throw ktError('KT_ERR_API_UNAUTHORIZED', call, err);
+      throw err;
+    });
     const tunnel = await openTunnel({
       stream,
       privateKey: this.key.privateKey,

@@ -18,6 +18,8 @@ export interface ClusterState {
   netns: string[];
   etcNetns: string[];
   lockFile?: string;
+  /** Processes outside the namespaces (the control plane), each started with the cluster's directory in its arguments. */
+  pids?: number[];
 }
 
 export const LOCK_DIR = '/run/kt-test-clusters';
@@ -49,6 +51,11 @@ export class StateRecord {
     writeFileSync(p + '.tmp', JSON.stringify(this.state, null, 2));
     // rename is atomic: a reader sees the old or the new record, never half.
     renameSync(p + '.tmp', p);
+  }
+
+  addPid(pid: number): void {
+    this.state.pids = [...(this.state.pids ?? []), pid];
+    this.save();
   }
 
   addNetns(name: string): void {
@@ -152,6 +159,14 @@ export function isClusterProcess(pid: number, dir: string): boolean {
   }
 }
 
+function namesDir(pid: number, dir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Remove everything the state names: processes in its namespaces, the
  * namespaces (which takes their interfaces and nftables tables with them),
@@ -161,6 +176,8 @@ export async function teardown(state: ClusterState): Promise<void> {
   const pids: number[] = [];
   for (const ns of state.netns) pids.push(...(await netnsPids(ns)));
   if (state.clusterPid !== process.pid && isClusterProcess(state.clusterPid, state.dir)) pids.push(state.clusterPid);
+  // The control plane, if it outlived the cluster process; a recycled pid runs without our directory in its arguments.
+  for (const pid of state.pids ?? []) if (namesDir(pid, state.dir)) pids.push(pid);
   await killAndWait(pids);
   // A second pass catches children spawned while the first were dying.
   const late: number[] = [];

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { debuglog } from 'node:util';
-import { streams } from '../apiserver/streams.ts';
+import { streams } from './streams/streams.ts';
 import { KubeletError, type KubeletHooks } from '../types.ts';
 
 const debug = debuglog('kt-cluster');

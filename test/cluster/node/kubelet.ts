@@ -557,7 +557,7 @@ export class Kubelet implements KubeletHooks {
   private sync(pod: KubeObject): void {
     const spec = pod.spec as PodSpec | undefined;
     if (!spec) return;
-    // Unbound pods wait for the scheduler (controllers/scheduler.ts).
+    // Unbound pods wait for the scheduler (upstream kube-scheduler binds them).
     if (spec.nodeName !== this.opts.nodeName) return;
     const uid = pod.metadata.uid ?? '';
     let w = this.workers.get(uid);

@@ -9,6 +9,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const KUBERNETES_VERSION = 'v1.37.2';
+/** krew, for the packaging test: installed the way users install the plugin. */
+export const KREW_VERSION = 'v0.4.3';
 const HERE = import.meta.dirname;
 const ROOT = join(HERE, '..', '..', '..');
 const CACHE = join(ROOT, '.cache', 'upstream');
@@ -61,7 +63,32 @@ export function ensureBinary(log: (m: string) => void = () => {}): Promise<strin
   return building;
 }
 
+let krew: Promise<string> | undefined;
+
+/** krew built from the Go module proxy (`go install sigs.k8s.io/krew/cmd/krew@KREW_VERSION`); resolves with its path. */
+export function ensureKrew(log: (m: string) => void = () => {}): Promise<string> {
+  krew ??= (async () => {
+    const gobin = join(CACHE, `krew-${KREW_VERSION}`);
+    const out = join(gobin, 'krew');
+    if (existsSync(out)) return out;
+    mkdirSync(gobin, { recursive: true });
+    const started = Date.now();
+    log(`building krew ${KREW_VERSION}…`);
+    await new Promise<void>((resolve, reject) => {
+      // Outside any module: krew pins its own, older Kubernetes libraries.
+      const child = spawn('go', ['install', '-trimpath', `sigs.k8s.io/krew/cmd/krew@${KREW_VERSION}`], {
+        cwd: CACHE, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GOBIN: gobin },
+      });
+      child.on('error', reject);
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`go install of krew ${KREW_VERSION} failed (exit ${code})`))));
+    });
+    log(`built ${out} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return out;
+  })();
+  return krew;
+}
+
 if (import.meta.main) {
-  const p = await ensureBinary((m) => process.stderr.write(`${m}\n`));
-  process.stdout.write(`${p}\n`);
+  const log = (m: string): void => void process.stderr.write(`${m}\n`);
+  process.stdout.write(`${await ensureBinary(log)}\n${await ensureKrew(log)}\n`);
 }

@@ -19,6 +19,8 @@ export interface ControlPlaneOptions {
   /** The address the `kubernetes` Service's endpoint gets (the API relay on the node's bridge). */
   advertiseAddress: string;
   clusterDomain: string;
+  /** Called with each process's pid as it starts (the cluster's state record, for clean-up after a crash). */
+  started?: (pid: number) => void;
 }
 
 export interface ControlPlane {
@@ -44,7 +46,9 @@ export function freePort(): Promise<number> {
 
 function start(o: ControlPlaneOptions, name: string, args: string[], died: (e: Error) => void): ChildProcess {
   const log = createWriteStream(join(o.dir, 'logs', `${name}.log`));
-  const child = spawn(o.bin, [name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // setpriv --pdeathsig: the process dies with the cluster process, even after its kill -9.
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', o.bin, name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid) o.started?.(child.pid);
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   let tail = '';

@@ -2,7 +2,7 @@
 // serves them (pkg/kubelet/cri/streaming/{portforward,remotecommand}/httpstream.go).
 import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
-import type { ExecProcess, KubeletHooks } from '../types.ts';
+import type { ExecProcess, KubeletHooks } from '../../types.ts';
 import { SpdySession, type SpdyStream, RstStatus } from './spdy.ts';
 import { execFailureStatus, exitStatus, forwardErrorMessage, type ExecTarget, type Status } from './wsstream-handlers.ts';
 

@@ -1,15 +1,16 @@
-// The streaming subresources (pods/portforward, pods/exec) as the API server
-// hands them over on an HTTP upgrade. One request may arrive in three shapes:
-//   - WebSocket with a channel protocol (v4/v5.channel.k8s.io): client-node,
-//     and kubectl's exec;
+// The streaming endpoints (portForward, exec) as the kubelet API serves them
+// to the API server on an HTTP upgrade. One request may arrive in three shapes:
+//   - WebSocket with a channel protocol (v4/v5.channel.k8s.io): client-node's
+//     port-forward, which the API server passes through as it came;
 //   - WebSocket with `SPDY/3.1+<protocol>`: SPDY tunnelled in binary messages,
-//     what kubectl >= 1.30 tries first for port-forward;
-//   - POST with `Upgrade: SPDY/3.1`: the legacy form kubectl falls back to.
+//     what kubectl >= 1.30 sends (older API servers pass it through);
+//   - POST with `Upgrade: SPDY/3.1`: what the API server sends when it bridges
+//     kubectl's WebSocket to the kubelet, and kubectl's legacy fallback.
 import type { IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { KubeletHooks, StreamHandlers } from '../types.ts';
+import type { KubeletHooks, StreamHandlers } from '../../types.ts';
 import { servePortForwardSpdy, serveExecSpdy } from './spdy-handlers.ts';
 import { negotiateChannelProtocol, offeredProtocols, WebSocketTunnel } from './wsstream.ts';
 import { servePortForwardWebSocket, serveExecWebSocket, type ExecTarget } from './wsstream-handlers.ts';

@@ -4,8 +4,8 @@
 import type { WebSocket } from 'ws';
 import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
-import type { ExecOptions, ExecProcess, KubeletHooks } from '../types.ts';
-import { KubeletError } from '../types.ts';
+import type { ExecOptions, ExecProcess, KubeletHooks } from '../../types.ts';
+import { KubeletError } from '../../types.ts';
 import { CLOSE_SIGNAL, ChannelWriter, decodeChannelMessage, toBuffer, type ChannelProtocol } from './wsstream.ts';
 
 const debug = debuglog('kt-wsstream');
