@@ -73,6 +73,8 @@ export interface Cluster {
   devKubeconfig: string;
   /** The upstream Kubernetes release the control plane runs. */
   version: string;
+  /** How long startCluster took, certificates to DNS answering (the binary already built). */
+  startMs: number;
   /** The upstream multi-call binary (kt-k8s kubectl …, kt-k8s kube-apiserver …). */
   k8sBin: string;
   /** The admin's API client (the tests' own reads and writes, never the plugin's). */
@@ -272,6 +274,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const name = opts.name ?? `kt${randomBytes(2).toString('hex')}`;
   if (!/^[a-z][a-z0-9]{1,5}$/.test(name)) throw new Error(`cluster name ${JSON.stringify(name)}: 2–6 of [a-z0-9], starting with a letter (it prefixes interface names of at most 15 characters)`);
   const k8sBin = await ensureBinary((m) => process.stderr.write(`${m}\n`));
+  const t0 = performance.now();
   await sweepDead();
   const ownsDir = !opts.dir;
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `kt-cluster-${name}-`));
@@ -410,7 +413,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const mirror = store;
     const p = proxy;
     return {
-      name, dir, kubeconfig, devKubeconfig, version: KUBERNETES_VERSION, k8sBin, admin, apiUrl, apiPort, laptopNetns, nodeNetns, podCidr, serviceCidr, dnsIp, gateway,
+      name, dir, kubeconfig, devKubeconfig, version: KUBERNETES_VERSION, startMs: performance.now() - t0, k8sBin, admin, apiUrl, apiPort, laptopNetns, nodeNetns, podCidr, serviceCidr, dnsIp, gateway,
       store: mirror, laptopEnv,
       grantDev: async (ns) => {
         await ensure(admin, '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });

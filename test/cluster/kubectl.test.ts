@@ -1,6 +1,8 @@
 // The real kubectl, run in the laptop namespace, drives the test cluster:
 // apply, get -w, rollout status, scale, the three patch types, logs,
-// port-forward (curl through it), exec, delete --wait. One cluster for the file.
+// port-forward (curl through it), exec, delete --wait. One cluster for the
+// file. kubectl is built at the cluster's release (the machine's dispatcher
+// has nothing newer than 1.33); the last test runs the dispatcher too.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
@@ -88,6 +90,7 @@ async function podNames(selector: string): Promise<string[]> {
 describe('kubectl against the test cluster', { timeout: 300_000 }, () => {
   before(async () => {
     c = await startCluster();
+    console.log(`# test cluster: upstream Kubernetes ${c.version} started in ${(c.startMs / 1000).toFixed(1)} s (certificates, etcd, API server, controllers, node, DNS answering)`);
   });
   after(async () => {
     await c?.stop();
@@ -97,13 +100,14 @@ describe('kubectl against the test cluster', { timeout: 300_000 }, () => {
     await ok(['create', 'namespace', NS]);
     // The watch starts before the apply, so it sees the pods from their creation on;
     // -v=6 logs each request once its response arrives, so we know when the watch is open.
-    const watch = c.spawnInLaptop('kubectl', ['get', 'pods', '-n', NS, '-l', 'app=web', '-w', '--no-headers', '-v=6']);
+    const watch = c.spawnInLaptop('kubectl', ['get', 'pods', '-n', NS, '-l', 'app=web', '-w', '--no-headers', '-v=6'], { env: { KUBECONFIG: c.kubeconfig } });
     try {
       await new Promise<void>((resolve, reject) => {
         let err = '';
         watch.stderr?.on('data', (b: Buffer) => {
           err += b.toString();
-          if (/watch=true\S* 200 OK/.test(err)) resolve();
+          // kubectl >= 1.33 logs `url="…watch=true" status="200 OK"`; older ones `…watch=true 200 OK`.
+          if (/watch=true\S*\s+(status=")?200 OK/.test(err)) resolve();
         });
         watch.on('exit', (code) => reject(new Error(`kubectl get -w exited with ${code}: ${err}`)));
       });
@@ -158,7 +162,7 @@ describe('kubectl against the test cluster', { timeout: 300_000 }, () => {
     const pod = c.store.list('pods', NS).find((p) => p.metadata.labels?.app === 'web' && !p.metadata.deletionTimestamp &&
       (p.status as { conditions?: { type: string; status: string }[] }).conditions?.some((x) => x.type === 'Ready' && x.status === 'True'))?.metadata.name;
     assert.ok(pod, 'a ready web pod');
-    const pf = c.spawnInLaptop('kubectl', ['port-forward', '-n', NS, `pod/${pod}`, ':8080']);
+    const pf = c.spawnInLaptop('kubectl', ['port-forward', '-n', NS, `pod/${pod}`, ':8080'], { env: { KUBECONFIG: c.kubeconfig } });
     try {
       const out = await readUntil(pf, (o) => /Forwarding from 127\.0\.0\.1:\d+/.test(o), 'kubectl port-forward');
       const local = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1];
@@ -194,5 +198,17 @@ describe('kubectl against the test cluster', { timeout: 300_000 }, () => {
     await ok(['wait', '-n', NS, '--for=delete', 'pod', '-l', 'app=web', '--timeout=60s']);
     const left = await c.kubectl(['get', 'pods', '-n', NS]);
     assert.match(left.stderr + left.stdout, /No resources found/);
+  });
+
+  test('the machine\'s own kubectl (a version dispatcher) drives it too, and says which kubectl it picked', async () => {
+    const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', KUBECONFIG: c.kubeconfig };
+    const version = await c.inLaptop('/usr/bin/kubectl', ['version', '-o', 'json'], { env });
+    assert.equal(version.code, 0, version.stderr);
+    const v = JSON.parse(version.stdout) as { clientVersion: { gitVersion: string }; serverVersion: { gitVersion: string } };
+    assert.equal(v.serverVersion.gitVersion, c.version);
+    console.log(`# kubectl: the machine's dispatcher runs ${v.clientVersion.gitVersion} against ${v.serverVersion.gitVersion}; the tests use kubectl ${c.version}`);
+    const nodes = await c.inLaptop('/usr/bin/kubectl', ['get', 'nodes', '--no-headers'], { env });
+    assert.equal(nodes.code, 0, nodes.stderr);
+    assert.match(nodes.stdout, /^kt-node\s+Ready\s/m);
   });
 });

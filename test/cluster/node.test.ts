@@ -131,12 +131,20 @@ describe('service proxy rules', () => {
     svc('shop', 'empty', '10.96.1.2', [{ port: 80 }]),
     svc('shop', 'headless', 'None', [{ port: 80 }]),
   ];
-  const endpoints: KubeObject[] = [{
-    apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'web', namespace: 'shop' },
-    subsets: [{ addresses: [{ ip: '10.64.0.2' }, { ip: '10.64.0.3' }], ports: [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }] }],
-  }];
+  // Two slices of one Service (the EndpointSlice controller splits large ones): a not-ready
+  // endpoint is left out, a missing `ready` condition counts as ready, as the API documents.
+  const slice = (name: string, endpoints: unknown[]): KubeObject => ({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+    metadata: { name, namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'dns', port: 5353, protocol: 'UDP' }],
+    endpoints,
+  });
+  const endpoints: KubeObject[] = [
+    slice('web-a', [{ addresses: ['10.64.0.2'], conditions: { ready: true } }, { addresses: ['10.64.0.9'], conditions: { ready: false, terminating: true } }]),
+    slice('web-b', [{ addresses: ['10.64.0.3'] }]),
+  ];
 
-  test('ports match endpoint ports by name and protocol; headless Services get no rule', () => {
+  test('ports match slice ports by name and protocol; not-ready endpoints and headless Services get no rule', () => {
     assert.deepEqual(proxyRules(services, endpoints), [
       { clusterIp: '10.96.1.1', protocol: 'tcp', port: 80, backends: [{ ip: '10.64.0.2', port: 8080 }, { ip: '10.64.0.3', port: 8080 }] },
       { clusterIp: '10.96.1.1', protocol: 'udp', port: 53, backends: [{ ip: '10.64.0.2', port: 5353 }, { ip: '10.64.0.3', port: 5353 }] },

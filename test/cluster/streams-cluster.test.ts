@@ -105,7 +105,7 @@ after(async () => {
 
 /** Starts `kubectl port-forward` for every payload port; resolves with pod port → local port. */
 function portForward(env: Record<string, string>): Promise<{ child: ChildProcess; local: Map<number, number> }> {
-  const child = c.spawnInLaptop('kubectl', ['port-forward', '-n', NS, 'pod/source', ...[...PAYLOADS.keys()].map((p) => `:${p}`)], { env });
+  const child = c.spawnInLaptop('kubectl', ['port-forward', '-n', NS, 'pod/source', ...[...PAYLOADS.keys()].map((p) => `:${p}`)], { env: { KUBECONFIG: c.kubeconfig, ...env } });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';

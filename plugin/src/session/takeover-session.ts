@@ -27,11 +27,15 @@ import { ProxySession, type Progress } from './proxy-session.ts';
 /**
  * How long the router keeps serving after it left the Service's Endpoints,
  * before it is deleted. kube-proxy usually applies an Endpoints change within
- * a second, but a busy node takes longer: with 1.5 s, 5 of 141,000 requests
- * failed once in the mesh E2E (10 start/stop cycles under load, on a
- * saturated machine), reaching the router's address after it was gone.
+ * a second, but a connection it sent to the router just before keeps that
+ * choice in conntrack: when its SYN is dropped (a saturated router's accept
+ * queue is full), the client retransmits it to the router 1 s and 3 s later
+ * (Linux's SYN back-off). Deleted after 3 s, the router was gone for the
+ * second retransmission: on the upstream cluster 6 of 91,650 requests failed
+ * once (EHOSTUNREACH, timeouts) in the mesh E2E's 10 start/stop cycles under
+ * load; 5 s outlasts it.
  */
-export const ROUTER_DRAIN_MS = 3000;
+export const ROUTER_DRAIN_MS = 5000;
 
 export interface TakeoverOptions {
   kc: KubeConfig;
