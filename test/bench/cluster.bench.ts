@@ -127,7 +127,7 @@ export async function run(): Promise<BenchRow[]> {
         name: 'cluster: 256 MiB via kubectl port-forward (best of 2)',
         value: Math.max(...forwarded), unit: 'MiB/s',
         reference: 'direct TCP node netns → pod', refValue: Math.max(...direct),
-        note: 'kubectl 1.32 (WebSocket) → API server → pod agent (unix socket) → pod loopback',
+        note: 'kubectl v1.37.2 (WebSocket carrying SPDY) → kube-apiserver (TLS; bridges to SPDY) → kubelet API (TLS) → pod agent (unix socket) → pod loopback',
       },
     ];
   } finally {

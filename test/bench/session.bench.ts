@@ -500,7 +500,8 @@ export async function run(): Promise<BenchRow[]> {
 
     // kill -9 the plugin while a pod keeps asking; the pod says when an original pod answers.
     assertPlugin(exchange, 'kubectl-kt exchange');
-    const asker = spawnLaptop('kubectl', ['exec', '-n', NS, 'client', '--', NODE26, '-e', FAILOVER_SCRIPT, `web.${NS}`, '30000']);
+    // pods/exec is not the plugin's to have: the asker is the admin's.
+    const asker = spawnLaptop('kubectl', ['exec', '-n', NS, 'client', '--', NODE26, '-e', FAILOVER_SCRIPT, `web.${NS}`, '30000'], { KUBECONFIG: c.kubeconfig });
     const askerOut = new Lines(asker, 'stdout', 'failover loop');
     const onLaptop = await askerOut.wait(/^\S+ laptop /);
     const killAt = epochMs();
@@ -534,13 +535,13 @@ export async function run(): Promise<BenchRow[]> {
         name: `connect: 256 MiB pod → laptop, socks (${bestOf})`,
         value: best2(speeds.connect), unit: 'MiB/s',
         reference: 'curl node netns → pod IP', refValue: best2(speeds.direct),
-        note: 'curl --socks5-hostname in the laptop netns → kt connect → client-node WebSocket port-forward → API server → pod agent → SSH (ssh2) → proxy → pod',
+        note: 'curl --socks5-hostname in the laptop netns → kt connect → client-node WebSocket port-forward → kube-apiserver → kubelet API → pod agent → SSH (ssh2) → proxy → pod',
       },
       {
         name: `connect: 256 MiB, kt connect vs ssh -D (${bestOf})`,
         value: best2(speeds.connect), unit: 'MiB/s',
         reference: 'OpenSSH ssh -D over kubectl port-forward', refValue: best2(speeds.sshD),
-        note: `same proxy image and server, a second proxy pod with our own key; OpenSSH negotiated ${cipher}; kubectl 1.32 port-forward vs the plugin's client-node WebSocket`,
+        note: `same proxy image and server, a second proxy pod with our own key; OpenSSH negotiated ${cipher}; kubectl v1.37.2 port-forward vs the plugin's client-node WebSocket, both through kube-apiserver v1.37.2`,
       },
       {
         name: `connect: 256 MiB, ssh -D over port-forward (${bestOf})`,
