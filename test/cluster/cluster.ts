@@ -151,17 +151,6 @@ async function ensure(admin: ApiClient, path: string, obj: Record<string, unknow
   }
 }
 
-/** Poll one object until `pred` holds: for objects the mirror does not watch (ServiceAccounts). */
-async function pollFor(admin: ApiClient, path: string, pred: (o: Record<string, unknown>) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const o = await admin.call<Record<string, unknown>>('GET', path).catch(() => undefined);
-    if (o && pred(o)) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** Bind user dev in `ns` to exactly the Role `kubectl kt rbac -n NS --user dev` prints (the namespace must exist). */
 async function grantDev(admin: ApiClient, ns: string): Promise<void> {
   const list = await rbac({ namespace: ns, user: [DEV_USER], group: [], serviceaccount: [] } as unknown as OptionsOf<'rbac'>, {} as Deps);
@@ -178,7 +167,7 @@ async function grantDev(admin: ApiClient, ns: string): Promise<void> {
  * kube-dns at the service range's .10, Deployment coredns reading the API with
  * a ServiceAccount token of its own).
  */
-async function bootstrap(admin: ApiClient, c: { dnsIp: string; apiClusterIp: string; caFile: string }): Promise<void> {
+async function bootstrap(admin: ApiClient, store: ObjectStore, c: { dnsIp: string; apiClusterIp: string; caFile: string }): Promise<void> {
   for (const ns of RESTRICTED_NAMESPACES) {
     const level = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
     await ensure(admin, '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: level } });
@@ -203,7 +192,7 @@ async function bootstrap(admin: ApiClient, c: { dnsIp: string; apiClusterIp: str
     apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token',
     metadata: { name: 'coredns-token', namespace: 'kube-system', annotations: { 'kubernetes.io/service-account.name': 'coredns' } },
   });
-  await pollFor(admin, '/api/v1/namespaces/kube-system/secrets/coredns-token', (o) => Boolean((o.data as Record<string, string> | undefined)?.token), 'the coredns token');
+  await waitFor(store, 'secrets', 'kube-system', 'coredns-token', (o) => Boolean((o?.data as Record<string, string> | undefined)?.token));
   const labels = { 'k8s-app': 'kube-dns' };
   await ensure(admin, '/api/v1/namespaces/kube-system/services', {
     apiVersion: 'v1', kind: 'Service',
@@ -376,10 +365,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     await proxy.start();
     if (proxy.lastError) throw proxy.lastError;
     kubelet.start();
-    await bootstrap(admin, { dnsIp, apiClusterIp, caFile: pki.caFile });
+    await bootstrap(admin, store, { dnsIp, apiClusterIp, caFile: pki.caFile });
     // Pods are admitted only once their namespace's ServiceAccount `default` exists.
     for (const ns of DEV_NAMESPACES) {
-      await pollFor(admin, `/api/v1/namespaces/${ns}/serviceaccounts/default`, () => true, `ServiceAccount ${ns}/default`);
+      await waitFor(store, 'serviceaccounts', ns, 'default', (o) => o !== undefined);
     }
 
     // DNS ready: the DNS pod is Ready, its endpoints are in the proxy's table, and it answers.
@@ -418,7 +407,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       grantDev: async (ns) => {
         await ensure(admin, '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
         await grantDev(admin, ns);
-        await pollFor(admin, `/api/v1/namespaces/${ns}/serviceaccounts/default`, () => true, `ServiceAccount ${ns}/default`);
+        await waitFor(mirror, 'serviceaccounts', ns, 'default', (o) => o !== undefined);
       },
       kubectl: (args, o = {}) => inLaptop('kubectl', args, { ...o, env: { KUBECONFIG: kubeconfig, ...o.env } }),
       inLaptop,

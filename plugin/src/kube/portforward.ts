@@ -53,10 +53,10 @@ export async function openPortForward(kc: KubeConfig, target: PortForwardTarget)
   });
   const errOut = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      // The first frame of each channel carries only the port number, which
-      // client-node strips: on the error channel that leaves an empty chunk
-      // (what the upstream API server sends when it bridges the WebSocket to
-      // the kubelet's SPDY). Only text is an error.
+      // The first frame of each channel carries the port number, which
+      // client-node strips: a frame of nothing else leaves an empty chunk on
+      // the error channel (met on every tunnel once the plugin ran against
+      // the upstream API server). Only text is an error.
       if (chunk.length === 0) return cb();
       errText += chunk.toString('utf8');
       debug('port-forward %s/%s:%d error channel: %s', target.namespace, target.pod, target.port, chunk.toString('utf8'));

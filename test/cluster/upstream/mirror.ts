@@ -21,6 +21,7 @@ const KINDS: Record<string, [string, string]> = {
   endpoints: ['v1', 'Endpoints'],
   configmaps: ['v1', 'ConfigMap'],
   secrets: ['v1', 'Secret'],
+  serviceaccounts: ['v1', 'ServiceAccount'],
   namespaces: ['v1', 'Namespace'],
   nodes: ['v1', 'Node'],
   'endpointslices.discovery.k8s.io': ['discovery.k8s.io/v1', 'EndpointSlice'],
