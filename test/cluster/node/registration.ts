@@ -5,7 +5,7 @@
 // kube-node-lease that the node lifecycle controller reads as the heartbeat
 // (renewed every 10 s of its 40 s, as the kubelet does).
 import { debuglog } from 'node:util';
-import { ApiClient, ApiError } from '../upstream/client.ts';
+import type { ApiClient } from '../upstream/client.ts';
 
 const debug = debuglog('kt-cluster');
 const LEASE_SECONDS = 40;
@@ -13,6 +13,11 @@ const RENEW_MS = 10_000;
 
 export interface NodeRegistration {
   close(): void;
+}
+
+/** metav1.Time: RFC 3339 in whole seconds. */
+function time(d = new Date()): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 /** metav1.MicroTime: RFC 3339 with microseconds. */
@@ -44,7 +49,7 @@ function nodeStatus(o: { kubeletPort: number; version: string; name: string }, n
 }
 
 export async function registerNode(client: ApiClient, o: { name: string; podCidr: string; kubeletPort: number; version: string }): Promise<NodeRegistration> {
-  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const now = time();
   const node = {
     apiVersion: 'v1', kind: 'Node',
     metadata: {
@@ -68,9 +73,9 @@ export async function registerNode(client: ApiClient, o: { name: string; podCidr
       .catch((e: Error) => debug('node lease: %s', e.message));
     // The status itself every minute, as the kubelet's nodeStatusReportFrequency.
     if (beats % 6 === 0) {
-      const t = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      const t = time();
       void client.call('PATCH', `/api/v1/nodes/${o.name}/status`, { status: { conditions: (nodeStatus(o, t).conditions as Record<string, string>[]).map((c) => ({ type: c.type, lastHeartbeatTime: t })) } }, 'application/strategic-merge-patch+json')
-        .catch((e: unknown) => debug('node status: %s', e instanceof ApiError ? e.message : String(e)));
+        .catch((e: Error) => debug('node status: %s', e.message));
     }
   }, RENEW_MS);
   return { close: () => clearInterval(timer) };

@@ -26,6 +26,15 @@ export function binaryPath(): string {
   return join(CACHE, `kt-k8s-${KUBERNETES_VERSION}-${inputsHash()}`);
 }
 
+/** Run the go command with its output on ours; rejects naming `what` when it fails. */
+function go(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('go', args, { ...opts, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${what} failed (exit ${code})`))));
+  });
+}
+
 let building: Promise<string> | undefined;
 
 /** Build the binary unless it is there; resolves with its path. */
@@ -49,13 +58,7 @@ export function ensureBinary(log: (m: string) => void = () => {}): Promise<strin
     const tmp = `${out}.tmp${process.pid}`;
     const started = Date.now();
     log(`building upstream Kubernetes ${KUBERNETES_VERSION} (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubectl)…`);
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn('go', ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', tmp, '.'], {
-        cwd: HERE, stdio: ['ignore', 'inherit', 'inherit'],
-      });
-      child.on('error', reject);
-      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`go build of test/cluster/upstream failed (exit ${code})`))));
-    });
+    await go(['build', '-trimpath', `-ldflags=${ldflags}`, '-o', tmp, '.'], { cwd: HERE }, 'go build of test/cluster/upstream');
     renameSync(tmp, out);
     log(`built ${out} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return out;
@@ -74,14 +77,8 @@ export function ensureKrew(log: (m: string) => void = () => {}): Promise<string>
     mkdirSync(gobin, { recursive: true });
     const started = Date.now();
     log(`building krew ${KREW_VERSION}…`);
-    await new Promise<void>((resolve, reject) => {
-      // Outside any module: krew pins its own, older Kubernetes libraries.
-      const child = spawn('go', ['install', '-trimpath', `sigs.k8s.io/krew/cmd/krew@${KREW_VERSION}`], {
-        cwd: CACHE, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GOBIN: gobin },
-      });
-      child.on('error', reject);
-      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`go install of krew ${KREW_VERSION} failed (exit ${code})`))));
-    });
+    // Outside any module: krew pins its own, older Kubernetes libraries.
+    await go(['install', '-trimpath', `sigs.k8s.io/krew/cmd/krew@${KREW_VERSION}`], { cwd: CACHE, env: { ...process.env, GOBIN: gobin } }, `go install of krew ${KREW_VERSION}`);
     log(`built ${out} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return out;
   })();
