@@ -5,7 +5,7 @@ import { debuglog } from 'node:util';
 import { parseArgv, type Table } from './args.ts';
 import { TABLE } from './cli.ts';
 import type { BaseDeps, Deps } from './deps.ts';
-import { ktError, toKtError } from './errors.ts';
+import { toKtError } from './errors.ts';
 import { loadKubeconfig, resolveTarget, type KubeTarget } from './kube/config.ts';
 import { debugDetails, errorLine, render } from './output.ts';
 
@@ -17,10 +17,8 @@ export async function run(argv: readonly string[], base: BaseDeps, table: Table 
   try {
     const { name, options } = parseArgv(argv, table);
     debug = options.debug;
-    const load = table.loaders[name];
-    if (!load) throw ktError('KT_ERR_NOT_IMPLEMENTED', { command: name });
-    const deps = makeDeps(base, options);
-    const mod = await load();
+    const deps = makeDeps(base, options, table);
+    const mod = await table.loaders[name]();
     const data = await mod.run(options, deps);
     base.out.write(render(data, options.output, mod.text && ((d) => mod.text!(d, options))));
     return mod.exitCode?.(data) ?? 0;
@@ -32,12 +30,13 @@ export async function run(argv: readonly string[], base: BaseDeps, table: Table 
   }
 }
 
-function makeDeps(base: BaseDeps, opts: { kubeconfig?: string; context?: string; namespace?: string; debug: boolean }): Deps {
+function makeDeps(base: BaseDeps, opts: { kubeconfig?: string; context?: string; namespace?: string; debug: boolean }, table: Table): Deps {
   let target: Promise<KubeTarget> | undefined;
   return {
     ...base,
     kube: () => (target ??= loadKubeconfig({ kubeconfig: opts.kubeconfig, env: base.env })
       .then((kc) => resolveTarget(kc, { context: opts.context, namespace: opts.namespace }))),
     debug: opts.debug ? (m) => base.err.write(`kt: ${m}\n`) : (m) => nodeDebug(m),
+    table,
   };
 }

@@ -203,8 +203,8 @@ export type Loader = () => Promise<CommandModule<Options<FlagMap, ArgMap>>>;
 export interface Table {
   readonly globals: FlagMap;
   readonly commands: Readonly<Record<string, CommandSpec>>;
-  /** A command without a loader is not built yet: running it fails with KT_ERR_NOT_IMPLEMENTED. */
-  readonly loaders: Readonly<Record<string, Loader | undefined>>;
+  /** One per command (cli.ts's LOADERS is typed so that none can be missing). */
+  readonly loaders: Readonly<Record<string, Loader>>;
 }
 
 export interface Parsed {

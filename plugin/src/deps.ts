@@ -1,5 +1,6 @@
-// What a command gets besides its options: the seams (STYLE habit 5). main.ts
+// What a command gets besides its options: the seams. main.ts
 // fills them from the process; tests fill them with buffers and fakes.
+import type { Table } from './args.ts';
 import type { KubeTarget } from './kube/config.ts';
 
 export interface Writer {
@@ -26,4 +27,9 @@ export interface Deps extends BaseDeps {
   readonly kube: () => Promise<KubeTarget>;
   /** A line for --debug (or NODE_DEBUG=kt); never for normal output. */
   readonly debug: (message: string) => void;
+  /**
+   * The command table the parser used: help and completion read it here, so
+   * no command imports cli.ts at run time (cli.ts loads the commands).
+   */
+  readonly table: Table;
 }

@@ -144,11 +144,6 @@ export const ERRORS = {
   ),
 
   // Everything else.
-  KT_ERR_NOT_IMPLEMENTED: failure<{ command: string }>(
-    'The command is listed but not built in this version.',
-    'see the README for what this version does; `kubectl kt --help` lists every command',
-    (p) => `"${p.command}" is not implemented in this version`,
-  ),
   KT_ERR_PORT_IN_USE: failure<{ port: number; host?: string }>(
     'A local port the command needs to listen on is taken.',
     'pick another port with the flag, or stop what listens there (`ss -ltnp`)',

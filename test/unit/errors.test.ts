@@ -21,7 +21,7 @@ test('every error code is unique, prefixed, and has a meaning and a fix', () => 
     assert.ok(r.exit === EXIT_USAGE || r.exit === EXIT_FAILURE);
   }
   // The codes the rest of the plugin relies on.
-  for (const c of ['KT_ERR_NOT_IMPLEMENTED', 'KT_ERR_PORT_IN_USE', 'KT_ERR_NO_SUCH_WORKLOAD', 'KT_ERR_NEEDS_ROOT',
+  for (const c of ['KT_ERR_PORT_IN_USE', 'KT_ERR_NO_SUCH_WORKLOAD', 'KT_ERR_NEEDS_ROOT',
     'KT_ERR_TIMEOUT', 'KT_ERR_INTERNAL', 'KT_ERR_API_FORBIDDEN', 'KT_ERR_API_NOT_FOUND', 'KT_ERR_API_CONFLICT',
     'KT_ERR_API_UNAUTHORIZED', 'KT_ERR_API_UNREACHABLE', 'KT_ERR_KUBECONFIG_NOT_FOUND', 'KT_ERR_UNKNOWN_COMMAND',
     'KT_ERR_UNKNOWN_FLAG', 'KT_ERR_BAD_VALUE', 'KT_ERR_MISSING_ARGUMENT']) {

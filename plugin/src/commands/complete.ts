@@ -3,11 +3,12 @@
 // per line, then `:DIRECTIVE`). kubectl (1.26+) runs an executable named
 // `kubectl_complete-kt` to complete `kubectl kt ...` and expects exactly this
 // (kubernetes/kubernetes#105867); the README shows the two-line wrapper.
-import { flagName, isFlag, lookup, splitToken, type CommandSpec, type Flag, type FlagMap } from '../args.ts';
-import { COMMANDS, GLOBAL_FLAGS, type OptionsOf } from '../cli.ts';
+import { flagName, isFlag, lookup, splitToken, type Flag, type FlagMap, type Table } from '../args.ts';
+import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { loadKubeconfig } from '../kube/config.ts';
-import { argChoices, commands, hint } from './completion.ts';
+import { argChoices, hint } from './completion.ts';
+import { visibleCommands } from './help.ts';
 
 /** cobra's ShellCompDirective values. */
 const DIRECTIVE = { default: 0, noFileComp: 4 } as const;
@@ -25,8 +26,8 @@ interface Completion {
 
 const none: Completion = { items: [], files: false };
 
-function flagsOf(cmd: string | undefined): FlagMap {
-  return cmd ? { ...GLOBAL_FLAGS, ...(COMMANDS as Record<string, CommandSpec>)[cmd].flags } : GLOBAL_FLAGS;
+function flagsOf(table: Table, cmd: string | undefined): FlagMap {
+  return cmd ? { ...table.globals, ...table.commands[cmd].flags } : table.globals;
 }
 
 async function valuesOf(key: string, f: Flag<unknown>, deps: Deps, opts: { kubeconfig?: string }): Promise<Completion> {
@@ -56,10 +57,10 @@ export async function complete(words: readonly string[], current: string, deps: 
       return { items: [], files: true }; // a command to run: the shell knows best
     } else if (isFlag(w)) {
       const { name, inline } = splitToken(w);
-      const found = lookup(flagsOf(cmd), name);
+      const found = lookup(flagsOf(deps.table, cmd), name);
       if (found?.key === 'kubeconfig' && inline !== undefined) kubeconfig = inline;
       if (found?.flag.kind === 'value' && inline === undefined) pending = found;
-    } else if (!cmd && Object.hasOwn(COMMANDS, w)) {
+    } else if (!cmd && Object.hasOwn(deps.table.commands, w)) {
       cmd = w;
     } else {
       positional++;
@@ -68,20 +69,20 @@ export async function complete(words: readonly string[], current: string, deps: 
   if (pending) return valuesOf(pending.key, pending.flag, deps, { kubeconfig });
   const eq = current.indexOf('=');
   if (current.startsWith('--') && eq > 0) {
-    const found = lookup(flagsOf(cmd), current.slice(0, eq));
+    const found = lookup(flagsOf(deps.table, cmd), current.slice(0, eq));
     if (!found || found.flag.kind !== 'value') return none;
     const c = await valuesOf(found.key, found.flag, deps, { kubeconfig });
     return { ...c, items: c.items.map((it) => ({ ...it, value: `${current.slice(0, eq + 1)}${it.value}` })) };
   }
   if (current.startsWith('-')) {
-    const items = Object.entries(flagsOf(cmd)).flatMap(([k, f]) => [
+    const items = Object.entries(flagsOf(deps.table, cmd)).flatMap(([k, f]) => [
       { value: flagName(k), description: f.summary },
       ...(f.short ? [{ value: `-${f.short}`, description: f.summary }] : []),
     ]);
     return { items, files: false };
   }
-  if (!cmd) return { items: commands().map(([value, c]) => ({ value, description: c.summary })), files: false };
-  return { items: argChoices((COMMANDS as Record<string, CommandSpec>)[cmd], positional).map((value) => ({ value })), files: false };
+  if (!cmd) return { items: visibleCommands(deps.table).map(([value, c]) => ({ value, description: c.summary })), files: false };
+  return { items: argChoices(deps.table, deps.table.commands[cmd], positional).map((value) => ({ value })), files: false };
 }
 
 export async function run(opts: OptionsOf<'__complete'>, deps: Deps): Promise<string> {

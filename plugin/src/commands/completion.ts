@@ -1,9 +1,10 @@
 // `kubectl kt completion bash|zsh|fish`: completion scripts generated from the
 // command table, so every command, flag and closed set of values is offered.
 // Namespaces and contexts are asked from kubectl when completing -n/--context.
-import { flagName, type CommandSpec, type Flag, type FlagMap } from '../args.ts';
-import { COMMANDS, GLOBAL_FLAGS, type OptionsOf, type Shell } from '../cli.ts';
+import { flagName, type CommandSpec, type Flag, type FlagMap, type Table } from '../args.ts';
+import type { OptionsOf, Shell } from '../cli.ts';
 import type { Deps } from '../deps.ts';
+import { visibleCommands } from './help.ts';
 
 const PROG = 'kubectl-kt';
 
@@ -18,22 +19,18 @@ export function hint(key: string, f: Flag<unknown>): Hint {
   return { kind: 'none' };
 }
 
-export function commands(): [string, CommandSpec][] {
-  return Object.entries(COMMANDS as Record<string, CommandSpec>).filter(([, c]) => !c.hidden);
-}
-
 /** Values to offer for the command's positional argument number `index`. */
-export function argChoices(spec: CommandSpec, index = 0): readonly string[] {
+export function argChoices(table: Table, spec: CommandSpec, index = 0): readonly string[] {
   const a = Object.values(spec.args)[index];
-  return a?.choices ?? (a?.placeholder === 'COMMAND' ? commands().map(([n]) => n) : []);
+  return a?.choices ?? (a?.placeholder === 'COMMAND' ? visibleCommands(table).map(([n]) => n) : []);
 }
 
 const KUBECTL_NAMESPACES = 'kubectl get namespaces -o name 2>/dev/null';
 const KUBECTL_CONTEXTS = 'kubectl config get-contexts -o name 2>/dev/null';
 
-export async function run(opts: OptionsOf<'completion'>, _deps: Deps): Promise<string> {
-  const make: Record<Shell, () => string> = { bash, zsh, fish };
-  return make[opts.shell]();
+export async function run(opts: OptionsOf<'completion'>, deps: Deps): Promise<string> {
+  const make: Record<Shell, (table: Table) => string> = { bash, zsh, fish };
+  return make[opts.shell](deps.table);
 }
 
 export function text(data: unknown): string {
@@ -62,8 +59,8 @@ function bashValueCase(scope: string, flags: FlagMap): string[] {
   return out;
 }
 
-export function bash(): string {
-  const cmds = commands();
+function bash(table: Table): string {
+  const cmds = visibleCommands(table);
   const names = cmds.map(([n]) => n);
   const lines = [
     `# bash completion for ${PROG}; load it with: source <(kubectl kt completion bash)`,
@@ -75,17 +72,17 @@ export function bash(): string {
     '    esac',
     '  done',
     '  case "${cmd}:${prev}" in',
-    ...bashValueCase('*', GLOBAL_FLAGS),
+    ...bashValueCase('*', table.globals),
     ...cmds.flatMap(([n, c]) => bashValueCase(n, c.flags)),
     '  esac',
-    `  local globals="${bashWords(GLOBAL_FLAGS)}"`,
+    `  local globals="${bashWords(table.globals)}"`,
     '  if [[ -z "$cmd" ]]; then',
     `    if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$globals" -- "$cur")); else COMPREPLY=($(compgen -W "${names.join(' ')}" -- "$cur")); fi`,
     '    return',
     '  fi',
     '  local flags="" args=""',
     '  case "$cmd" in',
-    ...cmds.map(([n, c]) => `    ${n}) flags="${bashWords(c.flags)}"; args="${argChoices(c).join(' ')}" ;;`),
+    ...cmds.map(([n, c]) => `    ${n}) flags="${bashWords(c.flags)}"; args="${argChoices(table, c).join(' ')}" ;;`),
     '  esac',
     '  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$flags $globals" -- "$cur")); else COMPREPLY=($(compgen -W "$args" -- "$cur")); fi',
     '}',
@@ -123,8 +120,8 @@ function zshSpecs(flags: FlagMap): string[] {
   });
 }
 
-export function zsh(): string {
-  const cmds = commands();
+function zsh(table: Table): string {
+  const cmds = visibleCommands(table);
   const lines = [
     `#compdef ${PROG}`,
     `# zsh completion for ${PROG}; load it with: source <(kubectl kt completion zsh)`,
@@ -137,7 +134,7 @@ export function zsh(): string {
     '_kubectl_kt() {',
     '  local curcontext="$curcontext" state line',
     '  local -a globals commands',
-    `  globals=(${zshSpecs(GLOBAL_FLAGS).join(' ')})`,
+    `  globals=(${zshSpecs(table.globals).join(' ')})`,
     `  commands=(${cmds.map(([n, c]) => zq(`${n}:${c.summary}`)).join(' ')})`,
     `  _arguments -C $globals '1: :->cmd' '*:: :->args' && return`,
     '  case $state in',
@@ -145,7 +142,7 @@ export function zsh(): string {
     '    args)',
     '      case $words[1] in',
     ...cmds.map(([n, c]) => {
-      const choices = argChoices(c);
+      const choices = argChoices(table, c);
       const pos = choices.length ? [zq(`1:${zdesc(Object.values(c.args)[0].placeholder)}:(${choices.join(' ')})`)] : [];
       return `        ${n}) _arguments $globals ${[...zshSpecs(c.flags), ...pos].join(' ')} ;;`;
     }),
@@ -184,8 +181,8 @@ function fishFlags(flags: FlagMap, cond: string): string[] {
   });
 }
 
-export function fish(): string {
-  const cmds = commands();
+function fish(table: Table): string {
+  const cmds = visibleCommands(table);
   const names = cmds.map(([n]) => n).join(' ');
   return [
     `# fish completion for ${PROG}; load it with: kubectl kt completion fish | source`,
@@ -201,10 +198,10 @@ export function fish(): string {
     'end',
     `complete -c ${PROG} -f`,
     ...cmds.map(([n, c]) => `complete -c ${PROG} -n 'not __kubectl_kt_command' -a ${n} -d ${fq(c.summary)}`),
-    ...fishFlags(GLOBAL_FLAGS, ''),
+    ...fishFlags(table.globals, ''),
     ...cmds.flatMap(([n, c]) => {
       const cond = `__kubectl_kt_command ${n}`;
-      const choices = argChoices(c);
+      const choices = argChoices(table, c);
       return [
         ...fishFlags(c.flags, cond),
         ...(choices.length ? [`complete -c ${PROG} -n ${fq(cond)} -a ${fq(choices.join(' '))}`] : []),

@@ -1,26 +1,27 @@
 // `kubectl kt help [COMMAND]` and `--help`: text made from the command table,
 // so help cannot disagree with what the parser accepts.
-import { flagName, type CommandSpec, type Flag, type FlagMap } from '../args.ts';
-import { COMMANDS, GLOBAL_FLAGS, type OptionsOf } from '../cli.ts';
+import { flagName, type CommandSpec, type Flag, type FlagMap, type Table } from '../args.ts';
+import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 
 const WIDTH = 80;
 
-export async function run(opts: OptionsOf<'help'>, _deps: Deps): Promise<string> {
+export async function run(opts: OptionsOf<'help'>, deps: Deps): Promise<string> {
   const name = opts.command;
-  return name === undefined ? topHelp() : commandHelp(name, (COMMANDS as Record<string, CommandSpec>)[name]);
+  return name === undefined ? topHelp(deps.table) : commandHelp(deps.table, name, deps.table.commands[name]);
 }
 
 export function text(data: unknown): string {
   return String(data);
 }
 
-function visible(): [string, CommandSpec][] {
-  return Object.entries(COMMANDS as Record<string, CommandSpec>).filter(([, c]) => !c.hidden);
+/** The commands a user is shown (not the hidden ones), in table order. */
+export function visibleCommands(table: Table): [string, CommandSpec][] {
+  return Object.entries(table.commands).filter(([, c]) => !c.hidden);
 }
 
-export function topHelp(): string {
-  const cmds = visible();
+function topHelp(cli: Table): string {
+  const cmds = visibleCommands(cli);
   const w = Math.max(...cmds.map(([n]) => n.length));
   return [
     'kubectl kt: run one service on this machine while the rest runs in Kubernetes.',
@@ -32,14 +33,14 @@ export function topHelp(): string {
     ...cmds.map(([n, c]) => `  ${n.padEnd(w)}  ${c.summary}`),
     '',
     'Global flags:',
-    ...flagLines(GLOBAL_FLAGS),
+    ...flagLines(cli.globals),
     '',
     'Run `kubectl kt help COMMAND` (or `kubectl kt COMMAND --help`) for its flags and an example.',
     '',
   ].join('\n');
 }
 
-export function usageLine(name: string, spec: CommandSpec): string {
+function usageLine(name: string, spec: CommandSpec): string {
   const parts = [`kubectl kt ${name}`];
   for (const a of Object.values(spec.args)) parts.push(a.required ? a.placeholder : `[${a.placeholder}]`);
   for (const [k, f] of Object.entries(spec.flags)) if (f.required) parts.push(`${flagName(k)} ${f.placeholder}`);
@@ -48,13 +49,13 @@ export function usageLine(name: string, spec: CommandSpec): string {
   return parts.join(' ');
 }
 
-export function commandHelp(name: string, spec: CommandSpec): string {
+function commandHelp(cli: Table, name: string, spec: CommandSpec): string {
   const lines = [spec.summary + '.', '', ...wrap(spec.description, WIDTH), '', 'Usage:', `  ${usageLine(name, spec)}`];
   const args = Object.values(spec.args).map((a) => [a.placeholder, a.summary] as const);
   if (spec.rest) args.push([`-- ${spec.rest.placeholder}`, spec.rest.summary]);
   if (args.length) lines.push('', 'Arguments:', ...table(args));
   if (Object.keys(spec.flags).length) lines.push('', 'Flags:', ...flagLines(spec.flags));
-  lines.push('', 'Global flags:', ...flagLines(GLOBAL_FLAGS));
+  lines.push('', 'Global flags:', ...flagLines(cli.globals));
   lines.push('', `Output (-o): ${spec.outputs.join(', ')} (default ${spec.outputs[0]})`);
   lines.push('', spec.examples.length > 1 ? 'Examples:' : 'Example:');
   for (const e of spec.examples) lines.push(`  # ${e.comment}`, `  ${e.command}`);
