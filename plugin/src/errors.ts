@@ -313,6 +313,23 @@ function statusOf(err: Record<string, unknown>): Status {
   return { reason };
 }
 
+/**
+ * The HTTP status of a failed API call, the one way the plugin reads it:
+ * client-node's ApiException (`code`), a Kubernetes Status body, an error
+ * with `statusCode`, or the API error a KtError wraps (its `cause`).
+ */
+export function apiStatus(err: unknown): number | undefined {
+  let cur = err;
+  for (let depth = 0; depth < 3; depth++) {
+    const e = record(cur);
+    if (!e) return undefined;
+    const { status } = statusOf(e);
+    if (status !== undefined) return status;
+    cur = e.cause;
+  }
+  return undefined;
+}
+
 function parseJson(s: string): Record<string, unknown> | undefined {
   try {
     return record(JSON.parse(s));

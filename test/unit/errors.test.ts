@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import {
-  ERRORS, EXIT_FAILURE, EXIT_USAGE, errorTable, fromApiError, isKtError, ktError, toKtError, type ErrorCode,
+  apiStatus, ERRORS, EXIT_FAILURE, EXIT_USAGE, errorTable, fromApiError, isKtError, ktError, toKtError, type ErrorCode,
 } from '../../plugin/src/errors.ts';
 import { errorLine } from '../../plugin/src/output.ts';
 import { clientConfig, type KubeTarget } from '../../plugin/src/kube/config.ts';
@@ -133,4 +133,18 @@ test('fromApiError on real client-node failures: a 403 Status and a closed port'
   assert.ok(isKtError(e));
   assert.equal(e.code, 'KT_ERR_API_UNREACHABLE', String(err));
   assert.match(e.message, /^cannot list services in namespace shop: API server http:\/\/127\.0\.0\.1:\d+ unreachable \(ECONNREFUSED\)$/);
+});
+
+test('apiStatus reads the status of every error shape an API call throws, through KtError causes', () => {
+  assert.equal(apiStatus({ code: 404, body: '{"kind":"Status","code":404}' }), 404, "client-node's ApiException");
+  assert.equal(apiStatus({ statusCode: 403 }), 403);
+  assert.equal(apiStatus({ body: '{"kind":"Status","code":422,"reason":"Invalid"}' }), 422, 'a Status body alone');
+  const wrapped = fromApiError({ code: 409, body: {} }, { verb: 'patch', resource: 'services', namespace: 'shop', name: 'web' });
+  assert.equal(wrapped.code, 'KT_ERR_API_CONFLICT');
+  assert.equal(apiStatus(wrapped), 409, 'a KtError made from an API error keeps its status');
+  assert.equal(apiStatus(fromApiError({ code: 422, body: {} }, { verb: 'patch', resource: 'services' })), 422);
+  assert.equal(apiStatus(ktError('KT_ERR_TIMEOUT', { what: 'the router', seconds: 1 })), undefined, 'a KtError of our own has none');
+  assert.equal(apiStatus(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), undefined, 'a network error has none');
+  assert.equal(apiStatus(undefined), undefined);
+  assert.equal(apiStatus('HTTP 404'), undefined, 'never read from text');
 });

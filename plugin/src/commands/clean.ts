@@ -11,7 +11,7 @@ import { LABELS, MANAGED_BY } from '../../../proxy-image/src/protocol/index.ts';
 import type { OptionsOf } from '../cli.ts';
 import { cleanLocal } from '../connect/resolver.ts';
 import type { Deps } from '../deps.ts';
-import { fromApiError } from '../errors.ts';
+import { apiStatus, fromApiError } from '../errors.ts';
 import { clientConfig } from '../kube/config.ts';
 import { restoreService } from '../kube/restore.ts';
 import { fetchStatus } from '../status/fetch.ts';
@@ -73,7 +73,7 @@ export async function cleanNamespace(kc: KubeConfig, namespace: string, opts: { 
 async function deletePod(kc: KubeConfig, namespace: string, name: string): Promise<void> {
   const { CoreV1Api } = await import('@kubernetes/client-node');
   await kc.makeApiClient(CoreV1Api).deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 }).catch((err: unknown) => {
-    if ((err as { code?: number }).code !== 404) throw fromApiError(err, { verb: 'delete', resource: 'pods', namespace, name });
+    if (apiStatus(err) !== 404) throw fromApiError(err, { verb: 'delete', resource: 'pods', namespace, name });
   });
 }
 
@@ -84,7 +84,7 @@ async function deleteService(kc: KubeConfig, namespace: string, name: string): P
   const svc = await core.readNamespacedService({ namespace, name }).catch(() => undefined);
   if (svc?.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY) return;
   await core.deleteNamespacedService({ namespace, name }).catch((err: unknown) => {
-    if ((err as { code?: number }).code !== 404) throw fromApiError(err, { verb: 'delete', resource: 'services', namespace, name });
+    if (apiStatus(err) !== 404) throw fromApiError(err, { verb: 'delete', resource: 'services', namespace, name });
   });
 }
 

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:net';
 import type { OptionsOf } from '../cli.ts';
 import { relay } from '../connect/socks.ts';
 import type { Deps } from '../deps.ts';
-import { fromApiError, ktError } from '../errors.ts';
+import { apiStatus, fromApiError, ktError } from '../errors.ts';
 import { clientConfig } from '../kube/config.ts';
 import { ProxySession } from '../session/proxy-session.ts';
 import { progressPrinter } from '../session/progress.ts';
@@ -27,7 +27,7 @@ export async function run(opts: OptionsOf<'forward'>, deps: Deps): Promise<Forwa
     // needs no DNS in the proxy.
     const { CoreV1Api } = await import('@kubernetes/client-node');
     const svc = await kc.makeApiClient(CoreV1Api).readNamespacedService({ namespace: target.namespace, name: opts.target.name }).catch((err: unknown) => {
-      if ((err as { code?: number }).code === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'service', name: opts.target.kind === 'service' ? opts.target.name : '', namespace: target.namespace });
+      if (apiStatus(err) === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'service', name: opts.target.kind === 'service' ? opts.target.name : '', namespace: target.namespace });
       throw fromApiError(err, { verb: 'get', resource: 'services', namespace: target.namespace });
     });
     const ip = svc.spec?.clusterIP;

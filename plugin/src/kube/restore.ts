@@ -5,7 +5,7 @@
 // workload that `exchange --mode scale` scaled to 0.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX, ROUTER_SECRET_PREFIX } from '../../../proxy-image/src/protocol/index.ts';
-import { fromApiError, ktError } from '../errors.ts';
+import { apiStatus, fromApiError, ktError } from '../errors.ts';
 
 /** JSON Pointer escaping of one path segment (RFC 6901 §3). */
 export function pointer(segment: string): string {
@@ -28,8 +28,7 @@ export interface RestoreResult {
 }
 
 function notFound(err: unknown): boolean {
-  const e = err as { code?: number; statusCode?: number; body?: unknown } | undefined;
-  return e?.code === 404 || e?.statusCode === 404;
+  return apiStatus(err) === 404;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { KubeConfig, V1Deployment, V1Pod, V1Secret, V1Service } from '@kube
 import {
   ANNOTATIONS, ENV, LABELS, MANAGED_BY, ORIGIN_SUFFIX, PORTS, ROUTER_ENV, ROUTER_SECRET_KEYS, ROUTER_SECRET_PREFIX, type RouterPort,
 } from '../../../proxy-image/src/protocol/index.ts';
-import { fromApiError, ktError, type KtError } from '../errors.ts';
+import { apiStatus, fromApiError, ktError, type KtError } from '../errors.ts';
 import type { PortMapping, WorkloadRef } from '../values.ts';
 import { makeSessionKey, type KeyPair } from '../tunnel/index.ts';
 import { pointer } from './restore.ts';
@@ -355,12 +355,6 @@ export function envFileText(env: Map<string, string>): string {
 
 // ---- I/O ------------------------------------------------------------------------------
 
-function code(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown } | undefined;
-  const c = e?.code ?? e?.statusCode;
-  return typeof c === 'number' ? c : undefined;
-}
-
 export interface Resolved {
   services: V1Service[];
   deployment?: V1Deployment;
@@ -378,7 +372,7 @@ export async function resolveTarget(kc: KubeConfig, namespace: string, ref: Work
     try {
       return { services: [await core.readNamespacedService({ namespace, name: ref.name })] };
     } catch (err) {
-      if (code(err) === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'service', name: ref.name, namespace });
+      if (apiStatus(err) === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'service', name: ref.name, namespace });
       throw fromApiError(err, { verb: 'get', resource: 'services', namespace, name: ref.name });
     }
   }
@@ -387,7 +381,7 @@ export async function resolveTarget(kc: KubeConfig, namespace: string, ref: Work
   try {
     deployment = await apps.readNamespacedDeployment({ namespace, name: ref.name });
   } catch (err) {
-    if (code(err) === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'deployment', name: ref.name, namespace });
+    if (apiStatus(err) === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'deployment', name: ref.name, namespace });
     throw fromApiError(err, { verb: 'get', resource: 'deployments', namespace, name: ref.name });
   }
   const list = await core.listNamespacedService({ namespace }).catch((err: unknown) => {
@@ -429,7 +423,7 @@ export async function envSources(kc: KubeConfig, namespace: string): Promise<Env
     try {
       return await p;
     } catch (err) {
-      if (code(err) === 404) return undefined;
+      if (apiStatus(err) === 404) return undefined;
       throw fromApiError(err, { verb: 'get', resource, namespace, name });
     }
   };
@@ -468,7 +462,7 @@ export async function ensureRouterSecret(kc: KubeConfig, namespace: string, serv
     try {
       return await core.readNamespacedSecret({ namespace, name });
     } catch (err) {
-      if (code(err) === 404) return undefined;
+      if (apiStatus(err) === 404) return undefined;
       throw fromApiError(err, { verb: 'get', resource: 'secrets', namespace, name });
     }
   };
@@ -485,7 +479,7 @@ export async function ensureRouterSecret(kc: KubeConfig, namespace: string, serv
     await core.createNamespacedSecret({ namespace, body: routerSecret(service, namespace, keys, newRouterPod) });
     return { created: true, keys, routerPod: newRouterPod };
   } catch (err) {
-    if (code(err) !== 409) throw fromApiError(err, { verb: 'create', resource: 'secrets', namespace, name });
+    if (apiStatus(err) !== 409) throw fromApiError(err, { verb: 'create', resource: 'secrets', namespace, name });
     const raced = await read();
     if (!raced) throw fromApiError(err, { verb: 'create', resource: 'secrets', namespace, name });
     return joined(raced);
@@ -502,7 +496,7 @@ export async function ensureOriginService(kc: KubeConfig, body: V1Service): Prom
   try {
     svc = await core.createNamespacedService({ namespace, body });
   } catch (err) {
-    if (code(err) !== 409) throw fromApiError(err, { verb: 'create', resource: 'services', namespace, name });
+    if (apiStatus(err) !== 409) throw fromApiError(err, { verb: 'create', resource: 'services', namespace, name });
     svc = await core.patchNamespacedService(
       { namespace, name, body: { spec: { selector: body.spec?.selector, ports: body.spec?.ports } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
@@ -525,7 +519,7 @@ export async function switchSelector(kc: KubeConfig, namespace: string, service:
   const core = kc.makeApiClient(CoreV1Api);
   for (let attempt = 0; ; attempt++) {
     const svc = await core.readNamespacedService({ namespace, name: service }).catch((err: unknown) => {
-      if (code(err) === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'service', name: service, namespace });
+      if (apiStatus(err) === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'service', name: service, namespace });
       throw fromApiError(err, { verb: 'get', resource: 'services', namespace, name: service });
     });
     const current = svc.spec?.selector ?? null;
@@ -538,7 +532,7 @@ export async function switchSelector(kc: KubeConfig, namespace: string, service:
       return original;
     } catch (err) {
       // 409/422: the test failed (changed meanwhile); read again.
-      const c = code(err);
+      const c = apiStatus(err);
       if ((c === 409 || c === 422) && attempt < 5) continue;
       throw fromApiError(err, { verb: 'patch', resource: 'services', namespace, name: service });
     }
@@ -556,14 +550,14 @@ export async function restoreSelectorOnly(kc: KubeConfig, namespace: string, ser
     await core.patchNamespacedService({ namespace, name: service, body: restorePatch(originalSelectorOf(svc)) }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
     return true;
   } catch (err) {
-    if (code(err) === 409 || code(err) === 422) return false;
+    if (apiStatus(err) === 409 || apiStatus(err) === 422) return false;
     throw err;
   }
 }
 
 /** A JSON-patch failure that just means "someone else got there first". */
 export function isRace(err: unknown): boolean {
-  const c = code(err);
+  const c = apiStatus(err);
   return c === 409 || c === 422 || c === 404 || (err as KtError | undefined)?.code === 'KT_ERR_API_CONFLICT';
 }
 

@@ -11,7 +11,7 @@
 // not point at nothing; running the command again builds a new router).
 import type { KubeConfig, V1Pod, V1Service } from '@kubernetes/client-node';
 import { LABELS, PORTS, PROTOCOL_VERSION, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
-import { fromApiError, isKtError, ktError, toKtError, type KtError } from '../errors.ts';
+import { fromApiError, ktError, toKtError, type KtError } from '../errors.ts';
 import { annotatePod, createPod, podReady, waitForPod } from '../kube/pods.ts';
 import { restoreService } from '../kube/restore.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
@@ -465,8 +465,9 @@ export class ServiceTakeover {
         done();
         return;
       } catch (err) {
-        // Another session restoring at the same moment: read again.
-        if (attempt < 3 && (isRace(err) || (isKtError(err) && /conflict|HTTP 422/.test(err.message)))) continue;
+        // Another session restoring at the same moment (the guarded patch's
+        // test op fails: 422, or a write conflict: 409): read again.
+        if (attempt < 3 && isRace(err)) continue;
         progress.note(`could not restore service ${namespace}/${this.name}: ${toKtError(err).message}; run \`kubectl kt recover svc/${this.name}\``);
         return;
       }
