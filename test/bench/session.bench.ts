@@ -11,18 +11,16 @@
 // Every wait is on an event: a line on a child's output, the store, the
 // service proxy's sync. Nothing here asserts on time.
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
-import type { RunResult } from '../cluster/net/run.ts';
-import type { KubeObject } from '../cluster/store.ts';
-import { ANNOTATIONS, DEFAULT_IMAGE, LABELS, PORTS, SSH_USER } from '../../proxy-image/src/protocol/index.ts';
-import { proxyPod } from '../../plugin/src/kube/shadow.ts';
-import { makeSessionKey } from '../../plugin/src/tunnel/index.ts';
+import { ANNOTATIONS, PORTS } from '../../proxy-image/src/protocol/index.ts';
 import type { BenchRow } from './run.ts';
 import { isReady, median } from './stats.ts';
+import {
+  CURL, download, epochMs, exited, GUARD_MS, json, laptopSpawner, LATENCY_SCRIPT, Lines, openSshArgs, openSshProxyPod, podIp, portForwardPort, serviceOnRouter, setUpBenchNamespace, stop,
+} from './session-kit.ts';
 
 const MIB = 1024 * 1024;
 const SIZE = 256 * MIB;
@@ -35,79 +33,6 @@ const ROUNDS = 2;
 const REF_PODS = 3;
 const DNS_QUERIES = 300;
 const REQUESTS = 500;
-/** A guard against a hung child, not a measurement: every wait normally ends on an event long before. */
-const GUARD_MS = 120_000;
-
-// An HTTP server sending SIZE bytes to every request, honouring backpressure.
-const SOURCE = `
-const http = require('node:http');
-const chunk = Buffer.alloc(1 << 16, 120);
-http.createServer((req, res) => {
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': ${SIZE} });
-  let left = ${SIZE};
-  const pump = () => {
-    while (left > 0) {
-      left -= chunk.length;
-      if (!res.write(chunk)) return res.once('drain', pump);
-    }
-    res.end();
-  };
-  res.on('error', () => {});
-  pump();
-}).on('clientError', (e, s) => s.destroy()).listen(9000);
-`;
-
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ${NS}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ${NS}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  terminationGracePeriodSeconds: 0
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: source, namespace: ${NS}}
-spec:
-  terminationGracePeriodSeconds: 0
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: main
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-    image: shell
-    command: [${JSON.stringify(NODE26)}, -e, ${JSON.stringify(SOURCE)}]
-    ports: [{containerPort: 9000}]
-    readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}
-`;
 
 // N sequential A queries; prints {"p50","p99","answer"}. argv: name, server ('' = the system resolver), N.
 const DNS_SCRIPT = `
@@ -125,35 +50,6 @@ if (server) r.setServers([server]);
   }
   lat.sort((a, b) => a - b);
   process.stdout.write(JSON.stringify({ p50: lat[Math.floor(n / 2)], p99: lat[Math.floor(n * 0.99)], answer }) + '\\n');
-})().catch((e) => { process.stderr.write(e.message + '\\n'); process.exit(1); });
-`;
-
-// N sequential keep-alive GETs on one connection; prints {"p50","p99","pods"}. argv: url, N.
-const LATENCY_SCRIPT = `
-const http = require('node:http');
-const [url, n] = [process.argv[1], Number(process.argv[2])];
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-const get = () => new Promise((resolve, reject) => {
-  const req = http.get(url, { agent }, (res) => {
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (d) => (body += d));
-    res.on('end', () => resolve(JSON.parse(body).pod));
-    res.on('error', reject);
-  });
-  req.on('error', reject);
-});
-(async () => {
-  const lat = [];
-  const pods = new Set();
-  for (let i = 0; i < 50 + n; i++) {
-    const t0 = performance.now();
-    pods.add(await get());
-    if (i >= 50) lat.push(performance.now() - t0);
-  }
-  lat.sort((a, b) => a - b);
-  process.stdout.write(JSON.stringify({ p50: lat[Math.floor(n / 2)], p99: lat[Math.floor(n * 0.99)], pods: [...pods] }) + '\\n');
-  agent.destroy();
 })().catch((e) => { process.stderr.write(e.message + '\\n'); process.exit(1); });
 `;
 
@@ -196,21 +92,6 @@ const ask = (ip) => new Promise((resolve) => {
 })();
 `;
 
-/** Wall clock in ms with sub-ms resolution, comparable across processes on this machine. */
-function epochMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
-function isRunning(o: KubeObject | undefined): boolean {
-  return (o?.status as { phase?: string } | undefined)?.phase === 'Running';
-}
-
-function podIp(o: KubeObject | undefined): string {
-  const ip = (o?.status as { podIP?: string } | undefined)?.podIP;
-  if (!ip) throw new Error(`pod ${o?.metadata.name} has no IP`);
-  return ip;
-}
-
 async function createPod(c: Cluster, pod: object): Promise<void> {
   await c.admin.call('POST', `/api/v1/namespaces/${NS}/pods`, pod);
 }
@@ -222,103 +103,6 @@ async function podReadyMs(c: Cluster, pod: { apiVersion: string; kind: string; m
   await createPod(c, pod);
   await ready;
   return performance.now() - t0;
-}
-
-interface Line {
-  at: number;
-  line: string;
-  index: number;
-}
-
-interface Waiter {
-  re: RegExp;
-  from: number;
-  resolve: (l: Line) => void;
-  reject: (e: Error) => void;
-}
-
-/** The lines a child writes on one stream, each with the time it arrived; wait for one by pattern. */
-class Lines {
-  readonly seen: { at: number; line: string }[] = [];
-  private waiters: Waiter[] = [];
-  private ended: string | undefined;
-  private readonly what: string;
-
-  constructor(child: ChildProcess, stream: 'stdout' | 'stderr', what: string) {
-    this.what = what;
-    const input = child[stream];
-    if (!input) throw new Error(`${what}: no ${stream}`);
-    createInterface({ input }).on('line', (line) => {
-      this.seen.push({ at: performance.now(), line });
-      for (const w of [...this.waiters]) this.check(w);
-    });
-    child.once('exit', (code, signal) => {
-      this.ended = `${what} exited (${code ?? signal})`;
-      for (const w of this.waiters.splice(0)) w.reject(new Error(`${this.ended} before ${w.re}:\n${this.text()}`));
-    });
-  }
-
-  text(): string {
-    return this.seen.map((l) => l.line).join('\n');
-  }
-
-  /** The first line at index ≥ from that matches. */
-  wait(re: RegExp, from = 0): Promise<Line> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`${this.what}: no line matching ${re} within ${GUARD_MS} ms:\n${this.text()}`));
-      }, GUARD_MS);
-      const w: Waiter = {
-        re, from,
-        resolve: (l) => { clearTimeout(timer); resolve(l); },
-        reject: (e: Error) => { clearTimeout(timer); reject(e); },
-      };
-      if (this.check(w)) return;
-      if (this.ended) return w.reject(new Error(`${this.ended} before ${re}:\n${this.text()}`));
-      this.waiters.push(w);
-    });
-  }
-
-  private check(w: Waiter): boolean {
-    for (let i = w.from; i < this.seen.length; i++) {
-      if (w.re.test(this.seen[i].line)) {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        w.resolve({ ...this.seen[i], index: i });
-        return true;
-      }
-    }
-    return false;
-  }
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
-/** Signal a child we started, by its pid, and wait for it; SIGKILL if it does not go. */
-async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = exited(child);
-  child.kill(signal);
-  let timer: NodeJS.Timeout | undefined;
-  const guard = new Promise<'guard'>((resolve) => (timer = setTimeout(() => resolve('guard'), 30_000)));
-  if ((await Promise.race([gone, guard])) === 'guard') {
-    child.kill('SIGKILL');
-    await gone;
-  }
-  clearTimeout(timer);
-}
-
-const CURL = ['-sS', '--max-time', '120', '-o', '/dev/null', '-w', '%{size_download} %{speed_download}'];
-
-/** curl's average speed over a whole download of SIZE bytes, in MiB/s. */
-async function download(run: Promise<RunResult>, what: string): Promise<number> {
-  const out = await run;
-  const [bytes, speed] = out.stdout.trim().split(' ').map(Number);
-  if (out.code !== 0 || bytes !== SIZE) throw new Error(`${what}: got ${bytes} bytes (exit ${out.code}) ${out.stderr}`);
-  return speed / MIB;
 }
 
 /**
@@ -336,11 +120,6 @@ function steps(lines: Lines, spawnedAt: number): string {
   return [`start-up ${(before / 1000).toFixed(2)} s`, ...found.map((f) => `${f.text} ${f.secs.toFixed(2)} s`)].join(', ');
 }
 
-function json<T>(r: RunResult, what: string): T {
-  if (r.code !== 0) throw new Error(`${what}: exit ${r.code}: ${r.stderr}${r.stdout}`);
-  return JSON.parse(r.stdout) as T;
-}
-
 /** The plugin process itself: kubectl and `env -S node` exec into it, so the pid we spawned is its pid. */
 function assertPlugin(child: ChildProcess, words: string): void {
   const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').join(' ');
@@ -350,22 +129,10 @@ function assertPlugin(child: ChildProcess, words: string): void {
 export async function run(): Promise<BenchRow[]> {
   const c = await startCluster();
   const dir = mkdtempSync(join(tmpdir(), 'kt-bench-session-'));
-  const children: ChildProcess[] = [];
-  const spawnLaptop = (cmd: string, args: string[], env?: Record<string, string>): ChildProcess => {
-    const child = c.spawnInLaptop(cmd, args, { env });
-    children.push(child);
-    return child;
-  };
+  const { spawn: spawnLaptop, stopAll } = laptopSpawner(c);
   try {
-    await c.grantDev(NS);
-    const applied = await c.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-    if (applied.code !== 0) throw new Error(`apply: ${applied.stderr}`);
-    const rollout = await c.kubectl(['rollout', 'status', '-n', NS, 'deploy/web', '--timeout=120s']);
-    if (rollout.code !== 0) throw new Error(`rollout: ${rollout.stderr}`);
-    await c.waitFor('pods', NS, 'client', isRunning, GUARD_MS);
-    const sourceIp = podIp(await c.waitFor('pods', NS, 'source', isReady, GUARD_MS));
+    const { sourceIp, web: webPod } = await setUpBenchNamespace(c, NS);
     const clusterIp = String((c.store.get('services', NS, 'web')?.spec as { clusterIP: string }).clusterIP);
-    const webPod = c.store.list('pods', NS).find((p) => p.metadata.name.startsWith('web-') && isReady(p));
     const webIp = podIp(webPod);
 
     // References for "time to ready": the pods a session cannot do without.
@@ -396,56 +163,40 @@ export async function run(): Promise<BenchRow[]> {
     const connectTunnelMs = connected.at - podUp.at;
     const connectSteps = steps(connectErr, connectT0);
 
-    // A second proxy pod for OpenSSH, with a key of our own (the plugin's never leaves it).
-    const key = makeSessionKey('kt bench');
-    const hostKey = makeSessionKey('kt bench host');
-    const keyFile = join(dir, 'id_ed25519');
-    writeFileSync(keyFile, key.privateKey);
-    chmodSync(keyFile, 0o600);
-    const sshd = proxyPod({
-      name: 'kt-bench-sshd', namespace: NS, image: DEFAULT_IMAGE, role: 'shadow', kind: 'connect',
-      session: 'benchssh', owner: 'bench@laptop', since: new Date().toISOString(),
-      authorizedKey: key.publicKey, hostKey: hostKey.privateKey,
-    });
-    await createPod(c, sshd);
-    await c.waitFor('pods', NS, sshd.metadata.name, isRunning, GUARD_MS);
-    const sshdRunningAt = Date.now();
+    const sshd = await openSshProxyPod(c, NS, dir, 'kt-bench-sshd');
+    const sshdRunningAt = sshd.runningAt;
     // The proxy says when it listens (with its own timestamp): no probe reaches its loopback-only port.
-    const logs = spawnLaptop('kubectl', ['logs', '-f', '-n', NS, sshd.metadata.name]);
+    const logs = spawnLaptop('kubectl', ['logs', '-f', '-n', NS, sshd.pod]);
     const listening = await new Lines(logs, 'stdout', 'kubectl logs').wait(/ shadow: ssh on 127\.0\.0\.1:/);
     await stop(logs);
     const proxyStartMs = Date.parse(listening.line.split(' ')[0]) - sshdRunningAt;
 
     const sshT0 = performance.now();
-    const pfSsh = spawnLaptop('kubectl', ['port-forward', '-n', NS, `pod/${sshd.metadata.name}`, `:${PORTS.ssh}`]);
-    const pfSshPort = Number(/Forwarding from 127\.0\.0\.1:(\d+)/.exec((await new Lines(pfSsh, 'stdout', 'kubectl port-forward (ssh)').wait(/Forwarding from 127\.0\.0\.1:/)).line)?.[1]);
-    const ssh = spawnLaptop('ssh', [
-      '-F', '/dev/null', '-i', keyFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
-      '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ExitOnForwardFailure=yes',
-      '-v', '-N', '-D', `127.0.0.1:${SSH_D_PORT}`, '-p', String(pfSshPort), `${SSH_USER}@127.0.0.1`,
-    ]);
+    const pfSsh = spawnLaptop('kubectl', ['port-forward', '-n', NS, `pod/${sshd.pod}`, `:${PORTS.ssh}`]);
+    const pfSshPort = await portForwardPort(pfSsh, 'kubectl port-forward (ssh)');
+    const ssh = spawnLaptop('ssh', openSshArgs(sshd.keyFile, pfSshPort, ['-D', `127.0.0.1:${SSH_D_PORT}`]));
     const sshErr = new Lines(ssh, 'stderr', 'ssh -D');
     const sshReady = await sshErr.wait(/channel \d+: new port-listener/);
     const sshReadyMs = sshReady.at - sshT0;
     const cipher = /kex: server->client cipher: (\S+)/.exec(sshErr.text())?.[1] ?? 'unknown';
 
     const pfSource = spawnLaptop('kubectl', ['port-forward', '-n', NS, 'pod/source', ':9000']);
-    const pfSourcePort = Number(/Forwarding from 127\.0\.0\.1:(\d+)/.exec((await new Lines(pfSource, 'stdout', 'kubectl port-forward (source)').wait(/Forwarding from 127\.0\.0\.1:/)).line)?.[1]);
+    const pfSourcePort = await portForwardPort(pfSource, 'kubectl port-forward (source)');
 
-    const url = `http://${sourceIp}:9000/`;
+    const url = `http://${sourceIp}:9000/?bytes=${SIZE}`;
     const speeds: Record<'direct' | 'connect' | 'sshD' | 'pf', number[]> = { direct: [], connect: [], sshD: [], pf: [] };
     for (let i = 0; i < ROUNDS; i++) {
-      speeds.direct.push(await download(c.inNode('curl', [...CURL, url]), 'direct'));
-      speeds.connect.push(await download(c.inLaptop('curl', [...CURL, '--socks5-hostname', `127.0.0.1:${SOCKS_PORT}`, url]), 'kt connect'));
-      speeds.sshD.push(await download(c.inLaptop('curl', [...CURL, '--socks5-hostname', `127.0.0.1:${SSH_D_PORT}`, url]), 'ssh -D'));
-      speeds.pf.push(await download(c.inLaptop('curl', [...CURL, `http://127.0.0.1:${pfSourcePort}/`]), 'port-forward'));
+      speeds.direct.push(await download(c.inNode('curl', [...CURL, url]), 'direct', SIZE));
+      speeds.connect.push(await download(c.inLaptop('curl', [...CURL, '--socks5-hostname', `127.0.0.1:${SOCKS_PORT}`, url]), 'kt connect', SIZE));
+      speeds.sshD.push(await download(c.inLaptop('curl', [...CURL, '--socks5-hostname', `127.0.0.1:${SSH_D_PORT}`, url]), 'ssh -D', SIZE));
+      speeds.pf.push(await download(c.inLaptop('curl', [...CURL, `http://127.0.0.1:${pfSourcePort}/?bytes=${SIZE}`]), 'port-forward', SIZE));
     }
     await stop(ssh);
     await stop(pfSsh);
     await stop(pfSource);
     await stop(connect, 'SIGINT');
     if (connect.exitCode !== 0) throw new Error(`kt connect exited with ${connect.exitCode}:\n${connectErr.text()}`);
-    await c.kubectl(['delete', 'pod', '-n', NS, sshd.metadata.name, '--wait=false']);
+    await c.kubectl(['delete', 'pod', '-n', NS, sshd.pod, '--wait=false']);
 
     // ---- connect, route mode: DNS through the tunnel ------------------------------------------
     const fqdn = `web.${NS}.svc.cluster.local`;
@@ -482,14 +233,7 @@ export async function run(): Promise<BenchRow[]> {
     const exchangeReadyMs = exchanging.at - exchangeT0;
     const routedIn = /routed in ([\d.]+) s/.exec(exchanging.line)?.[1] ?? '?';
     const exchangeSteps = steps(exchangeErr, exchangeT0);
-    // The Service now selects the router; once its Endpoints are in the service proxy's rules, the laptop answers.
-    const router = c.store.list('pods', NS).find((p) => p.metadata.labels?.[LABELS.role] === 'router');
-    const routerIp = podIp(router);
-    await c.waitFor('endpoints', NS, 'web', (o) => {
-      const ips = ((o?.subsets as { addresses?: { ip: string }[] }[] | undefined) ?? []).flatMap((s) => s.addresses ?? []).map((a) => a.ip);
-      return ips.length > 0 && ips.every((ip) => ip === routerIp);
-    }, GUARD_MS);
-    await c.serviceProxySynced();
+    const router = await serviceOnRouter(c, NS, 'web');
     const svcUrl = `http://web.${NS}/`;
     const exchanged = [await latency(svcUrl, (p) => p.join() === 'laptop')];
     direct.push(await latency(directUrl, (p) => p.join() === webPod?.metadata.name));
@@ -603,7 +347,7 @@ export async function run(): Promise<BenchRow[]> {
       },
     ];
   } finally {
-    for (const child of children.reverse()) await stop(child, 'SIGINT');
+    await stopAll();
     await c.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -23,11 +23,11 @@ import { run as rbac } from '../../plugin/src/commands/rbac.ts';
 import type { OptionsOf } from '../../plugin/src/cli.ts';
 import type { Deps } from '../../plugin/src/deps.ts';
 import { nthAddress } from './net/cidr.ts';
-import { createNetns, setupNode, writeEtcNetnsFile } from './net/netns.ts';
+import { createNetns, deleteNetns, setupNode, writeEtcNetnsFile } from './net/netns.ts';
 import { ServiceProxy } from './net/proxy.ts';
 import { collect, runResult, type RunResult } from './net/run.ts';
 import { splice } from './net/splice.ts';
-import { lockIndex, StateRecord, sweepDead, teardown, type ClusterState } from './net/state.ts';
+import { killAndWait, lockIndex, netnsPids, StateRecord, sweepDead, teardown, type ClusterState } from './net/state.ts';
 import { Kubelet } from './node/kubelet.ts';
 import { startKubeletServer, type KubeletServer } from './node/kubelet-server.ts';
 import { registerNode, type NodeRegistration } from './node/registration.ts';
@@ -118,6 +118,15 @@ export interface Cluster {
    * has them; a test that just saw Endpoints appear waits for this, not a retry.
    */
   serviceProxySynced(): Promise<void>;
+  /**
+   * Create network namespace `<name>-<suffix>`, owned like the cluster's own:
+   * stop() and the sweep after a crash remove it with every process in it.
+   */
+  addNetns(suffix: string): Promise<string>;
+  /** Remove a namespace made by addNetns, and the processes in it, now. */
+  removeNetns(netns: string): Promise<void>;
+  /** The unix socket where the API server answers; its relays connect here. */
+  apiSocket: string;
   /** Stop everything and remove every namespace, interface, table, process and file the cluster created. Idempotent. */
   stop(): Promise<void>;
 }
@@ -435,6 +444,18 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         await p.synced();
         if (p.lastError) throw p.lastError;
       },
+      addNetns: async (suffix) => {
+        const ns = `${name}-${suffix}`;
+        record.addNetns(ns);
+        await createNetns(ns);
+        return ns;
+      },
+      removeNetns: async (ns) => {
+        await killAndWait(await netnsPids(ns));
+        await deleteNetns(ns);
+        record.removeNetns(ns);
+      },
+      apiSocket: sock,
       stop,
     };
   } catch (e) {

@@ -3,6 +3,8 @@
 // Unix sockets are reachable from every network namespace, so this is how
 // the API server (in the root namespace) appears at an address inside the
 // laptop and node namespaces. Prints "listening HOST:PORT" once bound.
+// The link emulator (link.ts) also relays TCP → TCP (`--to HOST:PORT`) and
+// holds each direction's bytes for `--delay-ms` (delay.ts).
 import { createConnection, createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { splice } from './splice.ts';
@@ -15,15 +17,17 @@ export function splitHostPort(s: string): { host: string; port: number } {
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: { listen: { type: 'string' }, 'to-unix': { type: 'string' } } });
-  if (!values.listen || !values['to-unix']) {
-    process.stderr.write('usage: relay.ts --listen HOST:PORT --to-unix SOCKET\n');
+  const { values } = parseArgs({ options: { listen: { type: 'string' }, 'to-unix': { type: 'string' }, to: { type: 'string' }, 'delay-ms': { type: 'string' } } });
+  const delayMs = Number(values['delay-ms'] ?? 0);
+  if (!values.listen || !values['to-unix'] === !values.to || !(delayMs >= 0)) {
+    process.stderr.write('usage: relay.ts --listen HOST:PORT (--to-unix SOCKET | --to HOST:PORT) [--delay-ms MS]\n');
     process.exit(2);
   }
-  const target = values['to-unix'];
+  const unix = values['to-unix'];
+  const to = values.to ? splitHostPort(values.to) : undefined;
   const { host, port } = splitHostPort(values.listen);
   const server = createServer({ noDelay: true }, (client) => {
-    splice(client, createConnection(target));
+    splice(client, unix ? createConnection(unix) : createConnection({ ...to!, noDelay: true }), { delayMs });
   });
   server.on('error', (e) => {
     process.stderr.write(`relay: ${e.message}\n`);

@@ -2,6 +2,7 @@
 // both ways plus CloseWrite) joins them. Used wherever the cluster relays a
 // byte stream: the API relays and the pod agent's port-forward.
 import type { Socket } from 'node:net';
+import { delayPipe } from './delay.ts';
 
 /**
  * Copies bytes both ways with backpressure. A FIN from one peer is passed on
@@ -17,7 +18,7 @@ import type { Socket } from 'node:net';
  * error, or a socket closing before both of its directions are done (a
  * reset, a destroy), tears down both at once.
  */
-export function splice(a: Socket, b: Socket): void {
+export function splice(a: Socket, b: Socket, opts: { delayMs?: number } = {}): void {
   if (a.destroyed || b.destroyed) {
     a.destroy();
     b.destroy();
@@ -27,8 +28,14 @@ export function splice(a: Socket, b: Socket): void {
   // its own at once, cutting the direction that is still flowing.
   a.allowHalfOpen = true;
   b.allowHalfOpen = true;
-  a.pipe(b);
-  b.pipe(a);
+  if (opts.delayMs) {
+    // The link emulator: each direction held for delayMs (delay.ts).
+    delayPipe(a, b, { delayMs: opts.delayMs });
+    delayPipe(b, a, { delayMs: opts.delayMs });
+  } else {
+    a.pipe(b);
+    b.pipe(a);
+  }
   const abort = (): void => {
     a.destroy();
     b.destroy();
