@@ -1,7 +1,9 @@
 // Header conditions of a mesh route, compiled once when the route is
 // registered (validate at the edge), then matched per request without
 // allocation. Pure: no I/O, tested without sockets.
+import { BAGGAGE_HEADER, describeMatch } from '../protocol/index.ts';
 import type { HeaderMatch } from '../protocol/index.ts';
+import { parseBaggage } from './baggage.ts';
 
 /** RFC 9110 §5.6.2 token: what a header name may be made of. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -14,6 +16,13 @@ export interface Condition {
   /** The form it was registered in, for status and conflict checks. */
   source: HeaderMatch;
   test(value: string): boolean;
+  /**
+   * Set on baggage conditions: the test reads every line of the header at
+   * once (W3C Baggage: several `baggage` lines are one list), through testAll.
+   */
+  testAll?: (values: readonly string[] | string) => boolean;
+  /** Whether a request carries this condition's key at all (header present, baggage member present): for the counters. */
+  carried?: (values: readonly string[] | string) => boolean;
 }
 
 /** Header values of a request by lowercased name; undefined when absent. */
@@ -25,6 +34,15 @@ export function compileConditions(matches: readonly HeaderMatch[]): Condition[] 
   const out: Condition[] = [];
   const seen = new Set<string>();
   for (const m of matches) {
+    if (m && typeof m === 'object' && 'baggage' in m) {
+      const c = baggageCondition(m);
+      if (typeof c === 'string') return c;
+      out.push(c);
+      const key = conditionKey(c.source);
+      if (seen.has(key)) return `condition ${key} is given twice`;
+      seen.add(key);
+      continue;
+    }
     if (!m || typeof m.name !== 'string' || !TOKEN.test(m.name)) return `header name ${JSON.stringify(m?.name)} is not a valid HTTP field name`;
     const name = m.name.toLowerCase();
     if ('regex' in m && typeof m.regex === 'string') {
@@ -56,7 +74,9 @@ export function matchesAll(conds: readonly Condition[], lookup: HeaderLookup): b
   for (const c of conds) {
     const v = lookup(c.name);
     if (v === undefined) return false;
-    if (typeof v === 'string') {
+    if (c.testAll) {
+      if (!c.testAll(v)) return false;
+    } else if (typeof v === 'string') {
       if (!c.test(v)) return false;
     } else if (!v.some((x) => c.test(x))) {
       return false;
@@ -66,7 +86,36 @@ export function matchesAll(conds: readonly Condition[], lookup: HeaderLookup): b
 }
 
 function conditionKey(m: HeaderMatch): string {
-  return 'regex' in m ? `${m.name.toLowerCase()}~=${m.regex}` : `${m.name.toLowerCase()}=${m.value}`;
+  return describeMatch(m);
+}
+
+/**
+ * A baggage member condition (router/baggage.ts parses). The last parsed
+ * lines are kept: the match and the counters (router/counters.ts) ask about
+ * the same request one after the other, and parse it once.
+ */
+function baggageCondition(m: { baggage: unknown; value: unknown }): Condition | string {
+  if (typeof m.baggage !== 'string' || !TOKEN.test(m.baggage)) return `baggage key ${JSON.stringify(m.baggage)} is not a valid key (an HTTP token)`;
+  if (typeof m.value !== 'string') return `baggage condition on ${m.baggage} has no value`;
+  const key = m.baggage;
+  const want = m.value;
+  let lastIn: readonly string[] | string | undefined;
+  let lastOut: ReturnType<typeof parseBaggage>;
+  const parsed = (v: readonly string[] | string): ReturnType<typeof parseBaggage> => {
+    if (!sameLines(v, lastIn)) {
+      lastIn = v;
+      lastOut = parseBaggage(v);
+    }
+    return lastOut;
+  };
+  const testAll = (v: readonly string[] | string): boolean => parsed(v)?.get(key)?.includes(want) ?? false;
+  return {
+    name: BAGGAGE_HEADER,
+    source: { baggage: key, value: want },
+    test: (v) => testAll(v),
+    testAll,
+    carried: (v) => parsed(v)?.has(key) ?? false,
+  };
 }
 
 /** A canonical text of a condition set (order and name case do not matter): two routes conflict when theirs are equal. */
@@ -80,4 +129,10 @@ export function conditionSetKey(conds: readonly Condition[]): string {
 /** Human form for messages: `x-kt-version=alice, x-tenant~=a.*`. */
 export function describeConditions(conds: readonly Condition[]): string {
   return conds.map((c) => conditionKey(c.source)).join(', ');
+}
+
+/** Same header lines (lookups may build a new array per call). */
+function sameLines(a: readonly string[] | string, b: readonly string[] | string | undefined): boolean {
+  if (typeof a === 'string' || typeof b === 'string' || b === undefined) return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
