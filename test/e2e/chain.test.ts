@@ -289,6 +289,25 @@ describe('full-link routing', () => {
     await waitNoKtPods(cluster);
   });
 
+  test('mesh says so when its route matched nothing for a whole window while the Service had requests (KT_COUNT_WINDOW_SECONDS=5)', async () => {
+    const child = mesh(['--expose', `${LAPTOP.http}:80`, '--baggage', 'kt=carol'], { KT_COUNT_WINDOW_SECONDS: '5' });
+    const out = collect(child);
+    try {
+      await waitForLine(child, /^meshing: /);
+      const router = cluster.store.list('pods', NS).find((p) => p.metadata.name.startsWith('kt-router-back'));
+      const env = (router?.spec as { containers: { env?: { name: string; value?: string }[] }[] }).containers[0].env ?? [];
+      assert.equal(env.find((e) => e.name === 'KT_ROUTER_COUNT_WINDOW_SECONDS')?.value, '5', 'the window reached the new router');
+      // Untagged traffic (the caller does not pass the tag on) until mesh says so; it reads the counts at its 10 s heartbeat.
+      const re = /^• no request carried baggage kt=carol in the last 5 s; \d+ untagged requests? and \d+ with another value reached back — is the tag passed on by the caller\?/m;
+      const deadline = performance.now() + 45_000;
+      while (!re.test(out()) && performance.now() < deadline) await httpChains(`http://${fqdn('back')}/who`, [[], ['baggage: kt=dave']]);
+      assert.match(out(), re);
+    } finally {
+      await stop(child, out);
+    }
+    await waitNoKtPods(cluster);
+  });
+
   test('a gRPC channel opened before the mesh stays on the original pod, tagged or not; after it reconnects, tagged calls reach the laptop', async () => {
     const ip = String((cluster.store.get('services', NS, 'back')?.spec as { clusterIP: string }).clusterIP);
     // A long-lived client (as a service keeps its channel), in the node's network where ClusterIPs work.
