@@ -55,9 +55,9 @@ export const COMMANDS = {
       httpPort: value('Local HTTP proxy port (socks mode)', 'PORT', parsePort, { default: 1081, defaultText: '1081' }),
       namespaces: list('Also resolve short Service names of these namespaces (default: -n only)', 'NS[,NS...]', parseNamespaces),
       allNamespaces: bool('Resolve short Service names of every namespace', { short: 'A' }),
-      header: list('Set header NAME to VALUE on every plain-HTTP request through the HTTP proxy (socks mode; HTTPS passes untouched); repeatable',
+      header: list('Set header NAME to VALUE on every plain-HTTP request through the HTTP proxy (socks mode; HTTPS passes untouched)',
         'NAME=VALUE', (raw, what) => [parseHeaderToAdd(raw, what)]),
-      baggage: list('Add member KEY=VALUE to the W3C baggage header of every plain-HTTP request through the HTTP proxy (socks mode); repeatable',
+      baggage: list('Add member KEY=VALUE to the W3C baggage header of every plain-HTTP request through the HTTP proxy (socks mode; ours win over the same key)',
         'KEY=VALUE', (raw, what) => [parseBaggageMember(raw, what)]),
     },
     args: {},
@@ -84,14 +84,14 @@ export const COMMANDS = {
     examples: [{ command: 'kubectl kt exchange svc/web --expose 8080:80 -n shop', comment: 'web:80 in the cluster reaches localhost:8080' }],
   }),
   mesh: command({
-    summary: 'Send only requests with your header value to a local port',
+    summary: 'Send only requests with your header or baggage value to a local port',
     description: 'Requests that match every --header and --baggage go to this machine; all others go to the original pods. '
       + 'Several developers share one router per Service, each with their own header value. '
       + `Without --header or --baggage, a random value of ${DEFAULT_MESH_HEADER} is chosen and printed.`,
     flags: {
       expose: expose('Local port and the Service port it stands for'),
       header: list('Match NAME=VALUE exactly, or NAME~=REGEX; repeat to require several', 'NAME=VALUE', (raw, what) => [parseHeader(raw, what)]),
-      baggage: list('Match a member of the W3C baggage header: KEY whose decoded value is VALUE; repeatable, combines with --header',
+      baggage: list('Match a member of the W3C baggage header: KEY whose decoded value is VALUE; combines with --header',
         'KEY=VALUE', (raw, what) => [parseBaggageMember(raw, what)]),
     },
     args: { target },
