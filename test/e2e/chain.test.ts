@@ -189,6 +189,10 @@ describe('full-link routing', () => {
       assert.deepEqual(chains.map((c) => (endsOnAlice(c) ? 'alice' : endsOnBack(c) ? 'back' : c)), ['alice', 'back', 'back', 'alice', 'alice', 'alice', 'back', 'back']);
       assert.match(chains[0], /^front-\S+ > middle-\S+ > alice$/);
 
+      // h2c by prior knowledge, straight to back: routed per stream on the same rule.
+      const h2 = await cluster.inPod(NS, 'client', 'curl', ['-sS', '--max-time', '10', '--http2-prior-knowledge', '-H', 'baggage: kt=alice', `http://${fqdn('back')}/who`], { timeoutMs: 30_000 });
+      assert.equal((JSON.parse(h2.stdout) as { pod: string; httpVersion: string }).pod, 'alice', h2.stderr);
+
       // gRPC: the baggage rides as metadata, each hop passes it on.
       assert.match(await grpcChain(`${fqdn('front')}:9090`, 'kt=alice'), /^front-\S+ > middle-\S+ > alice$/);
       assert.ok(endsOnBack(await grpcChain(`${fqdn('front')}:9090`)));
@@ -270,6 +274,7 @@ describe('full-link routing', () => {
         const el = await page.waitForSelector('tr[data-service="back"] [data-counts="80"]', { timeout: 15_000 });
         assert.deepEqual(await el.evaluate((e) => [e.getAttribute('data-matched'), e.getAttribute('data-other'), e.getAttribute('data-untagged'), e.getAttribute('data-requests')]), ['7', '5', '9', '21']);
         assert.match((await el.textContent()) ?? '', /7 matched · 5 other value · 9 untagged of 21/);
+        assert.match((await page.textContent('tr[data-service="back"] [data-route]')) ?? '', /baggage kt=alice → \S+@\S+/, 'the baggage rule is shown like a header rule');
 
         // Live: more requests show up at the next heartbeat without a reload.
         await httpChains(back, [['baggage: kt=alice'], ['baggage: kt=alice']]);
