@@ -82,6 +82,24 @@ function collect(child: ChildProcess): () => string {
   return () => buf;
 }
 
+/** Resolves once the output collected so far matches (checked now and on each chunk of stderr). */
+function outputMatches(child: ChildProcess, out: () => string, re: RegExp, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (!re.test(out())) return;
+      clearTimeout(timer);
+      child.stderr?.off('data', check);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      child.stderr?.off('data', check);
+      reject(new Error(`no ${re} in:\n${out()}`));
+    }, timeoutMs);
+    child.stderr?.on('data', check);
+    check();
+  });
+}
+
 async function stop(child: ChildProcess, out: () => string): Promise<void> {
   const gone = exited(child);
   child.kill('SIGINT');
@@ -174,7 +192,7 @@ describe('full-link routing', () => {
     const out = collect(child);
     try {
       await waitForLine(child, /^meshing: back:80 -> localhost:18091, back:9090 -> localhost:18092 for requests with baggage kt=alice/);
-      assert.match(out(), /note: connections opened before this \(gRPC channels, HTTP keep-alive pools, WebSockets\) stay on the original pods/);
+      await outputMatches(child, out, /note: connections opened before this \(gRPC channels, HTTP keep-alive pools, WebSockets\) stay on the original pods/);
       await eventually(() => httpChains(front, [['baggage: kt=alice']]), (c) => endsOnAlice(c[0]), 10_000, 'tagged request to alice');
       const chains = await httpChains(front, [
         ['baggage: kt=alice'],
