@@ -1,9 +1,9 @@
 // Header conditions of a mesh route, compiled once when the route is
 // registered (validate at the edge), then matched per request without
 // allocation. Pure: no I/O, tested without sockets.
-import { BAGGAGE_HEADER, describeMatch } from '../protocol/index.ts';
+import { describeMatch } from '../protocol/index.ts';
 import type { HeaderMatch } from '../protocol/index.ts';
-import { parseBaggage } from './baggage.ts';
+import { baggageCondition } from './baggage.ts';
 
 /** RFC 9110 §5.6.2 token: what a header name may be made of. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -89,35 +89,6 @@ function conditionKey(m: HeaderMatch): string {
   return describeMatch(m);
 }
 
-/**
- * A baggage member condition (router/baggage.ts parses). The last parsed
- * lines are kept: the match and the counters (router/counters.ts) ask about
- * the same request one after the other, and parse it once.
- */
-function baggageCondition(m: { baggage: unknown; value: unknown }): Condition | string {
-  if (typeof m.baggage !== 'string' || !TOKEN.test(m.baggage)) return `baggage key ${JSON.stringify(m.baggage)} is not a valid key (an HTTP token)`;
-  if (typeof m.value !== 'string') return `baggage condition on ${m.baggage} has no value`;
-  const key = m.baggage;
-  const want = m.value;
-  let lastIn: readonly string[] | string | undefined;
-  let lastOut: ReturnType<typeof parseBaggage>;
-  const parsed = (v: readonly string[] | string): ReturnType<typeof parseBaggage> => {
-    if (!sameLines(v, lastIn)) {
-      lastIn = v;
-      lastOut = parseBaggage(v);
-    }
-    return lastOut;
-  };
-  const testAll = (v: readonly string[] | string): boolean => parsed(v)?.get(key)?.includes(want) ?? false;
-  return {
-    name: BAGGAGE_HEADER,
-    source: { baggage: key, value: want },
-    test: (v) => testAll(v),
-    testAll,
-    carried: (v) => parsed(v)?.has(key) ?? false,
-  };
-}
-
 /** A canonical text of a condition set (order and name case do not matter): two routes conflict when theirs are equal. */
 export function conditionSetKey(conds: readonly Condition[]): string {
   return conds
@@ -129,10 +100,4 @@ export function conditionSetKey(conds: readonly Condition[]): string {
 /** Human form for messages: `x-kt-version=alice, x-tenant~=a.*`. */
 export function describeConditions(conds: readonly Condition[]): string {
   return conds.map((c) => conditionKey(c.source)).join(', ');
-}
-
-/** Same header lines (lookups may build a new array per call). */
-function sameLines(a: readonly string[] | string, b: readonly string[] | string | undefined): boolean {
-  if (typeof a === 'string' || typeof b === 'string' || b === undefined) return a === b;
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
