@@ -6,6 +6,9 @@ import { PROTOCOL_VERSION, type HeaderMatch } from '../../proxy-image/src/protoc
 import { Counters } from '../../proxy-image/src/router/counters.ts';
 import { RouteTable } from '../../proxy-image/src/router/table.ts';
 import { quietLine, trafficOf } from '../../plugin/src/session/route-traffic.ts';
+import { parseRoutes } from '../../plugin/src/status/model.ts';
+import { trafficText } from '../../plugin/src/commands/status.ts';
+import { routerEnv } from '../../plugin/src/kube/takeover.ts';
 
 const lk = (h: Record<string, string>) => (n: string) => h[n];
 
@@ -64,4 +67,20 @@ test('route traffic: the session\'s own counts from /routes, and the "matched no
   assert.equal(quietLine({ ...t!.ports[0], matched: 1 }, 60, 'x', 'web'), undefined);
   assert.equal(quietLine({ ...t!.ports[0], requests: 0, untagged: 0 }, 60, 'x', 'web'), undefined);
   assert.match(quietLine({ ...t!.ports[0], untagged: 0, otherValue: 4 }, 5, 'baggage kt=alice', 'back')!, /in the last 5 s; 4 with another value reached back/);
+});
+
+test('status: a route annotation\'s counts reach status (text and JSON); a new router gets the count window', () => {
+  const traffic = { windowSeconds: 60, at: '2026-12-03T10:00:00.000Z', ports: [{ servicePort: 80, matched: 7, otherValue: 5, untagged: 9, requests: 21, portUntagged: 9 }] };
+  const routes = parseRoutes({
+    'kt.dev/routes.s1': JSON.stringify({ owner: 'alice@laptop', kind: 'mesh', since: '2026-12-03T09:59:00Z', heartbeat: '2026-12-03T10:00:00Z', servicePort: 80, headers: [{ baggage: 'kt', value: 'alice' }], traffic }),
+    'kt.dev/routes.s2': JSON.stringify({ owner: 'bob@laptop', kind: 'mesh', since: '2026-12-03T09:59:30Z', heartbeat: '2026-12-03T10:00:00Z', servicePort: 80, headers: [{ name: 'x-kt-version', value: 'bob' }] }),
+  }, Date.parse('2026-12-03T10:00:05Z'));
+  assert.deepEqual(routes[0].traffic, traffic);
+  assert.deepEqual(routes[0].headers, [{ baggage: 'kt', value: 'alice' }]);
+  assert.equal(routes[1].traffic, undefined, 'a session of an older plugin sends none');
+  assert.equal(trafficText(routes[0]), '7 matched, 5 other value, 9 untagged of 21 (last 60 s)');
+  assert.equal(trafficText(routes[1]), '');
+  const own = { ssh: 2222, health: 8081 };
+  assert.equal(routerEnv([], 'o', own, 5).KT_ROUTER_COUNT_WINDOW_SECONDS, '5');
+  assert.equal(routerEnv([], 'o', own).KT_ROUTER_COUNT_WINDOW_SECONDS, undefined);
 });
