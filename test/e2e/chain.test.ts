@@ -245,6 +245,9 @@ describe('full-link routing', () => {
       const refused = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', NS, '--header', 'x~=a', '--', 'true']);
       assert.equal(refused.code, 2);
       assert.match(refused.stderr, /KT_ERR_BAD_VALUE/);
+      const routeMode = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', NS, '--mode', 'route', '--baggage', 'kt=alice']);
+      assert.equal(routeMode.code, 2);
+      assert.match(routeMode.stderr, /^error KT_ERR_BAD_VALUE: invalid --baggage "kt=alice": the HTTP proxy of --mode socks adds it; --mode route passes connections as they are/m);
     } finally {
       await stop(child, out);
     }
