@@ -8,7 +8,7 @@ import { DEFAULT_IMAGE, DEFAULT_MESH_HEADER } from '../../proxy-image/src/protoc
 import { arg, bool, choice, command, list, optional, optionalArg, suggest, value, type CommandModule, type Flag, type Options, type Table } from './args.ts';
 import { ktError } from './errors.ts';
 import {
-  parseDnsLabel, parseExpose, parseForwardTarget, parseHeader, parseNamespaces, parseNonEmpty, parsePort,
+  parseBaggageMember, parseDnsLabel, parseExpose, parseForwardTarget, parseHeader, parseHeaderToAdd, parseNamespaces, parseNonEmpty, parsePort,
   checkUniqueRemotes, parseChoice, parsePortMapping, parseServiceAccount, parseWorkloadRef, type PortMapping,
 } from './values.ts';
 
@@ -55,6 +55,10 @@ export const COMMANDS = {
       httpPort: value('Local HTTP proxy port (socks mode)', 'PORT', parsePort, { default: 1081, defaultText: '1081' }),
       namespaces: list('Also resolve short Service names of these namespaces (default: -n only)', 'NS[,NS...]', parseNamespaces),
       allNamespaces: bool('Resolve short Service names of every namespace', { short: 'A' }),
+      header: list('Set header NAME to VALUE on every plain-HTTP request through the HTTP proxy (socks mode; HTTPS passes untouched)',
+        'NAME=VALUE', (raw, what) => [parseHeaderToAdd(raw, what)]),
+      baggage: list('Add member KEY=VALUE to the W3C baggage header of every plain-HTTP request through the HTTP proxy (socks mode; ours win over the same key)',
+        'KEY=VALUE', (raw, what) => [parseBaggageMember(raw, what)]),
     },
     args: {},
     rest: { placeholder: 'CMD...', summary: 'Run CMD through the proxy (socks mode) and disconnect when it exits' },
@@ -62,6 +66,7 @@ export const COMMANDS = {
     examples: [
       { command: 'kubectl kt connect -n shop -- curl http://web:8080/', comment: 'run one command with cluster access' },
       { command: 'sudo kubectl kt connect --mode route', comment: 'every local process reaches the cluster until Ctrl-C' },
+      { command: 'kubectl kt connect --header x-kt-version=alice -- curl http://web/', comment: 'the request carries x-kt-version: alice (reaches a mesh on that value)' },
     ],
   }),
   exchange: command({
@@ -79,17 +84,22 @@ export const COMMANDS = {
     examples: [{ command: 'kubectl kt exchange svc/web --expose 8080:80 -n shop', comment: 'web:80 in the cluster reaches localhost:8080' }],
   }),
   mesh: command({
-    summary: 'Send only requests with your header value to a local port',
-    description: 'Requests whose headers match every --header go to this machine; all others go to the original pods. '
+    summary: 'Send only requests with your header or baggage value to a local port',
+    description: 'Requests that match every --header and --baggage go to this machine; all others go to the original pods. '
       + 'Several developers share one router per Service, each with their own header value. '
-      + `Without --header, a random value of ${DEFAULT_MESH_HEADER} is chosen and printed.`,
+      + `Without --header or --baggage, a random value of ${DEFAULT_MESH_HEADER} is chosen and printed.`,
     flags: {
       expose: expose('Local port and the Service port it stands for'),
       header: list('Match NAME=VALUE exactly, or NAME~=REGEX; repeat to require several', 'NAME=VALUE', (raw, what) => [parseHeader(raw, what)]),
+      baggage: list('Match a member of the W3C baggage header: KEY whose decoded value is VALUE; combines with --header',
+        'KEY=VALUE', (raw, what) => [parseBaggageMember(raw, what)]),
     },
     args: { target },
     outputs: ['text', 'json'],
-    examples: [{ command: 'kubectl kt mesh svc/web --expose 8080:80 --header x-kt-version=alice', comment: 'requests with x-kt-version: alice reach localhost:8080' }],
+    examples: [
+      { command: 'kubectl kt mesh svc/web --expose 8080:80 --header x-kt-version=alice', comment: 'requests with x-kt-version: alice reach localhost:8080' },
+      { command: 'kubectl kt mesh svc/back --expose 8080:80 --baggage kt=alice', comment: 'requests whose baggage has kt=alice reach localhost:8080' },
+    ],
   }),
   preview: command({
     summary: 'Publish a local port as a new Service in the cluster',

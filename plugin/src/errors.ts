@@ -217,8 +217,8 @@ export const ERRORS = {
       : `service ${p.service} ports ${p.sharedWith} and ${p.port} both target pod port ${p.targetPort}; the router cannot tell them apart`),
   ),
   KT_ERR_ROUTE_TAKEN: failure<{ service: string; reason: string }>(
-    'Someone else holds that route: an exchange of the Service, or a mesh route with the same headers.',
-    'ask the holder (`kubectl kt status` shows who), or use mesh with your own --header value',
+    'Someone else holds that route: an exchange of the Service, or a mesh route with the same header and baggage rules.',
+    'ask the holder (`kubectl kt status` shows who), or use mesh with your own --header or --baggage value',
     (p) => `cannot route ${p.service}: ${p.reason}`,
   ),
   KT_ERR_ROUTER_GONE: failure<{ namespace: string; service: string; reason: string }>(

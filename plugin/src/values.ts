@@ -22,6 +22,13 @@ function port(s: string, what: string, whole: string): number {
   return n;
 }
 
+/** A whole number of seconds, at least 1 (an environment setting such as KT_COUNT_WINDOW_SECONDS). */
+export function parsePositiveSeconds(raw: string, what: string): number {
+  const n = /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1)) bad(what, raw, 'expected a whole number of seconds from 1 to 999999, for example 60');
+  return n;
+}
+
 export function parseBool(raw: string, what: string): boolean {
   if (raw === 'true') return true;
   if (raw === 'false') return false;
@@ -98,6 +105,41 @@ export function parseHeader(raw: string, what: string): HeaderMatch {
     bad(what, raw, `not a valid regular expression (${(e as Error).message})`);
   }
   return { name: lname, kind: 'regex', pattern: value };
+}
+
+/** One W3C baggage member (https://www.w3.org/TR/baggage/): KEY and its decoded VALUE. */
+export interface BaggageMember {
+  readonly key: string;
+  readonly value: string;
+}
+
+/**
+ * `KEY=VALUE` for `--baggage`: KEY is an RFC 9110 token (the spec's key),
+ * VALUE the text as the application reads it (percent-decoded); it is
+ * percent-encoded where it goes into a header.
+ */
+export function parseBaggageMember(raw: string, what: string): BaggageMember {
+  const eq = raw.indexOf('=');
+  if (eq <= 0) bad(what, raw, 'expected KEY=VALUE, for example kt=alice');
+  const key = raw.slice(0, eq);
+  const value = raw.slice(eq + 1);
+  if (!TOKEN.test(key)) bad(what, raw, `"${key}" is not a baggage key: letters, digits and !#$%&'*+-.^_\`|~ only, for example kt=alice`);
+  if (value === '') bad(what, raw, 'the value is empty, for example kt=alice');
+  if (/[\0-\x1f\x7f]/.test(value)) bad(what, raw, 'a baggage value cannot contain control characters');
+  return { key, value };
+}
+
+// Headers the HTTP proxy must own (framing, hop-by-hop, RFC 9110 §7.6.1, the
+// target): adding them to every request would break requests, not tag them.
+const NOT_INJECTABLE = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization']);
+
+/** `NAME=VALUE` for `connect --header`: a header set on every request (no regex form here). */
+export function parseHeaderToAdd(raw: string, what: string): { readonly name: string; readonly value: string } {
+  const h = parseHeader(raw, what);
+  if (h.kind !== 'exact') bad(what, raw, 'connect sets a header value; NAME~=REGEX is a mesh rule. Use NAME=VALUE, for example x-kt-version=alice');
+  if (NOT_INJECTABLE.has(h.name)) bad(what, raw, `the proxy sets ${h.name} itself; pick another header, for example x-kt-version=alice`);
+  if (h.name === 'baggage') bad(what, raw, 'use --baggage KEY=VALUE to add a baggage member (members are merged, not replaced)');
+  return { name: h.name, value: h.value };
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

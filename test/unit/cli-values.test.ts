@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { isKtError } from '../../plugin/src/errors.ts';
 import {
   parseDnsLabel, parseExpose, parseForwardTarget, parseHeader, parseNamespaces, parsePort, parsePortMapping,
-  parseServiceAccount, parseWorkloadRef,
+  parseServiceAccount, parseWorkloadRef, parseBaggageMember, parseHeaderToAdd, parsePositiveSeconds,
 } from '../../plugin/src/values.ts';
 
 /** Asserts the exact KT_ERR_BAD_VALUE message. */
@@ -45,6 +45,21 @@ test('--header NAME=VALUE and NAME~=REGEX', () => {
   refuses(() => parseHeader('x=', '--header'), 'invalid --header "x=": the value is empty');
   refuses(() => parseHeader('x=a\r\nb', '--header'), 'invalid --header "x=a\\r\\nb": a header value cannot contain CR, LF or NUL');
   assert.throws(() => parseHeader('x~=(', '--header'), (e) => isKtError(e) && /not a valid regular expression/.test(e.message));
+});
+
+test('--baggage KEY=VALUE (mesh, connect) and connect --header NAME=VALUE', () => {
+  assert.deepEqual(parseBaggageMember('kt=alice', 'b'), { key: 'kt', value: 'alice' });
+  assert.deepEqual(parseBaggageMember('kt=alice smith, ü;x=y', 'b'), { key: 'kt', value: 'alice smith, ü;x=y' }, 'the decoded value: anything printable');
+  refuses(() => parseBaggageMember('alice', '--baggage'), 'invalid --baggage "alice": expected KEY=VALUE, for example kt=alice');
+  refuses(() => parseBaggageMember('k t=a', '--baggage'), 'invalid --baggage "k t=a": "k t" is not a baggage key: letters, digits and !#$%&\'*+-.^_`|~ only, for example kt=alice');
+  refuses(() => parseBaggageMember('kt=', '--baggage'), 'invalid --baggage "kt=": the value is empty, for example kt=alice');
+  refuses(() => parseBaggageMember('kt=a\nb', '--baggage'), 'invalid --baggage "kt=a\\nb": a baggage value cannot contain control characters');
+  assert.deepEqual(parseHeaderToAdd('X-Kt-Version=alice', 'h'), { name: 'x-kt-version', value: 'alice' });
+  refuses(() => parseHeaderToAdd('x~=a', '--header'), 'invalid --header "x~=a": connect sets a header value; NAME~=REGEX is a mesh rule. Use NAME=VALUE, for example x-kt-version=alice');
+  refuses(() => parseHeaderToAdd('Host=evil', '--header'), 'invalid --header "Host=evil": the proxy sets host itself; pick another header, for example x-kt-version=alice');
+  refuses(() => parseHeaderToAdd('baggage=kt=a', '--header'), 'invalid --header "baggage=kt=a": use --baggage KEY=VALUE to add a baggage member (members are merged, not replaced)');
+  assert.equal(parsePositiveSeconds('5', 'KT_COUNT_WINDOW_SECONDS'), 5);
+  refuses(() => parsePositiveSeconds('0', 'KT_COUNT_WINDOW_SECONDS'), 'invalid KT_COUNT_WINDOW_SECONDS "0": expected a whole number of seconds from 1 to 999999, for example 60');
 });
 
 test('resource references: deploy/NAME, svc/NAME, bare NAME', () => {

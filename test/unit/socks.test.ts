@@ -18,7 +18,7 @@ const seen: string[] = [];
 before(async () => {
   web = createHttpServer((req, res) => {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ path: req.url, host: req.headers.host, proxyConnection: req.headers['proxy-connection'] ?? null }));
+    res.end(JSON.stringify({ path: req.url, host: req.headers.host, proxyConnection: req.headers['proxy-connection'] ?? null, version: req.headers['x-kt-version'] ?? null, baggage: req.headers.baggage ?? null }));
   });
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
   webPort = (web.address() as AddressInfo).port;
@@ -67,6 +67,32 @@ test('HTTP proxy: CONNECT tunnels', async () => {
   const url = `http://web.shop.svc.cluster.local:${webPort}/tunnelled`;
   const { stdout } = await run('curl', ['-sS', '--max-time', '10', '-p', '-x', `http://127.0.0.1:${proxy.port}`, url]);
   assert.equal(JSON.parse(stdout).path, '/tunnelled');
+});
+
+test('connect --header/--baggage: set on plain-HTTP requests (replacing, merging); CONNECT passes untouched', async () => {
+  const tagging = await startProxyServer({
+    dial: async (_host, port) => await new Promise((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+      s.once('error', reject);
+    }),
+    setHeaders: [{ name: 'x-kt-version', value: 'alice' }],
+    baggage: [{ key: 'kt', value: 'alice smith' }],
+  });
+  try {
+    const url = `http://127.0.0.1:${webPort}/tagged`;
+    const curl = async (...args: string[]) => JSON.parse((await run('curl', ['-sS', '--max-time', '10', '-x', `http://127.0.0.1:${tagging.port}`, ...args, url])).stdout);
+    const plain = await curl();
+    assert.equal(plain.version, 'alice');
+    assert.equal(plain.baggage, 'kt=alice%20smith');
+    const own = await curl('-H', 'x-kt-version: bob', '-H', 'baggage: kt=bob;p=1, userId=42', '-H', 'baggage: other=x');
+    assert.equal(own.version, 'alice', 'ours replaces the request\'s value');
+    assert.equal(own.baggage, 'kt=alice%20smith,userId=42,other=x', 'members merged, ours win for kt');
+    const tunnelled = await curl('-p', '-H', 'x-kt-version: bob');
+    assert.equal(tunnelled.version, 'bob', 'a CONNECT tunnel is bytes we do not touch');
+    assert.equal(tunnelled.baggage, null);
+  } finally {
+    await tagging.close();
+  }
 });
 
 test('the proxy environment makes curl use the proxy without flags', async () => {

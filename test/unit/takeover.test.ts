@@ -122,10 +122,11 @@ test('env file: envFrom with prefix, env overrides, ConfigMap/Secret refs, field
   assert.equal(envFileText(new Map([['A', 'plain/v:1'], ['B', 'two words'], ['C', 'line\nbreak'], ['D', '']])), 'A=plain/v:1\nB="two words"\nC="line\\nbreak"\nD=\n');
 });
 
-test('mesh headers: --header forms to the wire; a generated value is short and safe', () => {
-  assert.deepEqual(toWire([{ name: 'x-kt-version', kind: 'exact', value: 'alice' }, { name: 'x-user', kind: 'regex', pattern: '^a.*' }]), [
+test('mesh headers: --header and --baggage forms to the wire; a generated value is short and safe', () => {
+  assert.deepEqual(toWire([{ name: 'x-kt-version', kind: 'exact', value: 'alice' }, { name: 'x-user', kind: 'regex', pattern: '^a.*' }], [{ key: 'kt', value: 'alice' }]), [
     { name: 'x-kt-version', value: 'alice' },
     { name: 'x-user', regex: '^a.*' },
+    { baggage: 'kt', value: 'alice' },
   ]);
   const h = generatedHeader('Root.User');
   assert.equal(h.name, 'x-kt-version');

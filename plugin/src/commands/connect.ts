@@ -9,7 +9,7 @@ import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { ktError } from '../errors.ts';
 import { clientConfig } from '../kube/config.ts';
-import { proxyEnv, startProxyServer, type ProxyServer } from '../connect/socks.ts';
+import { proxyEnv, startProxyServer, type ProxyServer, type ProxyServerOptions } from '../connect/socks.ts';
 import { ProxySession } from '../session/proxy-session.ts';
 import { progressPrinter } from '../session/progress.ts';
 
@@ -26,6 +26,11 @@ export interface ConnectResult {
 }
 
 export async function run(opts: OptionsOf<'connect'>, deps: Deps): Promise<ConnectResult> {
+  if (opts.mode === 'route' && (opts.header.length > 0 || opts.baggage.length > 0)) {
+    const flag = opts.header.length > 0 ? '--header' : '--baggage';
+    const first = opts.header[0] ? `${opts.header[0].name}=${opts.header[0].value}` : `${opts.baggage[0].key}=${opts.baggage[0].value}`;
+    throw ktError('KT_ERR_BAD_VALUE', { what: flag, value: first, reason: 'the HTTP proxy of --mode socks adds it; --mode route passes connections as they are. Drop --mode route' });
+  }
   if (opts.mode === 'route' && process.getuid?.() !== 0) {
     throw ktError('KT_ERR_NEEDS_ROOT', { what: 'connect --mode route' });
   }
@@ -65,10 +70,11 @@ export async function run(opts: OptionsOf<'connect'>, deps: Deps): Promise<Conne
       return { ...base, mode: 'route' };
     }
     const dial = (host: string, port: number) => session.dial(host, port);
+    const tags = { setHeaders: opts.header, baggage: opts.baggage };
     // Both ports speak both protocols (the first byte tells them apart); two
     // ports exist because tools expect a "SOCKS port" and an "HTTP port".
-    servers.push(await listen(opts.socksPort, dial));
-    servers.push(await listen(opts.httpPort, dial));
+    servers.push(await listen(opts.socksPort, dial, tags));
+    servers.push(await listen(opts.httpPort, dial, tags));
     const socks = `socks5h://127.0.0.1:${servers[0].port}`;
     const http = `http://127.0.0.1:${servers[1].port}`;
     const command = opts.rest ?? [];
@@ -77,6 +83,9 @@ export async function run(opts: OptionsOf<'connect'>, deps: Deps): Promise<Conne
       return { ...base, mode: 'socks', socks, http, exitCode, command };
     }
     deps.err.write(`connected: SOCKS5 proxy ${socks}, HTTP proxy ${http}; Ctrl-C to disconnect\n`);
+    if (opts.header.length > 0 || opts.baggage.length > 0) {
+      deps.err.write(`  plain-HTTP requests through the HTTP proxy carry ${[...opts.header.map((h) => `${h.name}: ${h.value}`), ...opts.baggage.map((b) => `baggage ${b.key}=${b.value}`)].join(', ')}; HTTPS (CONNECT) and SOCKS5 pass untouched\n`);
+    }
     deps.err.write(`  try: curl --socks5-hostname 127.0.0.1:${servers[0].port} http://SERVICE.${target.namespace}/\n`);
     await waitForAbort(deps.signal);
     return { ...base, mode: 'socks', socks, http };
@@ -98,9 +107,9 @@ export function exitCode(data: unknown): number {
   return (data as ConnectResult).exitCode ?? 0;
 }
 
-async function listen(port: number, dial: (h: string, p: number) => Promise<import('node:stream').Duplex>): Promise<ProxyServer> {
+async function listen(port: number, dial: (h: string, p: number) => Promise<import('node:stream').Duplex>, tags: Pick<ProxyServerOptions, 'setHeaders' | 'baggage'>): Promise<ProxyServer> {
   try {
-    return await startProxyServer({ dial, port });
+    return await startProxyServer({ dial, port, ...tags });
   } catch (err) {
     if ((err as { code?: string }).code === 'EADDRINUSE') throw ktError('KT_ERR_PORT_IN_USE', { port, host: '127.0.0.1' }, err);
     throw err;

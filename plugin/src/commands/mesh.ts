@@ -6,7 +6,7 @@ import type { Deps } from '../deps.ts';
 import { runTakeover, takeoverText, type TakeoverResult } from '../session/takeover-run.ts';
 
 export async function run(opts: OptionsOf<'mesh'>, deps: Deps): Promise<TakeoverResult> {
-  return await runTakeover({ kind: 'mesh', target: opts.target, expose: opts.expose, image: opts.image, headers: opts.header }, deps);
+  return await runTakeover({ kind: 'mesh', target: opts.target, expose: opts.expose, image: opts.image, headers: opts.header, baggage: opts.baggage }, deps);
 }
 
 export function text(data: unknown): string {

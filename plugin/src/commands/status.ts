@@ -4,7 +4,8 @@ import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { clientConfig } from '../kube/config.ts';
 import { fetchStatus } from '../status/fetch.ts';
-import type { StatusReport } from '../status/model.ts';
+import { describeMatch, type HeaderMatch } from '../../../proxy-image/src/protocol/index.ts';
+import type { RouteInfo, StatusReport } from '../status/model.ts';
 
 export async function run(opts: OptionsOf<'status'>, deps: Deps): Promise<StatusReport> {
   const target = await deps.kube();
@@ -24,6 +25,14 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd()).join('\n');
 }
 
+/** `12 matched, 3 other value, 40 untagged of 55 (last 60 s)`: the route's counts, per port. */
+export function trafficText(rt: RouteInfo): string {
+  const t = rt.traffic;
+  if (!t || t.ports.length === 0) return '';
+  return t.ports.map((p) => `${t.ports.length > 1 ? `:${p.servicePort} ` : ''}${p.matched} matched, ${p.otherValue} other value, ${p.untagged} untagged of ${p.requests}`).join('; ')
+    + ` (last ${t.windowSeconds} s)`;
+}
+
 export function text(data: unknown): string {
   const r = data as StatusReport;
   const out: string[] = [];
@@ -38,13 +47,13 @@ export function text(data: unknown): string {
   }
   if (r.services.length > 0) {
     if (out.length > 0) out.push('');
-    const rows: string[][] = [['NAMESPACE', 'SERVICE', 'STATE', 'ROUTER', 'ROUTE', 'OWNER', 'SINCE', 'HEARTBEAT']];
+    const rows: string[][] = [['NAMESPACE', 'SERVICE', 'STATE', 'ROUTER', 'ROUTE', 'OWNER', 'SINCE', 'HEARTBEAT', 'REQUESTS']];
     for (const s of r.services) {
       const router = s.router ? `${s.router.pod}${s.router.ready ? '' : ' (not ready)'}` : '';
-      if (s.routes.length === 0) rows.push([s.namespace, s.name, s.state, router, '', s.owner ?? '', '', '']);
+      if (s.routes.length === 0) rows.push([s.namespace, s.name, s.state, router, '', s.owner ?? '', '', '', '']);
       for (const rt of s.routes) {
-        const what = rt.kind === 'mesh' ? `mesh ${(rt.headers ?? []).map((h) => (h.regex !== undefined ? `${h.name}~=${h.regex}` : `${h.name}=${h.value}`)).join(',')}` : 'exchange';
-        rows.push([s.namespace, s.name, s.state, router, `${what}${rt.servicePort ? ` :${rt.servicePort}` : ''}`, rt.owner, rt.since, `${age(rt.heartbeatAgeSeconds)}${rt.stale ? ' (stale)' : ''}`]);
+        const what = rt.kind === 'mesh' ? `mesh ${(rt.headers ?? []).map((h) => describeMatch(h as HeaderMatch)).join(',')}` : 'exchange';
+        rows.push([s.namespace, s.name, s.state, router, `${what}${rt.servicePort ? ` :${rt.servicePort}` : ''}`, rt.owner, rt.since, `${age(rt.heartbeatAgeSeconds)}${rt.stale ? ' (stale)' : ''}`, trafficText(rt)]);
       }
     }
     out.push(table(rows));

@@ -7,6 +7,8 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
+import { BAGGAGE_HEADER } from '../../../proxy-image/src/protocol/index.ts';
+import { mergeBaggage } from '../../../proxy-image/src/router/baggage.ts';
 
 const debug = debuglog('kt');
 
@@ -20,6 +22,14 @@ export interface ProxyServerOptions {
   port?: number;
   /** Called for each proxied connection (for status and debug output). */
   onConnection?: (info: { protocol: 'socks5' | 'http-connect' | 'http'; host: string; port: number; ok: boolean; error?: string }) => void;
+  /**
+   * Set on every plain-HTTP request through the HTTP proxy (`connect
+   * --header`): replaces the request's own values of that header. CONNECT
+   * tunnels (HTTPS) and SOCKS5 carry bytes we do not read, so they pass as they are.
+   */
+  setHeaders?: readonly { name: string; value: string }[];
+  /** Members merged into each plain-HTTP request's `baggage` header (`connect --baggage`); ours win for the same key. */
+  baggage?: readonly { key: string; value: string }[];
 }
 
 export interface ProxyServer {
@@ -205,6 +215,9 @@ function forwardHttp(req: IncomingMessage, res: ServerResponse, opts: ProxyServe
     if (v === undefined || HOP_BY_HOP.has(k) || connectionTokens.has(k)) continue;
     headers[k] = v;
   }
+  // Names are lower case in node's parsed headers, and in ours (values.ts parseHeaderToAdd).
+  for (const h of opts.setHeaders ?? []) headers[h.name] = h.value;
+  if (opts.baggage && opts.baggage.length > 0) headers[BAGGAGE_HEADER] = mergeBaggage(req.headers[BAGGAGE_HEADER], opts.baggage);
   const fail = (err: Error): void => {
     opts.onConnection?.({ protocol: 'http', host, port, ok: false, error: err.message });
     if (!res.headersSent) {

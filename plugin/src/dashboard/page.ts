@@ -69,7 +69,16 @@ function health(stale, hb) {
 }
 function headers(r) {
   if (r.kind !== 'mesh') return 'all traffic';
-  return (r.headers || []).map(h => h.regex !== undefined ? h.name + ' ~= ' + h.regex : h.name + ': ' + h.value).join(', ');
+  return (r.headers || []).map(h => h.baggage !== undefined ? 'baggage ' + h.baggage + '=' + h.value : h.regex !== undefined ? h.name + ' ~= ' + h.regex : h.name + ': ' + h.value).join(', ');
+}
+// The router's counts for the route (status/model.ts RouteTraffic), renewed with each heartbeat.
+function traffic(r) {
+  const t = r.traffic;
+  if (!t || !t.ports.length) return '';
+  return el('span', { class: 'traffic' }, ' · last ' + t.windowSeconds + ' s: ', ...t.ports.map(p => el('span', {
+    'data-counts': String(p.servicePort), 'data-matched': String(p.matched), 'data-other': String(p.otherValue), 'data-untagged': String(p.untagged), 'data-requests': String(p.requests),
+    title: 'requests this route took · carried its header/baggage key with another value · carried neither · all requests on port ' + p.servicePort,
+  }, (t.ports.length > 1 ? ':' + p.servicePort + ' ' : '') + p.matched + ' matched · ' + p.otherValue + ' other value · ' + p.untagged + ' untagged of ' + p.requests)));
 }
 function row(cells) { return el('tr', {}, ...cells.map(c => el('td', {}, c))); }
 function table(head, rows) {
@@ -108,7 +117,7 @@ function render() {
       for (const s of d.services) {
         const recover = s.state === 'previewed' ? '' : el('button', { class: 'danger', 'data-action': 'recover', 'data-service': s.name }, 'Recover');
         if (recover) recover.onclick = () => act('/api/recover', { namespace: s.namespace, name: s.name }, 'Put service ' + s.namespace + '/' + s.name + ' back to its own pods? (same as kubectl kt recover svc/' + s.name + ')');
-        const routes = s.routes.length ? el('div', {}, ...s.routes.map(r => el('div', { 'data-route': r.session }, el('b', {}, r.kind), ' ', headers(r), ' → ', r.owner, ' since ', r.since, ' · ', health(r.stale, r.heartbeat)))) : (s.state === 'previewed' ? 'by ' + (s.owner || 'unknown') : 'no live route');
+        const routes = s.routes.length ? el('div', {}, ...s.routes.map(r => el('div', { 'data-route': r.session }, el('b', {}, r.kind), ' ', headers(r), ' → ', r.owner, ' since ', r.since, ' · ', health(r.stale, r.heartbeat), traffic(r)))) : (s.state === 'previewed' ? 'by ' + (s.owner || 'unknown') : 'no live route');
         rows.push(el('tr', { 'data-service': s.name }, el('td', {}, el('code', {}, s.name)), el('td', {}, el('span', { class: 'badge ' + s.state }, s.state)), el('td', {}, s.router ? s.router.pod + (s.router.ready ? '' : ' (not ready)') : ''), el('td', {}, routes), el('td', {}, recover)));
       }
       parts.push(table(['Service', 'State', 'Router', 'Routes', ''], rows));

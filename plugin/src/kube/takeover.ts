@@ -199,8 +199,11 @@ export function routerOwnPortsOf(pod: { spec?: { containers?: { env?: { name: st
   return { ssh: num(ENV.sshPort, PORTS.ssh), health: num(ROUTER_ENV.healthPort, PORTS.routerHealth) };
 }
 
-export function routerEnv(ports: readonly RouterPort[], originHost: string, own: RouterOwnPorts): Record<string, string> {
-  return { [ROUTER_ENV.ports]: JSON.stringify(ports), [ROUTER_ENV.origin]: originHost, [ROUTER_ENV.healthPort]: String(own.health) };
+export function routerEnv(ports: readonly RouterPort[], originHost: string, own: RouterOwnPorts, countWindowSeconds?: number): Record<string, string> {
+  return {
+    [ROUTER_ENV.ports]: JSON.stringify(ports), [ROUTER_ENV.origin]: originHost, [ROUTER_ENV.healthPort]: String(own.health),
+    ...(countWindowSeconds ? { [ROUTER_ENV.countWindow]: String(countWindowSeconds) } : {}),
+  };
 }
 
 export function routerReadiness(own: RouterOwnPorts): Record<string, unknown> {

@@ -6,7 +6,7 @@
 // before the route goes, so traffic never falls back onto nothing.
 import { writeFile } from 'node:fs/promises';
 import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
-import { ANNOTATIONS, DEFAULT_MESH_HEADER, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, COUNT_WINDOW_ENV, DEFAULT_MESH_HEADER, describeMatch, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
 import type { Deps } from '../deps.ts';
 import { fromApiError, ktError, toKtError, type KtError } from '../errors.ts';
 import { clientConfig } from '../kube/config.ts';
@@ -14,7 +14,7 @@ import { newSessionId } from '../kube/shadow.ts';
 import {
   containerEnv, deploymentFor, envFileText, envSources, originalSelectorOf, planRoutes, podsFor, resolveTarget,
 } from '../kube/takeover.ts';
-import type { HeaderMatch, PortMapping, WorkloadRef } from '../values.ts';
+import { parsePositiveSeconds, type BaggageMember, type HeaderMatch, type PortMapping, type WorkloadRef } from '../values.ts';
 import { progressPrinter } from './progress.ts';
 import { ServiceTakeover, watchByName } from './takeover-session.ts';
 
@@ -26,6 +26,7 @@ export interface TakeoverRunOptions {
   mode?: 'selector' | 'scale';
   envFile?: string;
   headers?: readonly HeaderMatch[];
+  baggage?: readonly BaggageMember[];
 }
 
 export interface TakeoverResult {
@@ -42,12 +43,21 @@ export interface TakeoverResult {
   envFile?: { path: string; variables: number };
 }
 
-export function toWire(headers: readonly HeaderMatch[]): WireHeader[] {
-  return headers.map((h) => (h.kind === 'exact' ? { name: h.name, value: h.value } : { name: h.name, regex: h.pattern }));
+export function toWire(headers: readonly HeaderMatch[], baggage: readonly BaggageMember[] = []): WireHeader[] {
+  return [
+    ...headers.map((h) => (h.kind === 'exact' ? { name: h.name, value: h.value } : { name: h.name, regex: h.pattern })),
+    ...baggage.map((b) => ({ baggage: b.key, value: b.value })),
+  ];
+}
+
+/** How a mesh's rules read in its messages: `x-kt-version: alice`, `x-user ~ /^a/`, `baggage kt=alice`. */
+export function describeRule(h: WireHeader): string {
+  if ('baggage' in h) return describeMatch(h);
+  return 'value' in h ? `${h.name}: ${h.value}` : `${h.name} ~ /${h.regex}/`;
 }
 
 /** The value a mesh without --header uses: short, random, safe in a header and a shell. */
-export function generatedHeader(user: string, random: () => number = Math.random): WireHeader {
+export function generatedHeader(user: string, random: () => number = Math.random): { name: string; value: string } {
   const who = user.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 12) || 'dev';
   return { name: DEFAULT_MESH_HEADER, value: `${who}-${newSessionId(random).slice(0, 5)}` };
 }
@@ -115,17 +125,24 @@ export async function runTakeover(o: TakeoverRunOptions, deps: Deps): Promise<Ta
     progress.note(`wrote ${env.size} variables of pod ${namespace}/${pod.metadata?.name} to ${o.envFile}`);
   }
 
-  const headers = o.kind === 'mesh' ? (o.headers && o.headers.length > 0 ? toWire(o.headers) : undefined) : undefined;
+  const given = toWire(o.headers ?? [], o.baggage ?? []);
+  const headers = o.kind === 'mesh' && given.length > 0 ? given : undefined;
+  const windowRaw = (deps.env as Record<string, string | undefined>)[COUNT_WINDOW_ENV];
+  const countWindowSeconds = windowRaw ? parsePositiveSeconds(windowRaw, COUNT_WINDOW_ENV) : undefined;
   const takeovers: ServiceTakeover[] = [];
   let scaled: TakeoverResult['scaled'];
   let ended: KtError | undefined;
   let meshHeaders: WireHeader[] | undefined = headers;
   try {
     for (const p of active) {
-      const t = new ServiceTakeover({ kc, namespace, service: p.svc, image: o.image, kind: o.kind, progress, debug: deps.debug, signal: deps.signal });
+      const t = new ServiceTakeover({
+        kc, namespace, service: p.svc, image: o.image, kind: o.kind, progress, debug: deps.debug, signal: deps.signal,
+        ...(countWindowSeconds ? { countWindowSeconds } : {}),
+      });
       takeovers.push(t);
       await t.start();
       if (o.kind === 'mesh' && !meshHeaders) meshHeaders = [generatedHeader(t.session.owner.split('@')[0])];
+      if (meshHeaders) t.rulesText = meshHeaders.map(describeRule).join(' and ');
       const done = progress.step(`registering ${o.kind} route${p.routes.length > 1 ? 's' : ''} on ${namespace}/${t.router}`);
       await t.addRoutes(p.routes.map((r) => ({ ...r, ...(meshHeaders ? { headers: meshHeaders } : {}) })));
       done();
@@ -148,12 +165,17 @@ export async function runTakeover(o: TakeoverRunOptions, deps: Deps): Promise<Ta
     const routedMs = deps.clock.now() - t0;
     const what = takeovers.map((t, i) => active[i].routes.map((r) => `${t.name}:${r.servicePort} -> localhost:${r.local}`).join(', ')).join(', ');
     const verb = o.kind === 'exchange' ? 'exchanging' : 'meshing';
-    const hdr = meshHeaders ? ` for requests with ${meshHeaders.map((h) => ('value' in h ? `${h.name}: ${h.value}` : `${h.name} ~ /${h.regex}/`)).join(' and ')}` : '';
+    const hdr = meshHeaders ? ` for requests with ${meshHeaders.map(describeRule).join(' and ')}` : '';
     deps.err.write(`${verb}: ${what}${hdr} (routed in ${(routedMs / 1000).toFixed(2)} s${takeovers.every((t) => t.reused) ? ', router reused' : ''}); Ctrl-C to stop\n`);
-    if (o.kind === 'mesh' && (!o.headers || o.headers.length === 0) && meshHeaders) {
+    if (o.kind === 'mesh' && !headers && meshHeaders) {
       const h = meshHeaders[0] as { name: string; value: string };
       const r = active[0].routes[0];
       deps.err.write(`try: curl -H '${h.name}: ${h.value}' http://${active[0].name}.${namespace}.svc:${r.servicePort}/\n`);
+    }
+    if (takeovers.some((t) => !t.reused)) {
+      // The node's service proxy keeps an established connection on the pod
+      // it chose (conntrack): only connections opened from now on pass the router.
+      deps.err.write('note: connections opened before this (gRPC channels, HTTP keep-alive pools, WebSockets) stay on the original pods until the client reconnects\n');
     }
     await new Promise<void>((resolve) => {
       if (deps.signal.aborted) return resolve();

@@ -19,10 +19,11 @@ import {
   ensureOriginService, ensureRouterSecret, isRace, originService, originalSelectorOf, planPorts, podsFor, routerOwnPorts, routerOwnPortsOf, routerReadiness,
   restoreSelectorOnly, routerEnv, routerName, routerSelector, sameLabels, switchSelector, type PortPlan,
 } from '../kube/takeover.ts';
-import { ROUTE_ANNOTATION_PREFIX, parseRoutes } from '../status/model.ts';
+import { ROUTE_ANNOTATION_PREFIX, parseRoutes, type RouteTraffic } from '../status/model.ts';
 import { requestRoute, RouteRefusedError, type RouteHandle } from '../tunnel/route.ts';
 import type { Tunnel } from '../tunnel/index.ts';
 import { ProxySession, type Progress } from './proxy-session.ts';
+import { quietLine, trafficOf, type RouterAnswer } from './route-traffic.ts';
 
 /**
  * How long the router keeps serving after it left the Service's Endpoints,
@@ -48,6 +49,8 @@ export interface TakeoverOptions {
   signal: AbortSignal;
   heartbeatMs?: number;
   now?: () => Date;
+  /** A new router's count window in seconds (KT_COUNT_WINDOW_SECONDS; default the router's 60). */
+  countWindowSeconds?: number;
 }
 
 export interface RouteSpec {
@@ -185,7 +188,7 @@ export class ServiceTakeover {
           authorizedKey: keys.client.publicKey,
           hostKey: keys.host.privateKey,
           labels: { [LABELS.target]: this.name },
-          env: routerEnv(this.plan.routerPorts, originHost, own),
+          env: routerEnv(this.plan.routerPorts, originHost, own, this.opts.countWindowSeconds),
           sshPort: own.ssh,
           ports: this.plan.containerPorts,
           readinessProbe: routerReadiness(own),
@@ -279,6 +282,7 @@ export class ServiceTakeover {
         }
       })();
     });
+    this.routedAt = Date.now();
     await this.announce();
     this.heartbeat = setInterval(() => {
       this.announce().catch((err: unknown) => this.opts.debug(`route heartbeat failed: ${(err as Error).message}`));
@@ -302,7 +306,7 @@ export class ServiceTakeover {
     }
   }
 
-  private routeAnnotation(): string {
+  private routeAnnotation(traffic: RouteTraffic | undefined): string {
     const first = this.routes[0]?.spec;
     return JSON.stringify({
       owner: this.session.owner,
@@ -313,12 +317,44 @@ export class ServiceTakeover {
       headers: first?.headers ?? [],
       localPort: first?.local,
       ports: this.routes.map((r) => ({ servicePort: r.spec.servicePort, localPort: r.spec.local })),
+      ...(traffic ? { traffic } : {}),
     });
   }
 
+  private routedAt = 0;
+  /** The mesh's rules as people read them, for the "matched nothing" line. */
+  rulesText = 'the tag';
+  /** Ports whose "matched nothing" line was printed; printed again only after the route matched something. */
+  private readonly quietSaid = new Set<number>();
+
   private async announce(): Promise<void> {
     if (this.closing) return;
-    await annotatePod(this.opts.kc, { namespace: this.namespace, name: this.router }, { [`${ROUTE_ANNOTATION_PREFIX}${this.session.id}`]: this.routeAnnotation() });
+    // The counts ride the heartbeat into the annotation (status and the dashboard read them there).
+    const traffic = this.opts.kind === 'mesh' && this.tunnelUp
+      ? await this.routerAnswer().then((a) => trafficOf(a, this.session.id, this.opts.now?.() ?? new Date()), (err: unknown) => {
+        this.opts.debug(`reading the router's counts: ${(err as Error).message}`);
+        return undefined;
+      })
+      : undefined;
+    if (this.closing) return;
+    if (traffic) this.sayQuiet(traffic);
+    await annotatePod(this.opts.kc, { namespace: this.namespace, name: this.router }, { [`${ROUTE_ANNOTATION_PREFIX}${this.session.id}`]: this.routeAnnotation(traffic) });
+  }
+
+  /** One line when a route took nothing for a whole window while its Service had requests. */
+  private sayQuiet(traffic: RouteTraffic): void {
+    if (Date.now() - this.routedAt < traffic.windowSeconds * 1000) return;
+    for (const p of traffic.ports) {
+      if (p.matched > 0) {
+        this.quietSaid.delete(p.servicePort);
+        continue;
+      }
+      if (this.quietSaid.has(p.servicePort)) continue;
+      const line = quietLine(p, traffic.windowSeconds, this.rulesText, this.name);
+      if (!line) continue;
+      this.quietSaid.add(p.servicePort);
+      this.opts.progress.note(line);
+    }
   }
 
   private async startWatches(): Promise<void> {
@@ -380,6 +416,12 @@ export class ServiceTakeover {
 
   /** The sessions that hold a route on the router now, from its /routes endpoint (through the tunnel). */
   private async liveSessions(): Promise<string[]> {
+    const parsed = await this.routerAnswer();
+    return [...new Set((parsed.routes ?? []).map((r) => String(r.session)))];
+  }
+
+  /** The router's /routes answer: its routes with their counts, and per-port counts. */
+  private async routerAnswer(): Promise<RouterAnswer> {
     const session = this.session;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_r, reject) => {
@@ -398,8 +440,7 @@ export class ServiceTakeover {
     })()]).finally(() => clearTimeout(timer));
     const [head, json] = [body.slice(0, body.indexOf('\r\n\r\n')), body.slice(body.indexOf('\r\n\r\n') + 4)];
     if (!/^HTTP\/1\.[01] 200/.test(head)) throw new Error(`router answered ${head.split('\r\n')[0]}`);
-    const parsed = JSON.parse(json) as { routes?: { session?: unknown }[] };
-    return [...new Set((parsed.routes ?? []).map((r) => String(r.session)))];
+    return JSON.parse(json) as RouterAnswer;
   }
 
   /**

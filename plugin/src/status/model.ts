@@ -23,6 +23,19 @@ export interface ServiceLike {
   spec?: { selector?: Record<string, string>; clusterIP?: string; ports?: { port: number; name?: string; targetPort?: number | string }[] };
 }
 
+/**
+ * What the router counted for one session's mesh routes over its count
+ * window (proxy-image/src/router/counters.ts), as of `at` (the session's
+ * last heartbeat): per Service port, the requests the route took, those that
+ * carried its header or baggage key with another value, those that carried
+ * neither, and the port's requests and untagged requests overall.
+ */
+export interface RouteTraffic {
+  windowSeconds: number;
+  at: string;
+  ports: { servicePort: number; matched: number; otherValue: number; untagged: number; requests: number; portUntagged: number }[];
+}
+
 /** A route a developer holds on a shared router (one annotation per session). */
 export interface RouteInfo {
   session: string;
@@ -33,8 +46,10 @@ export interface RouteInfo {
   heartbeatAgeSeconds: number;
   stale: boolean;
   servicePort?: number;
-  headers?: { name: string; value?: string; regex?: string }[];
+  /** The route's rules: header rules have a name, baggage rules a `baggage` key (protocol HeaderMatch). */
+  headers?: { name?: string; value?: string; regex?: string; baggage?: string }[];
   localPort?: number;
+  traffic?: RouteTraffic;
 }
 
 export interface SessionInfo {
@@ -105,6 +120,7 @@ export function parseRoutes(annotations: Record<string, string> | undefined, now
         servicePort: r.servicePort,
         headers: r.headers,
         localPort: r.localPort,
+        ...(r.traffic && typeof r.traffic === 'object' && Array.isArray(r.traffic.ports) ? { traffic: r.traffic } : {}),
       });
     } catch {
       // An annotation someone else wrote by hand: not ours to interpret.

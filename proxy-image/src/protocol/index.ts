@@ -117,7 +117,12 @@ export const ROUTER_ENV = {
   origin: 'KT_ROUTER_ORIGIN',
   /** The health/status port; default PORTS.routerHealth (tests set 0 for a free one). */
   healthPort: 'KT_ROUTER_HEALTH_PORT',
+  /** Seconds of traffic the per-route counters cover (default 60); the plugin passes KT_COUNT_WINDOW_SECONDS on (tests shorten it). */
+  countWindow: 'KT_ROUTER_COUNT_WINDOW_SECONDS',
 } as const;
+
+/** The plugin's environment variable a new router's count window comes from (documented in the README; tests set it). */
+export const COUNT_WINDOW_ENV = 'KT_COUNT_WINDOW_SECONDS';
 
 export interface RouterPort {
   /** Service port name, if any. */
@@ -132,8 +137,23 @@ export interface RouterPort {
   protocol?: 'TCP';
 }
 
-/** A header condition of a mesh route; all of a route's conditions must match. */
-export type HeaderMatch = { name: string; value: string } | { name: string; regex: string };
+/**
+ * A condition of a mesh route; all of a route's conditions must match. The
+ * baggage form matches a member of the W3C `baggage` header (KEY whose
+ * percent-decoded value is VALUE). It has no `name`, so a router that does
+ * not know it refuses the route instead of reading it as a header rule.
+ */
+export type HeaderMatch = { name: string; value: string } | { name: string; regex: string } | BaggageMatch;
+export interface BaggageMatch { baggage: string; value: string }
+
+/** The request header W3C Baggage travels in (https://www.w3.org/TR/baggage/). */
+export const BAGGAGE_HEADER = 'baggage';
+
+/** One condition as people read it (status, conflicts, logs): `x-kt-version=alice`, `x-user~=^a`, `baggage kt=alice`. */
+export function describeMatch(m: HeaderMatch): string {
+  if ('baggage' in m) return `${BAGGAGE_HEADER} ${m.baggage}=${m.value}`;
+  return 'regex' in m ? `${m.name.toLowerCase()}~=${m.regex}` : `${m.name.toLowerCase()}=${m.value}`;
+}
 
 /** The JSON payload of the `kt-route@kt.dev` global request. */
 export interface RouteRequest {

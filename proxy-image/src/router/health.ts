@@ -4,11 +4,20 @@
 // routes for `kubectl kt status`.
 import http from 'node:http';
 import type net from 'node:net';
+import type { PortCounts, RouteCounts } from './counters.ts';
 import type { RouteView } from './table.ts';
 
 export interface RouteStatus extends RouteView {
   /** Channels to the developer open now. */
   connections: number;
+  /** What the route saw in the last count window (router/counters.ts). */
+  counts?: RouteCounts;
+}
+
+/** Per-port counts for /routes, and the window they cover. */
+export interface TrafficStatus {
+  windowSeconds: number;
+  ports: PortCounts[];
 }
 
 export interface HealthServer {
@@ -16,7 +25,7 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export async function startHealth(host: string, port: number, ready: () => boolean, routes: () => RouteStatus[]): Promise<HealthServer> {
+export async function startHealth(host: string, port: number, ready: () => boolean, routes: () => RouteStatus[], traffic?: () => TrafficStatus): Promise<HealthServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
@@ -24,7 +33,7 @@ export async function startHealth(host: string, port: number, ready: () => boole
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
       res.end(ok ? 'ok\n' : 'starting\n');
     } else if (path === '/routes') {
-      const body = JSON.stringify({ routes: routes() }) + '\n';
+      const body = JSON.stringify({ routes: routes(), ...traffic?.() }) + '\n';
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     } else {

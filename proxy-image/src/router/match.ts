@@ -1,7 +1,9 @@
 // Header conditions of a mesh route, compiled once when the route is
 // registered (validate at the edge), then matched per request without
 // allocation. Pure: no I/O, tested without sockets.
+import { describeMatch } from '../protocol/index.ts';
 import type { HeaderMatch } from '../protocol/index.ts';
+import { baggageCondition } from './baggage.ts';
 
 /** RFC 9110 §5.6.2 token: what a header name may be made of. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -14,6 +16,13 @@ export interface Condition {
   /** The form it was registered in, for status and conflict checks. */
   source: HeaderMatch;
   test(value: string): boolean;
+  /**
+   * Set on baggage conditions: the test reads every line of the header at
+   * once (W3C Baggage: several `baggage` lines are one list), through testAll.
+   */
+  testAll?: (values: readonly string[] | string) => boolean;
+  /** Whether a request carries this condition's key at all (header present, baggage member present): for the counters. */
+  carried?: (values: readonly string[] | string) => boolean;
 }
 
 /** Header values of a request by lowercased name; undefined when absent. */
@@ -25,6 +34,15 @@ export function compileConditions(matches: readonly HeaderMatch[]): Condition[] 
   const out: Condition[] = [];
   const seen = new Set<string>();
   for (const m of matches) {
+    if (m && typeof m === 'object' && 'baggage' in m) {
+      const c = baggageCondition(m);
+      if (typeof c === 'string') return c;
+      out.push(c);
+      const key = conditionKey(c.source);
+      if (seen.has(key)) return `condition ${key} is given twice`;
+      seen.add(key);
+      continue;
+    }
     if (!m || typeof m.name !== 'string' || !TOKEN.test(m.name)) return `header name ${JSON.stringify(m?.name)} is not a valid HTTP field name`;
     const name = m.name.toLowerCase();
     if ('regex' in m && typeof m.regex === 'string') {
@@ -56,7 +74,9 @@ export function matchesAll(conds: readonly Condition[], lookup: HeaderLookup): b
   for (const c of conds) {
     const v = lookup(c.name);
     if (v === undefined) return false;
-    if (typeof v === 'string') {
+    if (c.testAll) {
+      if (!c.testAll(v)) return false;
+    } else if (typeof v === 'string') {
       if (!c.test(v)) return false;
     } else if (!v.some((x) => c.test(x))) {
       return false;
@@ -66,7 +86,7 @@ export function matchesAll(conds: readonly Condition[], lookup: HeaderLookup): b
 }
 
 function conditionKey(m: HeaderMatch): string {
-  return 'regex' in m ? `${m.name.toLowerCase()}~=${m.regex}` : `${m.name.toLowerCase()}=${m.value}`;
+  return describeMatch(m);
 }
 
 /** A canonical text of a condition set (order and name case do not matter): two routes conflict when theirs are equal. */

@@ -14,6 +14,7 @@ import type { RequestHandler } from '../ssh/policy.ts';
 import { makeRouteCancelHandler, makeRouteHandler, ROUTE_CANCEL_REQUEST } from '../ssh/route-request.ts';
 import { startSshServer } from '../ssh/server.ts';
 import type { SshServer } from '../ssh/server.ts';
+import { Counters } from './counters.ts';
 import { startHealth } from './health.ts';
 import type { HealthServer, RouteStatus } from './health.ts';
 import { makeH2Router } from './h2.ts';
@@ -51,6 +52,8 @@ export interface RouterOptions {
   sniffTimeoutMs?: number;
   /** HTTP/1 keep-alive idle limit and request-head deadline. Default 120 s. */
   idleTimeoutMs?: number;
+  /** The window of the per-route counters (router/counters.ts); default 60 s. */
+  countWindowMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -79,6 +82,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   const servers: PortServer[] = [];
   let ready = false;
   const watched = new Set<string>();
+  const counters = new Counters({ ...(opts.countWindowMs ? { windowMs: opts.countWindowMs } : {}) });
 
   const register = (ctx: ConnContext, req: Parameters<typeof table.add>[0]): RouteReply | RouteRefusal => {
     if (ctx.closed) return { refused: 'the connection is closing' };
@@ -100,6 +104,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
     return { id: route.id, address: route.address };
   };
   table.onRemove((r) => {
+    counters.drop(r.id);
     for (const s of servers) {
       s.pool.drop(r.id);
       s.h2.drop(r.id);
@@ -135,7 +140,10 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   let health: HealthServer | undefined;
   try {
     for (const port of opts.ports) servers.push(await listenPort(port));
-    health = await startHealth(opts.health.host ?? '0.0.0.0', opts.health.port, () => ready, () => status(table));
+    health = await startHealth(opts.health.host ?? '0.0.0.0', opts.health.port, () => ready, () => status(table, counters), () => ({
+      windowSeconds: counters.windowMs / 1000,
+      ports: opts.ports.map((p) => counters.port(p.servicePort)),
+    }));
   } catch (err) {
     await closeAll();
     throw err;
@@ -146,13 +154,17 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
     const connector: Connector = makeConnector(port, opts.originHost);
     const pool = new Pool();
     const choose = (lookup: HeaderLookup): Target => {
-      if (!table.hasRoutes(port.servicePort)) return ORIGIN;
+      if (!table.hasRoutes(port.servicePort)) {
+        counters.recordUnrouted(port.servicePort);
+        return ORIGIN;
+      }
       const r = table.decide(port.servicePort, lookup);
+      counters.record(port.servicePort, table.routesOn(port.servicePort), r, lookup);
       return r ? { kind: 'route', route: r } : ORIGIN;
     };
     const h2 = makeH2Router({ port, choose, connector, log });
     const h1deps = {
-      choose: (head: { headers: Array<[string, string]> }) => (table.hasRoutes(port.servicePort) ? choose(headerLookup(head.headers)) : ORIGIN),
+      choose: (head: { headers: Array<[string, string]> }) => (table.hasRoutes(port.servicePort) ? choose(headerLookup(head.headers)) : choose(noHeaders)),
       connector,
       pool,
       h2cUpgrade: (client: net.Socket, head: Parameters<typeof upgradeFields>[0], rest: Buffer) => {
@@ -239,7 +251,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       if (!s) throw new Error(`no router port for service port ${servicePort}`);
       return s.bound;
     },
-    routes: () => status(table),
+    routes: () => status(table, counters),
     close() {
       closing ??= (async () => {
         ready = false;
@@ -250,9 +262,12 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   };
 }
 
-function status(table: RouteTable<RouteLink>): RouteStatus[] {
-  return table.list().map((r) => ({ ...RouteTable.view(r), connections: r.handle.active() }));
+function status(table: RouteTable<RouteLink>, counters: Counters): RouteStatus[] {
+  return table.list().map((r) => ({ ...RouteTable.view(r), connections: r.handle.active(), ...(r.kind === 'mesh' ? { counts: counters.route(r.id) } : {}) }));
 }
+
+/** The lookup of a request whose headers nobody needs to read (no route on its port). */
+const noHeaders: HeaderLookup = () => undefined;
 
 /** Opens forwarded-tcpip channels to the developer on the route's own SSH connection. */
 function routeLink(ctx: ConnContext, route: () => Route<RouteLink> | undefined): RouteLink {

@@ -137,6 +137,11 @@ export class RouteTable<H> {
     return (this.#byPort.get(servicePort)?.length ?? 0) > 0;
   }
 
+  /** The routes of one port in precedence order (read only; for the counters). */
+  routesOn(servicePort: number): readonly Route<H>[] {
+    return this.#byPort.get(servicePort) ?? [];
+  }
+
   list(): Route<H>[] {
     return [...this.#byId.values()];
   }
