@@ -4,6 +4,7 @@
 // habit 7, like undici lib/core/request.js validating at the edge).
 // `what` names the flag or argument in the message ("--socks-port", "target").
 import { isIP } from 'node:net';
+import { compileLinearRegex } from '../../proxy-image/src/router/regex.ts';
 import { ktError } from './errors.ts';
 
 function bad(what: string, value: string, reason: string): never {
@@ -79,7 +80,7 @@ export type HeaderMatch =
 // it as the operator, so a header name cannot end in `~` here.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-/** `NAME=VALUE` (exact match) or `NAME~=REGEX` (JavaScript regular expression). */
+/** `NAME=VALUE` (exact match) or `NAME~=REGEX` (RE2 regular expression, matched against the whole value). */
 export function parseHeader(raw: string, what: string): HeaderMatch {
   const eq = raw.indexOf('=');
   if (eq <= 0) bad(what, raw, 'expected NAME=VALUE or NAME~=REGEX, for example x-kt-version=alice');
@@ -92,11 +93,9 @@ export function parseHeader(raw: string, what: string): HeaderMatch {
   // Header names are case-insensitive (RFC 9110 §5.1); HTTP/2 sends them lower case.
   const lname = name.toLowerCase();
   if (!regex) return { name: lname, kind: 'exact', value };
-  try {
-    new RegExp(value);
-  } catch (e) {
-    bad(what, raw, `not a valid regular expression (${(e as Error).message})`);
-  }
+  // The router's own engine (linear time, RE2 syntax): what it would refuse is refused here first.
+  const re = compileLinearRegex(value);
+  if (typeof re === 'string') bad(what, raw, `the regex is ${re}`);
   return { name: lname, kind: 'regex', pattern: value };
 }
 

@@ -158,7 +158,17 @@ export interface RouteReply {
 /** The failure reply (ssh2 global requests can carry no data on failure, so the router sends success with this instead). */
 export interface RouteRefusal {
   refused: string;
+  /**
+   * Why, for the plugin to pick its error code: `taken` (someone holds the
+   * slot), `limit` (a cap on routes is reached), `invalid` (the request
+   * itself is wrong: a regex the engine cannot run, a bad header name).
+   * Absent from routers older than this field: the plugin reads it as taken.
+   */
+  code?: RouteRefusalCode;
 }
+
+export type RouteRefusalCode = 'taken' | 'limit' | 'invalid';
+export const ROUTE_REFUSAL_CODES: readonly RouteRefusalCode[] = ['taken', 'limit', 'invalid'];
 
 /** Suffix of the origin Service's name: <service>-kt-origin. */
 export const ORIGIN_SUFFIX = '-kt-origin';
