@@ -37,7 +37,7 @@ test('conditions: names case-insensitive, exact values, anchored regexes, all mu
   assert.equal(matchesAll(conds, lookup({ 'x-kt-version': ['bob', 'alice'], 'x-tenant': 'eu-1' })), true, 'any of repeated values');
   assert.match(compileConditions([]) as string, /at least one/);
   assert.match(compileConditions([{ name: 'bad name', value: 'x' }]) as string, /not a valid HTTP field name/);
-  assert.match(compileConditions([{ name: 'x', regex: '(' }]) as string, /does not compile/);
+  assert.match(compileConditions([{ name: 'x', regex: '(' }]) as string, /not an RE2 regular expression/);
   assert.match(compileConditions([{ name: 'x', regex: 'a'.repeat(300) }]) as string, /longer than/);
   assert.match(compileConditions([{ name: 'x', value: 'a' }, { name: 'X', value: 'a' }]) as string, /twice/);
 });

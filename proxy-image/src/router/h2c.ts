@@ -100,7 +100,7 @@ export class UpgradedH2c extends Duplex {
     this.#inject = stream1Headers(fields);
     this.#seen = Buffer.alloc(0);
     this.#deadline = setTimeout(() => {
-      if (!this.#injected) this.destroy(new Error(`h2c upgrade: no HTTP/2 preface and SETTINGS within ${deadlineMs} ms`));
+      if (!this.#injected) this.destroy(new Error(`no HTTP/2 preface and SETTINGS within ${deadlineMs} ms`));
     }, deadlineMs);
     socket.on('data', (d: Buffer) => this.#onData(d));
     socket.on('end', () => this.push(null));
@@ -115,7 +115,7 @@ export class UpgradedH2c extends Duplex {
       return;
     }
     if (this.#seen.length + d.length > MAX_PRE_SETTINGS) {
-      this.destroy(new Error(`h2c upgrade: more than ${MAX_PRE_SETTINGS} bytes before the first SETTINGS frame`));
+      this.destroy(new Error(`more than ${MAX_PRE_SETTINGS} bytes before the first SETTINGS frame`));
       return;
     }
     const p = (this.#seen = Buffer.concat([this.#seen, d]));
@@ -133,7 +133,7 @@ export class UpgradedH2c extends Duplex {
     }
     const len = p.readUIntBE(at, 3);
     if (len > MAX_SETTINGS_FRAME) {
-      this.destroy(new Error(`h2c upgrade: a first SETTINGS frame of ${len} bytes (FRAME_SIZE_ERROR)`));
+      this.destroy(new Error(`a first SETTINGS frame of ${len} bytes (FRAME_SIZE_ERROR)`));
       return;
     }
     const end = at + 9 + len;

@@ -122,7 +122,8 @@ class HeadEnd {
   }
 }
 
-export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): void {
+/** firstByteAt: when the connection's first byte came (Date.now()); the first head's deadline counts from it. */
+export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps, firstByteAt?: number): void {
   let buf = first;
   /** Bytes of an incomplete head not yet joined to buf (joined when its end comes). */
   let pending: Buffer[] = [];
@@ -131,6 +132,7 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   headEnd.feed(first);
   let headTimer: NodeJS.Timeout | undefined;
   const headMs = deps.headMs ?? HEAD_MS;
+  let headStart = firstByteAt;
   let ex: Exchange | undefined;
   let phase: 'head' | 'busy' | 'gone' = 'head';
   // The client may have half-closed before its first bytes were classified.
@@ -158,7 +160,10 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   const armHead = () => {
     const waiting = phase === 'head' && (buf.length > 0 || pendingLen > 0);
     if (waiting && !headTimer) {
-      headTimer = setTimeout(onHeadDeadline, headMs);
+      // The first head's clock started with the connection's first byte (before classification).
+      const left = headStart === undefined ? headMs : Math.max(0, headMs - (Date.now() - headStart));
+      headStart = undefined;
+      headTimer = setTimeout(onHeadDeadline, left);
     } else if (!waiting && headTimer) {
       clearTimeout(headTimer);
       headTimer = undefined;

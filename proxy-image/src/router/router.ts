@@ -185,7 +185,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
         sock.off('data', onData).off('end', onEnd);
         sock.pause();
         if (kind === 'h1') {
-          serveHttp1(sock, seen, h1deps);
+          serveHttp1(sock, seen, h1deps, firstByteAt);
         } else if (kind === 'h2') {
           // node:http2 takes the bytes already buffered on the socket when the session starts.
           sock.unshift(seen);
@@ -195,7 +195,9 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
           serveRaw(sock, seen, def ? { kind: 'route', route: def } : ORIGIN, connector, eventLog);
         }
       };
+      let firstByteAt: number | undefined;
       const onData = (d: Buffer) => {
+        firstByteAt ??= Date.now();
         seen = seen.length === 0 ? d : Buffer.concat([seen, d]);
         const kind = sniff(seen);
         if (kind !== 'more') decide(kind);

@@ -109,17 +109,22 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     for (const [type, { ssh2Event, handle }] of CHANNEL_HANDLERS) {
       conn.on(ssh2Event, (accept, reject, chanInfo) => {
         if (ctx.closed) return reject();
+        // Counted from the request (the handler may accept only after its own connect), released on reject or close.
         if (channels >= MAX_CHANNELS) {
           log(`${ctx.id} channel ${type} refused: ${MAX_CHANNELS} open`);
           return reject();
         }
+        channels++;
         const counted: typeof accept = () => {
           const ch = accept();
-          channels++;
           ch.once('close', () => channels--);
           return ch;
         };
-        handle(ctx, counted, reject, chanInfo);
+        const refuse: typeof reject = () => {
+          channels--;
+          reject();
+        };
+        handle(ctx, counted, refuse, chanInfo);
       });
     }
     conn.on('error', (err: Error) => log(`${ctx.id} error: ${err.message}`));
