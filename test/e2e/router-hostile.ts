@@ -224,7 +224,8 @@ export function rawH2(port: number): RawH2 {
     count: new Map(),
     rstCodes: [],
     ready: new Promise<void>((res) => (readyFn = res)),
-    closed: once(sock, 'close').then(() => undefined),
+    // Not events.once: it rejects on 'error', and a reset is an expected end here.
+    closed: new Promise<void>((res) => sock.once('close', () => res())),
   };
   sock.on('data', (d: Buffer) => {
     buf = Buffer.concat([buf, d]);
