@@ -214,6 +214,9 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps, f
       pending.push(d);
       pendingLen += d.length;
       if (!headEnd.feed(d) && buf.length + pendingLen < MAX_HEAD) {
+        // A head arriving in tiny reads: join them now and then, so a slow
+        // client holds a few buffers, not one per byte (each has its own overhead).
+        if (pending.length >= 64) merge();
         armHead();
         return;
       }
