@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION } from '../../proxy-image/src/protocol/index.ts';
+import { PROTOCOL_VERSION, ROUTER_ENV } from '../../proxy-image/src/protocol/index.ts';
 import { RouteRefusedError, requestRoute } from '../../plugin/src/tunnel/index.ts';
 import { baseline, FRAME, frame, GET_BLOCK, probe, rawH2, rst, startProxy, timedGet, until } from './router-hostile.ts';
 import type { ProxyProc } from './router-hostile.ts';
@@ -273,4 +273,16 @@ test('9. rapid reset with reconnects: CPU, log lines and normal latency stay bou
   assert.ok(during.p99 < Math.max(1000, 10 * before.p99), `normal p99 ${during.p99.toFixed(0)} ms during the storm`);
   assert.ok(rssPeakMb < RSS_BOUND_MB);
   assert.equal(during.failed, 0);
+});
+
+test('memory guard: over 80 % of the memory limit new connections are refused, /healthz stays up', async (t) => {
+  // A limit the idle router is already past (its RSS is about 65 MB): what a flood that reached 80 % would see.
+  const p = await startProxy(t, { env: { [ROUTER_ENV.memoryLimitMb]: '60' } });
+  assert.match(p.log(), /over 80 % of the 60 MB memory limit: refusing/);
+  const r = await timedGet(p.port);
+  assert.equal(r.status, 0, 'a new connection is refused');
+  const h = await fetch(`http://127.0.0.1:${p.health}/healthz`);
+  assert.equal(h.status, 200, 'still ready: the Service keeps its backend');
+  const q = await startProxy(t, { env: { [ROUTER_ENV.memoryLimitMb]: '256' } });
+  assert.equal((await timedGet(q.port)).status, 200, 'under the limit it serves');
 });

@@ -42,7 +42,7 @@ export interface ProxyProc {
 }
 
 /** Starts the router with an echo origin; `nofile` runs it under `prlimit --nofile`. */
-export async function startProxy(t: TestContext, opts: { nofile?: number } = {}): Promise<ProxyProc> {
+export async function startProxy(t: TestContext, opts: { nofile?: number; env?: Record<string, string> } = {}): Promise<ProxyProc> {
   const origin = await echo('origin-pod');
   const key = makeSessionKey();
   const cmd = opts.nofile ? ['prlimit', `--nofile=${opts.nofile}:${opts.nofile}`, '--', process.execPath, DIST_PROXY] : [process.execPath, DIST_PROXY];
@@ -55,6 +55,7 @@ export async function startProxy(t: TestContext, opts: { nofile?: number } = {})
       [ROUTER_ENV.healthPort]: '0',
       [ROUTER_ENV.origin]: '127.0.0.1',
       [ROUTER_ENV.ports]: JSON.stringify([{ name: 'http', servicePort: 80, listenPort: 0, originPort: origin.port }]),
+      ...opts.env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

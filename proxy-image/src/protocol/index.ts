@@ -117,6 +117,8 @@ export const ROUTER_ENV = {
   origin: 'KT_ROUTER_ORIGIN',
   /** The health/status port; default PORTS.routerHealth (tests set 0 for a free one). */
   healthPort: 'KT_ROUTER_HEALTH_PORT',
+  /** Memory limit in MiB the router guards against (router/pressure.ts); default the container's cgroup limit. */
+  memoryLimitMb: 'KT_ROUTER_MEMORY_LIMIT_MB',
 } as const;
 
 export interface RouterPort {

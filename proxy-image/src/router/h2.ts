@@ -21,6 +21,8 @@ export interface H2Deps {
   log(msg: string): void;
   /** A client connection with no frame either way for this long is closed (GOAWAY). Default 120 s. */
   idleMs?: number;
+  /** The router is short of memory (pressure.ts): new streams are refused. */
+  overloaded?: () => boolean;
 }
 
 /**
@@ -126,6 +128,11 @@ export function makeH2Router(deps: H2Deps): H2Router {
 
   function routeStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
     stream.on('error', () => {});
+    if (deps.overloaded?.()) {
+      // RFC 9113 §8.7: REFUSED_STREAM tells the client nothing was processed; it may retry.
+      stream.close(NGHTTP2_REFUSED_STREAM);
+      return;
+    }
     const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     const target = deps.choose((name) => headers[name]);
     send(stream, headers, endStream, target, 0);

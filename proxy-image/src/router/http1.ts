@@ -26,6 +26,8 @@ export interface Http1Deps {
   idleMs?: number;
   /** Overrides HEAD_MS (tests). */
   headMs?: number;
+  /** The router is short of memory (pressure.ts): new requests get 503. */
+  overloaded?: () => boolean;
 }
 
 /**
@@ -85,7 +87,14 @@ function plainResponse(status: number, reason: string, text: string): Buffer {
   );
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 502: 'Bad Gateway' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
 
 export function wantsH2c(head: RequestHead): boolean {
   if (!head.upgrade) return false;
@@ -295,6 +304,10 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps, f
       return;
     }
     const req = parsed.head;
+    if (deps.overloaded?.()) {
+      reject(503, 'the router is short of memory; try again');
+      return;
+    }
     const headBytes = buf.subarray(0, req.headLength);
     buf = buf.subarray(req.headLength);
     if (wantsH2c(req)) {

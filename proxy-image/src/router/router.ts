@@ -25,6 +25,7 @@ import { HEAD_MS, serveHttp1 } from './http1.ts';
 import type { HeaderLookup } from './match.ts';
 import { serveRaw } from './raw.ts';
 import { sniff } from './sniff.ts';
+import { memoryGuard } from './pressure.ts';
 import { RouteTable } from './table.ts';
 import type { Route } from './table.ts';
 import { makeConnector, ORIGIN, Pool } from './upstream.ts';
@@ -54,6 +55,8 @@ export interface RouterOptions {
   idleTimeoutMs?: number;
   /** An HTTP/1 request head (and an h2c client's preface) must be complete this long after its first byte. Default 30 s (http1.ts HEAD_MS). */
   headTimeoutMs?: number;
+  /** Memory limit guarded by pressure.ts; default the cgroup's (process.constrainedMemory()). */
+  memoryLimitBytes?: number;
   log?: (msg: string) => void;
 }
 
@@ -78,6 +81,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   const log = opts.log ?? debuglog('kt');
   // Per-request, per-stream and per-connection events: a flood must not become a flood of lines.
   const eventLog = rateLimitedLog({ log, burst: 50, intervalMs: 10_000, what: 'router' });
+  const guard = memoryGuard({ log, ...(opts.memoryLimitBytes ? { limitBytes: opts.memoryLimitBytes } : {}) });
   const table = new RouteTable<RouteLink>(opts.ports.map((p) => p.servicePort));
   const sockets = new Set<net.Socket>();
   const sniffMs = opts.sniffTimeoutMs ?? 300;
@@ -136,6 +140,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
     }
     await ssh.close();
     eventLog.close();
+    guard.close();
   };
 
   let health: HealthServer | undefined;
@@ -156,7 +161,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       const r = table.decide(port.servicePort, lookup);
       return r ? { kind: 'route', route: r } : ORIGIN;
     };
-    const h2 = makeH2Router({ port, choose, connector, log: eventLog, ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}) });
+    const h2 = makeH2Router({ port, choose, connector, log: eventLog, overloaded: guard.overloaded, ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}) });
     const headMs = opts.headTimeoutMs ?? HEAD_MS;
     const h1deps = {
       choose: (head: { headers: Array<[string, string]> }) => (table.hasRoutes(port.servicePort) ? choose(headerLookup(head.headers)) : ORIGIN),
@@ -170,11 +175,17 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       },
       log: eventLog,
       headMs,
+      overloaded: guard.overloaded,
       ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}),
     };
     // allowHalfOpen: a client may send its request and half-close at once;
     // the answer must still go back (node would otherwise end our side too).
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => {
+      if (guard.overloaded()) {
+        eventLog(`router port ${port.servicePort}: connection from ${sock.remoteAddress}:${sock.remotePort} closed: short of memory`);
+        sock.resetAndDestroy();
+        return;
+      }
       sockets.add(sock);
       sock.once('close', () => sockets.delete(sock));
       sock.on('error', () => sock.destroy());
