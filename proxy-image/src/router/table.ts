@@ -95,10 +95,6 @@ export class RouteTable<H> {
     if (!this.#ports.has(req.servicePort)) {
       return { refused: `this router serves port(s) ${[...this.#ports].join(', ')}, not ${req.servicePort}`, code: 'invalid' };
     }
-    if (this.#byId.size >= MAX_ROUTES) return { refused: `this router holds ${MAX_ROUTES} routes, its limit`, code: 'limit' };
-    if ((this.#perHolder.get(holder) ?? 0) >= MAX_ROUTES_PER_HOLDER) {
-      return { refused: `one session may hold ${MAX_ROUTES_PER_HOLDER} routes on a router, and this one has them`, code: 'limit' };
-    }
     const list = this.#port(req.servicePort);
     let conditions: Condition[] = [];
     let key = '';
@@ -118,6 +114,11 @@ export class RouteTable<H> {
       if (!indexCondition(conditions) && this.#scanCount >= MAX_SCAN_ROUTES) {
         return { refused: `this router holds ${MAX_SCAN_ROUTES} routes made of regexes only, its limit; add an exact condition (NAME=VALUE)`, code: 'limit' };
       }
+    }
+    // Caps after the checks above: a taken slot is named as such, even on a full router.
+    if (this.#byId.size >= MAX_ROUTES) return { refused: `this router holds ${MAX_ROUTES} routes, its limit`, code: 'limit' };
+    if ((this.#perHolder.get(holder) ?? 0) >= MAX_ROUTES_PER_HOLDER) {
+      return { refused: `one session may hold ${MAX_ROUTES_PER_HOLDER} routes on a router, and this one has them`, code: 'limit' };
     }
     const id = `r${++this.#seq}`;
     const route: Route<H> = {
