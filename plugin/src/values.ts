@@ -4,7 +4,6 @@
 // habit 7, like undici lib/core/request.js validating at the edge).
 // `what` names the flag or argument in the message ("--socks-port", "target").
 import { isIP } from 'node:net';
-import { compileLinearRegex } from '../../proxy-image/src/router/regex.ts';
 import { ktError } from './errors.ts';
 
 function bad(what: string, value: string, reason: string): never {
@@ -93,9 +92,8 @@ export function parseHeader(raw: string, what: string): HeaderMatch {
   // Header names are case-insensitive (RFC 9110 §5.1); HTTP/2 sends them lower case.
   const lname = name.toLowerCase();
   if (!regex) return { name: lname, kind: 'exact', value };
-  // The router's own engine (linear time, RE2 syntax): what it would refuse is refused here first.
-  const re = compileLinearRegex(value);
-  if (typeof re === 'string') bad(what, raw, `the regex is ${re}`);
+  // Checked against the router's RE2 engine by checkRegexHeaders (header-regex.ts),
+  // which loads the engine only when a rule has a regex.
   return { name: lname, kind: 'regex', pattern: value };
 }
 
