@@ -4,8 +4,10 @@
 // reset storm of reconnecting HTTP/2 clients and during a flood of unread
 // pipelined requests, each against the quiet router in the same run; the
 // router's RSS at the end of each flood is in the notes.
+import { execFile } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import net from 'node:net';
+import { promisify } from 'node:util';
 import { PROTOCOL_VERSION } from '../../proxy-image/src/protocol/index.ts';
 import { requestRoute } from '../../plugin/src/tunnel/index.ts';
 import { FRAME, frame, GET_BLOCK, rawH2, rst, startProxy } from '../e2e/router-hostile.ts';
@@ -33,6 +35,12 @@ async function reqPerSec(port: number, ms = LOAD_MS): Promise<number> {
     }),
   );
   return n / ((performance.now() - t0) / 1000);
+}
+
+/** wrk (apt; `bash .ci/run` installs it) with CONNS keep-alive connections: requests/s of untagged GETs. */
+async function wrkRate(port: number, ms = LOAD_MS, extra: string[] = []): Promise<number> {
+  const { stdout } = await promisify(execFile)('wrk', ['-t1', `-c${CONNS}`, `-d${Math.round(ms / 1000)}s`, ...extra, `http://127.0.0.1:${port}/`]);
+  return Number(/Requests\/sec:\s+([0-9.]+)/.exec(stdout)?.[1]);
 }
 
 /** A stand-in for node:test's context: the bench closes what startProxy opened. */
@@ -81,11 +89,29 @@ export async function run(): Promise<BenchRow[]> {
   const ctx = context();
   try {
     const p = await startProxy(ctx.t);
-    const quiet = await reqPerSec(p.port);
+    const quietWrk = await wrkRate(p.port);
+    const t0 = performance.now();
     await routes1000(p);
+    const regTime = performance.now() - t0;
+    const manyWrk = await wrkRate(p.port);
     const many = await reqPerSec(p.port);
-    rows.push({ name: 'router req/s, 1,000 mesh routes', value: many, unit: 'req/s', reference: 'same router, no routes', refValue: quiet, note: `RSS ${p.rssMb().toFixed(0)} MB with 1,000 routes` });
-
+    rows.push({
+      name: 'router req/s (wrk), 1,000 mesh routes',
+      value: manyWrk,
+      unit: 'req/s',
+      reference: 'same router, no routes',
+      refValue: quietWrk,
+      note: `RSS ${p.rssMb().toFixed(0)} MB with 1,000 routes, registered over 32 SSH sessions in ${(regTime / 1000).toFixed(1)} s (issue 16: 20,000 routes, scanned, cut 31,400 to 1,040 req/s)`,
+    });
+    // 64 regex-only routes (the cap), 32 per session: these are tried on every request that has the header.
+    for (let s = 0; s < 2; s++) {
+      const tunnel = await p.tunnel();
+      for (let i = 0; i < 32; i++) {
+        await requestRoute(tunnel, { protocol: PROTOCOL_VERSION, kind: 'mesh', servicePort: 80, headers: [{ name: 'x-user', regex: `user-${s}-${i}-[a-z]+` }], owner: 'rx@laptop', session: `rx${s}` }, { host: '127.0.0.1', port: 9 });
+      }
+    }
+    const scanWrk = await wrkRate(p.port, LOAD_MS, ['-H', `x-user: ${'a'.repeat(64)}`]);
+    rows.push({ name: 'router req/s (wrk), + 64 regex-only routes, header present', value: scanWrk, unit: 'req/s', reference: 'same router, no routes', refValue: quietWrk });
     const stormEnd = Date.now() + FLOOD_MS;
     const cpu0 = p.cpuMs();
     const lines0 = p.lines();
