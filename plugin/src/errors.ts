@@ -221,6 +221,16 @@ export const ERRORS = {
     'ask the holder (`kubectl kt status` shows who), or use mesh with your own --header or --baggage value',
     (p) => `cannot route ${p.service}: ${p.reason}`,
   ),
+  KT_ERR_ROUTE_LIMIT: failure<{ service: string; reason: string }>(
+    "The Service's router holds as many routes as it takes (1,000 per router, 32 per session, 64 regex-only routes).",
+    'end sessions nobody uses (`kubectl kt status` lists them, `kubectl kt clean` removes dead ones), or give regex routes an exact NAME=VALUE condition',
+    (p) => `cannot route ${p.service}: ${p.reason}`,
+  ),
+  KT_ERR_ROUTE_INVALID: failure<{ service: string; reason: string }>(
+    'The router cannot run the route as given (for example a regex with backreferences or lookaround, which its linear-time RE2 engine refuses).',
+    'rewrite the --header rule in RE2 syntax (no backreferences, no lookaround), or use an exact NAME=VALUE',
+    (p) => `cannot route ${p.service}: ${p.reason}`,
+  ),
   KT_ERR_ROUTER_GONE: failure<{ namespace: string; service: string; reason: string }>(
     "The Service's router pod went away while the session ran; the Service was given back to its own pods.",
     'run the command again to take the Service over with a new router',

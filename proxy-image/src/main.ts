@@ -70,6 +70,7 @@ async function router(): Promise<Closable[]> {
     ssh: { port: intEnv(ENV.sshPort, PORTS.ssh), authorizedKeys: keys, ...(env[ENV.hostKey] ? { hostKey: env[ENV.hostKey] } : {}) },
     health: { port: intEnv(ROUTER_ENV.healthPort, PORTS.routerHealth) },
     countWindowMs: intEnv(ROUTER_ENV.countWindow, 60) * 1000,
+    ...(env[ROUTER_ENV.memoryLimitMb] ? { memoryLimitBytes: intEnv(ROUTER_ENV.memoryLimitMb, 0) * 2 ** 20 } : {}),
     log,
   });
   log(`kt-proxy ${VERSION} router: ssh on 127.0.0.1:${r.sshPort}, health on :${r.healthPort}, ports ${ports.map((p) => `${p.servicePort}→${r.listenPort(p.servicePort)}`).join(', ')}, origin ${origin}`);

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { checkRegexHeaders } from '../../plugin/src/header-regex.ts';
 import { isKtError } from '../../plugin/src/errors.ts';
 import {
   parseDnsLabel, parseExpose, parseForwardTarget, parseHeader, parseNamespaces, parsePort, parsePortMapping,
@@ -44,7 +45,16 @@ test('--header NAME=VALUE and NAME~=REGEX', () => {
   refuses(() => parseHeader('bad name=v', '--header'), 'invalid --header "bad name=v": "bad name" is not an HTTP header name');
   refuses(() => parseHeader('x=', '--header'), 'invalid --header "x=": the value is empty');
   refuses(() => parseHeader('x=a\r\nb', '--header'), 'invalid --header "x=a\\r\\nb": a header value cannot contain CR, LF or NUL');
-  assert.throws(() => parseHeader('x~=(', '--header'), (e) => isKtError(e) && /not a valid regular expression/.test(e.message));
+});
+
+test('--header regexes are checked against the router\'s RE2 engine: what it cannot run is KT_ERR_BAD_VALUE', async () => {
+  const bad = async (raw: string, re: RegExp) =>
+    assert.rejects(checkRegexHeaders([parseHeader(raw, '--header')]), (e) => isKtError(e) && e.code === 'KT_ERR_BAD_VALUE' && re.test(e.message), raw);
+  await bad('x~=(', /not an RE2 regular expression/);
+  for (const raw of ['x~=(a)\\1', 'x~=(?=a)a', 'x~=(?<!a)b']) await bad(raw, /backreferences and lookaround are not supported/);
+  await bad(`x~=${'a'.repeat(257)}`, /longer than 256 characters/);
+  // Nested stars are fine: RE2 runs them in linear time.
+  await checkRegexHeaders([parseHeader('x~=(a*)*b', 'h'), parseHeader('y=exact', 'h')]);
 });
 
 test('--baggage KEY=VALUE (mesh, connect) and connect --header NAME=VALUE', () => {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { PROTOCOL_VERSION } from '../../proxy-image/src/protocol/index.ts';
 import type { HeaderMatch, RouteRequest } from '../../proxy-image/src/protocol/index.ts';
 import { compileConditions, matchesAll } from '../../proxy-image/src/router/match.ts';
-import { RouteTable } from '../../proxy-image/src/router/table.ts';
+import { MAX_ROUTES, MAX_ROUTES_PER_HOLDER, MAX_SCAN_ROUTES, RouteTable } from '../../proxy-image/src/router/table.ts';
 import { sniff } from '../../proxy-image/src/router/sniff.ts';
 import { parseRouterPorts } from '../../proxy-image/src/router/env.ts';
 
@@ -37,7 +37,7 @@ test('conditions: names case-insensitive, exact values, anchored regexes, all mu
   assert.equal(matchesAll(conds, lookup({ 'x-kt-version': ['bob', 'alice'], 'x-tenant': 'eu-1' })), true, 'any of repeated values');
   assert.match(compileConditions([]) as string, /at least one/);
   assert.match(compileConditions([{ name: 'bad name', value: 'x' }]) as string, /not a valid HTTP field name/);
-  assert.match(compileConditions([{ name: 'x', regex: '(' }]) as string, /does not compile/);
+  assert.match(compileConditions([{ name: 'x', regex: '(' }]) as string, /not an RE2 regular expression/);
   assert.match(compileConditions([{ name: 'x', regex: 'a'.repeat(300) }]) as string, /longer than/);
   assert.match(compileConditions([{ name: 'x', value: 'a' }, { name: 'X', value: 'a' }]) as string, /twice/);
 });
@@ -123,3 +123,38 @@ test('KT_ROUTER_PORTS: parsed once, exact errors', () => {
   assert.throws(() => parseRouterPorts('[{"servicePort":80,"listenPort":1,"originPort":80,"protocol":"UDP"}]'), /only TCP/);
   assert.throws(() => parseRouterPorts('[{"servicePort":80,"listenPort":1,"originPort":80},{"servicePort":80,"listenPort":2,"originPort":80}]'), /twice/);
 });
+
+test('caps: routes per router, per holder, regex-only routes; refusals carry a code', () => {
+  const t = new RouteTable<string>([80]);
+  for (let i = 0; i < MAX_ROUTES_PER_HOLDER; i++) added(t.add(req('mesh', 'a', [{ name: 'x-kt-version', value: `a${i}` }]), 'c-a', 'h'));
+  const perHolder = t.add(req('mesh', 'a', [{ name: 'x-kt-version', value: 'a-over' }]), 'c-a', 'h');
+  assert.ok('refused' in perHolder && perHolder.code === 'limit', 'per holder');
+  for (let i = 0; i < MAX_SCAN_ROUTES; i++) added(t.add(req('mesh', 'r', [{ name: 'x-user', regex: `r${i}.*` }]), `c-r${i}`, 'h'));
+  const scan = t.add(req('mesh', 'r', [{ name: 'x-user', regex: 'over.*' }]), 'c-r-over', 'h');
+  assert.ok('refused' in scan && scan.code === 'limit' && /no exact header condition/.test(scan.refused), 'regex-only');
+  added(t.add(req('mesh', 'r', [{ name: 'x-user', regex: 'over.*' }, { name: 'x-kt-version', value: 'r' }]), 'c-r-over', 'h'));
+  let n = t.list().length;
+  for (let h = 0; n < MAX_ROUTES; h++) for (let i = 0; i < MAX_ROUTES_PER_HOLDER && n < MAX_ROUTES; i++, n++) added(t.add(req('mesh', 'm', [{ name: 'x-kt-version', value: `m${h}-${i}` }]), `c-m${h}`, 'h'));
+  const full = t.add(req('mesh', 'z', tagOf('z')), 'c-z', 'h');
+  assert.ok('refused' in full && full.code === 'limit' && /1000 routes/.test(full.refused), 'per router');
+  const taken = t.add(req('mesh', 'a', [{ name: 'x-kt-version', value: 'a0' }]), 'c-b', 'h');
+  assert.ok('refused' in taken && taken.code === 'taken');
+  // The holder goes: its slots come back.
+  t.removeHolder('c-a');
+  added(t.add(req('mesh', 'z', tagOf('z')), 'c-z', 'h'));
+});
+
+test('lookup by header value: registration order decides between an indexed and a regex route; list elements match', () => {
+  const t = new RouteTable<string>([80]);
+  const re = added(t.add(req('mesh', 'regex', [{ name: 'x-kt-version', regex: 'al.*' }]), 'c1', 'h'));
+  const exact = added(t.add(req('mesh', 'alice', tagOf('alice')), 'c2', 'h'));
+  const ex = added(t.add(req('exchange', 'ex'), 'c3', 'h'));
+  assert.equal(t.decide(80, lookup({ 'x-kt-version': 'alice' }))?.id, re.id, 'the earlier registration wins');
+  t.remove(re.id);
+  assert.equal(t.decide(80, lookup({ 'x-kt-version': 'alice' }))?.id, exact.id);
+  assert.equal(t.decide(80, lookup({ 'x-kt-version': 'bob, alice' }))?.id, exact.id, 'one comma-joined line');
+  assert.equal(t.decide(80, lookup({ 'x-kt-version': ['bob', 'alice'] }))?.id, exact.id, 'two lines');
+  assert.equal(t.decide(80, lookup({ 'x-kt-version': 'bob' }))?.id, ex.id, 'no match: the exchange');
+});
+
+const tagOf = (v: string): HeaderMatch[] => [{ name: 'x-kt-version', value: v }];

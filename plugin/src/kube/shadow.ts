@@ -42,6 +42,9 @@ export interface ProxyPodSpec {
 /** The sysctl that lets a non-root process bind ports below 1024 in its own network namespace. */
 export const LOW_PORTS_SYSCTL = { name: 'net.ipv4.ip_unprivileged_port_start', value: '0' } as const;
 
+/** V8 old-space cap of the proxy (NODE_OPTIONS), under its 256 Mi memory limit. */
+export const PROXY_HEAP_MB = 96;
+
 /** The uid the proxy runs as (the image's non-root user). */
 export const PROXY_UID = 65532;
 
@@ -53,6 +56,11 @@ export function proxyPod(s: ProxyPodSpec): Record<string, unknown> & { metadata:
     { name: ENV.authorizedKeys, value: s.authorizedKey },
     { name: ENV.hostKey, value: s.hostKey },
     { name: ENV.idleExitSeconds, value: String(s.idleExitSeconds ?? DEFAULT_IDLE_EXIT_SECONDS) },
+    // V8 sizes its heap from the node's memory, not the pod's limit, and lets
+    // garbage pile up: a 60 s reset storm took RSS to 191 MB with the default,
+    // 89 MB flat with a 48 MB old space (test/bench/hostile.bench.ts). 96 MB
+    // keeps the worst case under the router's 80 % guard of the 256 Mi limit.
+    { name: 'NODE_OPTIONS', value: `--max-old-space-size=${PROXY_HEAP_MB}` },
   ];
   for (const [name, value] of Object.entries(s.env ?? {})) env.push({ name, value });
   return {
@@ -96,8 +104,12 @@ export function proxyPod(s: ProxyPodSpec): Record<string, unknown> & { metadata:
           env,
           ...(s.ports ? { ports: s.ports } : {}),
           ...(s.readinessProbe ? { readinessProbe: s.readinessProbe } : {}),
+          // Measured (test/e2e/router-hostile.test.ts): 62-67 MB idle, at most
+          // 131 MB under the floods there; the router refuses new connections
+          // above 80 % of the limit (proxy-image/src/router/pressure.ts, which
+          // reads this limit from the cgroup), so it is refused before it is killed.
           resources: {
-            requests: { cpu: '50m', memory: '64Mi' },
+            requests: { cpu: '50m', memory: '96Mi' },
             limits: { memory: '256Mi' },
           },
           securityContext: {

@@ -263,7 +263,7 @@ export class ServiceTakeover {
     done(ok ? undefined : 'not yet; going on');
   }
 
-  /** Registers routes; refused routes throw KT_ERR_ROUTE_TAKEN naming the holder. Re-registered after every reconnect. */
+  /** Registers routes; refused routes throw KT_ERR_ROUTE_TAKEN naming the holder (KT_ERR_ROUTE_LIMIT at a cap, KT_ERR_ROUTE_INVALID for a rule the router cannot run). Re-registered after every reconnect. */
   async addRoutes(specs: RouteSpec[]): Promise<void> {
     const tunnel = await this.session.tunnel();
     for (const spec of specs) {
@@ -301,7 +301,12 @@ export class ServiceTakeover {
         session: this.session.id,
       }, { host: '127.0.0.1', port: spec.local });
     } catch (err) {
-      if (err instanceof RouteRefusedError) throw ktError('KT_ERR_ROUTE_TAKEN', { service: `${this.namespace}/${this.name}`, reason: err.refused });
+      if (err instanceof RouteRefusedError) {
+        const p = { service: `${this.namespace}/${this.name}`, reason: err.refused };
+        if (err.code === 'limit') throw ktError('KT_ERR_ROUTE_LIMIT', p);
+        if (err.code === 'invalid') throw ktError('KT_ERR_ROUTE_INVALID', p);
+        throw ktError('KT_ERR_ROUTE_TAKEN', p);
+      }
       throw toKtError(err);
     }
   }

@@ -4,7 +4,7 @@
 // Service port) to a local port. The route ends with the tunnel, or earlier
 // with close().
 import { SSH_REQUESTS } from '../../../proxy-image/src/protocol/index.ts';
-import type { RouteRequest } from '../../../proxy-image/src/protocol/index.ts';
+import type { RouteRefusalCode, RouteRequest } from '../../../proxy-image/src/protocol/index.ts';
 import { decodeRouteReply, encodeJson, ROUTE_CANCEL_REQUEST } from '../../../proxy-image/src/ssh/route-request.ts';
 import type { ForwardTarget } from './forward-in.ts';
 import type { Tunnel } from './tunnel.ts';
@@ -20,10 +20,13 @@ export interface RouteHandle {
 /** The router said no; `refused` is its reason (for a conflict it names the holder). */
 export class RouteRefusedError extends Error {
   readonly refused: string;
-  constructor(refused: string) {
+  /** Why (protocol RouteRefusal.code); a router that sends none is read as `taken`. */
+  readonly code: RouteRefusalCode;
+  constructor(refused: string, code: RouteRefusalCode = 'taken') {
     super(`the router refused the route: ${refused}`);
     this.name = 'RouteRefusedError';
     this.refused = refused;
+    this.code = code;
   }
 }
 
@@ -31,7 +34,7 @@ export async function requestRoute(tunnel: Tunnel, req: RouteRequest, toLocal: F
   const raw = await tunnel.request(SSH_REQUESTS.route, encodeJson(req));
   const reply = decodeRouteReply(raw);
   if (!reply) throw new Error('the router answered the route request with something that is not a route reply (is it a router?)');
-  if ('refused' in reply) throw new RouteRefusedError(reply.refused);
+  if ('refused' in reply) throw new RouteRefusedError(reply.refused, reply.code);
   const stop = tunnel.acceptForwarded(reply.address, req.servicePort, toLocal);
   let closing: Promise<void> | undefined;
   return {

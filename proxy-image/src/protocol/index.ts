@@ -119,6 +119,8 @@ export const ROUTER_ENV = {
   healthPort: 'KT_ROUTER_HEALTH_PORT',
   /** Seconds of traffic the per-route counters cover (default 60); the plugin passes KT_COUNT_WINDOW_SECONDS on (tests shorten it). */
   countWindow: 'KT_ROUTER_COUNT_WINDOW_SECONDS',
+  /** Memory limit in MiB the router guards against (router/pressure.ts); default the container's cgroup limit. */
+  memoryLimitMb: 'KT_ROUTER_MEMORY_LIMIT_MB',
 } as const;
 
 /** The plugin's environment variable a new router's count window comes from (documented in the README; tests set it). */
@@ -178,7 +180,17 @@ export interface RouteReply {
 /** The failure reply (ssh2 global requests can carry no data on failure, so the router sends success with this instead). */
 export interface RouteRefusal {
   refused: string;
+  /**
+   * Why, for the plugin to pick its error code: `taken` (someone holds the
+   * slot), `limit` (a cap on routes is reached), `invalid` (the request
+   * itself is wrong: a regex the engine cannot run, a bad header name).
+   * Absent from routers older than this field: the plugin reads it as taken.
+   */
+  code?: RouteRefusalCode;
 }
+
+export type RouteRefusalCode = 'taken' | 'limit' | 'invalid';
+export const ROUTE_REFUSAL_CODES: readonly RouteRefusalCode[] = ['taken', 'limit', 'invalid'];
 
 /** Suffix of the origin Service's name: <service>-kt-origin. */
 export const ORIGIN_SUFFIX = '-kt-origin';

@@ -17,8 +17,29 @@ export interface H2Deps {
   port: RouterPort;
   choose(lookup: HeaderLookup): Target;
   connector: Connector;
+  /** Per-stream and per-session events (rate-limited by the caller). */
   log(msg: string): void;
+  /** A client connection with no frame either way for this long is closed (GOAWAY). Default 120 s. */
+  idleMs?: number;
+  /** The router is short of memory (pressure.ts): new streams are refused. */
+  overloaded?: () => boolean;
 }
+
+/**
+ * Streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS,
+ * RFC 9113 §6.5.2); more are refused with RST_STREAM. Without it one
+ * connection opened ~13,800 streams and node aborted (issue 16). 100 is the
+ * floor the RFC recommends and what nginx and Go's server use.
+ */
+export const MAX_STREAMS = 100;
+/**
+ * node:http2's memory cap per session in MB (nghttp2's buffers: header
+ * tables, queued frames); over it new streams are refused with
+ * ENHANCE_YOUR_CALM. Stream bodies flow through node streams with 16 KiB
+ * high-water marks, so 100 streams add about 3 MiB more at most.
+ */
+export const MAX_SESSION_MEMORY_MB = 4;
+const IDLE_MS = 120_000;
 
 export interface H2Router {
   /** Serves HTTP/2 on a client connection (prior knowledge, or an upgraded h2c one). */
@@ -35,10 +56,28 @@ export function makeH2Router(deps: H2Deps): H2Router {
    * client connection keeps its own, as it would have talking directly.
    */
   const upstreams = new Map<http2.ServerHttp2Session, Map<string, Promise<http2.ClientHttp2Session>>>();
-  const server = http2.createServer({ maxSessionInvalidFrames: 100 });
+  const server = http2.createServer({
+    maxSessionInvalidFrames: 100,
+    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+    // A client that sends streams the SETTINGS told it not to is cut off after this many refusals.
+    maxSessionRejectedStreams: 100,
+    settings: { maxConcurrentStreams: MAX_STREAMS },
+  });
+  const idleMs = deps.idleMs ?? IDLE_MS;
 
   server.on('session', (s) => {
     upstreams.set(s, new Map());
+    // An idle client connection (no frame either way) is closed gracefully;
+    // one with streams open (a quiet long gRPC stream) is left alone: node
+    // re-arms the timer on the next frame.
+    let open = 0;
+    s.on('stream', (st) => {
+      open++;
+      st.once('close', () => open--);
+    });
+    s.setTimeout(idleMs, () => {
+      if (open === 0) s.close();
+    });
     s.on('close', () => {
       const mine = upstreams.get(s);
       upstreams.delete(s);
@@ -66,7 +105,7 @@ export function makeH2Router(deps: H2Deps): H2Router {
     if (s) return s;
     const sock = client.socket;
     s = deps.connector.connect(target, { ip: sock?.remoteAddress ?? '', port: sock?.remotePort ?? 0 }).then((up) => {
-      const sess = http2.connect(`http://${deps.port.name ?? 'upstream'}`, { createConnection: () => up });
+      const sess = http2.connect(`http://${deps.port.name ?? 'upstream'}`, { createConnection: () => up, maxSessionMemory: MAX_SESSION_MEMORY_MB });
       const forget = () => {
         if (mine.get(key) === s) mine.delete(key);
       };
@@ -89,6 +128,11 @@ export function makeH2Router(deps: H2Deps): H2Router {
 
   function routeStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
     stream.on('error', () => {});
+    if (deps.overloaded?.()) {
+      // RFC 9113 §8.7: REFUSED_STREAM tells the client nothing was processed; it may retry.
+      stream.close(NGHTTP2_REFUSED_STREAM);
+      return;
+    }
     const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     const target = deps.choose((name) => headers[name]);
     send(stream, headers, endStream, target, 0);
@@ -173,7 +217,22 @@ export function makeH2Router(deps: H2Deps): H2Router {
 
   return {
     serve(socket) {
+      let session: http2.ServerHttp2Session | undefined;
+      const take = (s: http2.ServerHttp2Session) => {
+        session = s;
+      };
+      server.once('session', take);
       server.emit('connection', socket);
+      server.off('session', take);
+      // The router's sockets allow half-open (HTTP/1 needs it). An HTTP/2
+      // client's FIN without GOAWAY (curl does it) means it sends no more
+      // frames, so no WINDOW_UPDATE either: close the session gracefully
+      // (answers in flight still go out), which frees the socket and the
+      // origin sessions; without this both stayed open forever (issue 16).
+      socket.once('end', () => {
+        if (session && !session.destroyed) session.close();
+        else socket.destroy();
+      });
     },
     drop(key) {
       for (const mine of upstreams.values()) dropOne(mine, key);

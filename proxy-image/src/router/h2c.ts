@@ -13,6 +13,16 @@ import { H2_PREFACE } from './sniff.ts';
 /** Headers HTTP/2 forbids (RFC 9113 §8.2.2), plus those only the upgrade used. */
 const HOP_BY_HOP = new Set(['connection', 'upgrade', 'http2-settings', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'host']);
 
+/**
+ * Most bytes held before the client's first SETTINGS frame is complete: the
+ * preface, a SETTINGS frame of at most the initial SETTINGS_MAX_FRAME_SIZE
+ * (16,384, RFC 9113 §4.2, §6.5.2) and a little of what follows. A larger
+ * SETTINGS frame is a FRAME_SIZE_ERROR; before, one connection could make
+ * the router hold 16 MiB (issue 16).
+ */
+export const MAX_PRE_SETTINGS = 64 * 1024;
+const MAX_SETTINGS_FRAME = 16_384;
+
 export const SWITCHING_TO_H2C = 'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n';
 
 /** The upgraded request as HTTP/2 fields: pseudo-headers first, names lowercase. */
@@ -81,12 +91,17 @@ export class UpgradedH2c extends Duplex {
   readonly #inject: Buffer;
   #seen: Buffer;
   #injected = false;
+  #deadline: NodeJS.Timeout | undefined;
 
-  constructor(socket: Duplex, rest: Buffer, fields: Array<[string, string]>) {
+  /** deadlineMs: the preface and SETTINGS must have come within this long after the 101. */
+  constructor(socket: Duplex, rest: Buffer, fields: Array<[string, string]>, deadlineMs: number) {
     super();
     this.#socket = socket;
     this.#inject = stream1Headers(fields);
     this.#seen = Buffer.alloc(0);
+    this.#deadline = setTimeout(() => {
+      if (!this.#injected) this.destroy(new Error(`no HTTP/2 preface and SETTINGS within ${deadlineMs} ms`));
+    }, deadlineMs);
     socket.on('data', (d: Buffer) => this.#onData(d));
     socket.on('end', () => this.push(null));
     socket.on('error', (err) => this.destroy(err));
@@ -97,6 +112,10 @@ export class UpgradedH2c extends Duplex {
   #onData(d: Buffer): void {
     if (this.#injected) {
       if (!this.push(d)) this.#socket.pause();
+      return;
+    }
+    if (this.#seen.length + d.length > MAX_PRE_SETTINGS) {
+      this.destroy(new Error(`more than ${MAX_PRE_SETTINGS} bytes before the first SETTINGS frame`));
       return;
     }
     const p = (this.#seen = Buffer.concat([this.#seen, d]));
@@ -112,9 +131,15 @@ export class UpgradedH2c extends Duplex {
       this.destroy(new Error('h2c upgrade: the first frame is not SETTINGS'));
       return;
     }
-    const end = at + 9 + p.readUIntBE(at, 3);
+    const len = p.readUIntBE(at, 3);
+    if (len > MAX_SETTINGS_FRAME) {
+      this.destroy(new Error(`a first SETTINGS frame of ${len} bytes (FRAME_SIZE_ERROR)`));
+      return;
+    }
+    const end = at + 9 + len;
     if (p.length < end) return;
     this.#injected = true;
+    clearTimeout(this.#deadline);
     this.#seen = Buffer.alloc(0);
     this.push(p.subarray(0, end));
     this.push(this.#inject);
@@ -134,6 +159,8 @@ export class UpgradedH2c extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    clearTimeout(this.#deadline);
+    this.#seen = Buffer.alloc(0);
     this.#socket.destroy();
     cb(err);
   }

@@ -45,6 +45,10 @@ export async function startHealth(host: string, port: number, ready: () => boole
     server.once('error', reject);
     server.listen({ host, port }, () => {
       server.off('error', reject);
+      // Later errors are accept failures (EMFILE while a flood holds every
+      // descriptor): without a listener they would end the process; the
+      // probe that could not connect is simply retried by the kubelet.
+      server.on('error', () => {});
       resolve();
     });
   });

@@ -24,6 +24,10 @@ export interface Http1Deps {
   log(msg: string): void;
   /** Overrides IDLE_MS (tests). */
   idleMs?: number;
+  /** Overrides HEAD_MS (tests). */
+  headMs?: number;
+  /** The router is short of memory (pressure.ts): new requests get 503. */
+  overloaded?: () => boolean;
 }
 
 /**
@@ -33,6 +37,14 @@ export interface Http1Deps {
  * streams are the application's business.
  */
 const IDLE_MS = 120_000;
+/**
+ * A request head must be complete within this long of its first byte, or
+ * the client gets 408 (RFC 9110 §15.5.9) and the connection closes: an idle
+ * timer alone let a client sending one byte every 50 s hold a connection
+ * forever (slowloris, issue 16). nginx's client_header_timeout is 60 s;
+ * a real client sends its head in one write.
+ */
+export const HEAD_MS = 30_000;
 /** Stop reading from the client while this much is buffered and not yet forwardable. */
 const HIGH_WATER = 256 * 1024;
 /** Request bodies up to this size are kept until the answer starts, so the request can be retried elsewhere. */
@@ -75,7 +87,14 @@ function plainResponse(status: number, reason: string, text: string): Buffer {
   );
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 502: 'Bad Gateway' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
 
 export function wantsH2c(head: RequestHead): boolean {
   if (!head.upgrade) return false;
@@ -84,8 +103,45 @@ export function wantsH2c(head: RequestHead): boolean {
   return up.includes('h2c') && head.connection.includes('http2-settings') && head.headers.filter(([n]) => n === 'http2-settings').length === 1 && head.body.kind === 'none';
 }
 
-export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): void {
+/**
+ * Finds the CRLFCRLF that ends a head across reads, looking at each byte
+ * once: a head sent a byte at a time costs O(n), not a rescan per byte.
+ */
+class HeadEnd {
+  #matched = 0;
+  reset(): void {
+    this.#matched = 0;
+  }
+  /** True when the bytes fed so far contain the end of a head. */
+  feed(d: Buffer): boolean {
+    let m = this.#matched;
+    for (let i = 0; i < d.length; i++) {
+      const c = d[i];
+      if (c === (m % 2 === 0 ? 0x0d : 0x0a)) {
+        if (++m === 4) {
+          this.#matched = 0;
+          return true;
+        }
+      } else {
+        m = c === 0x0d ? 1 : 0;
+      }
+    }
+    this.#matched = m;
+    return false;
+  }
+}
+
+/** firstByteAt: when the connection's first byte came (Date.now()); the first head's deadline counts from it. */
+export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps, firstByteAt?: number): void {
   let buf = first;
+  /** Bytes of an incomplete head not yet joined to buf (joined when its end comes). */
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
+  const headEnd = new HeadEnd();
+  headEnd.feed(first);
+  let headTimer: NodeJS.Timeout | undefined;
+  const headMs = deps.headMs ?? HEAD_MS;
+  let headStart = firstByteAt;
   let ex: Exchange | undefined;
   let phase: 'head' | 'busy' | 'gone' = 'head';
   // The client may have half-closed before its first bytes were classified.
@@ -103,8 +159,41 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
 
   const flow = () => {
     if (phase === 'gone') return;
-    if (upBlocked || buf.length > HIGH_WATER) client.pause();
+    // Also stop reading while the answers already written have not drained:
+    // the next pipelined request waits in the kernel, not in our memory (issue 16).
+    if (upBlocked || buf.length > HIGH_WATER || client.writableNeedDrain) client.pause();
     else client.resume();
+  };
+
+  /** The head deadline runs while a head is incomplete (from its first byte), and stops once it is parsed. */
+  const armHead = () => {
+    const waiting = phase === 'head' && (buf.length > 0 || pendingLen > 0);
+    if (waiting && !headTimer) {
+      // The first head's clock started with the connection's first byte (before classification).
+      const left = headStart === undefined ? headMs : Math.max(0, headMs - (Date.now() - headStart));
+      headStart = undefined;
+      headTimer = setTimeout(onHeadDeadline, left);
+    } else if (!waiting && headTimer) {
+      clearTimeout(headTimer);
+      headTimer = undefined;
+    }
+  };
+  const onHeadDeadline = () => {
+    headTimer = undefined;
+    if (phase !== 'head') return;
+    // Our own wait (answers not yet drained to this client) is not the client's delay.
+    if (client.writableNeedDrain) {
+      armHead();
+      return;
+    }
+    merge();
+    reject(408, `request head not complete within ${headMs} ms`);
+  };
+  const merge = () => {
+    if (pendingLen === 0) return;
+    buf = Buffer.concat([buf, ...pending]);
+    pending = [];
+    pendingLen = 0;
   };
 
   const reject = (status: number, why: string) => {
@@ -117,6 +206,8 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
 
   const teardown = () => {
     phase = 'gone';
+    clearTimeout(headTimer);
+    headTimer = undefined;
     client.removeListener('data', onClientData);
     release();
     if (ex?.up) {
@@ -127,7 +218,21 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
   };
 
   const onClientData = (d: Buffer) => {
-    buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+    if (phase === 'head') {
+      // Incomplete head: keep the bytes aside until its end shows up (or it is too large).
+      pending.push(d);
+      pendingLen += d.length;
+      if (!headEnd.feed(d) && buf.length + pendingLen < MAX_HEAD) {
+        // A head arriving in tiny reads: join them now and then, so a slow
+        // client holds a few buffers, not one per byte (each has its own overhead).
+        if (pending.length >= 64) merge();
+        armHead();
+        return;
+      }
+      merge();
+    } else {
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+    }
     pump();
   };
 
@@ -137,7 +242,10 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
     else pump();
   };
   const onClientClose = () => teardown();
-  const onClientDrain = () => ex?.up?.resume();
+  const onClientDrain = () => {
+    ex?.up?.resume();
+    pump();
+  };
   client.on('data', onClientData).on('end', onClientEnd).on('close', onClientClose).on('drain', onClientDrain);
   client.on('error', () => client.destroy());
   const onTimeout = () => {
@@ -160,7 +268,8 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
 
   /** Moves whatever can move: a new request head, or request body bytes to the upstream. */
   function pump(): void {
-    if (phase === 'head') startNext();
+    merge();
+    if (phase === 'head' && !client.writableNeedDrain) startNext();
     if (phase === 'busy' && ex && ex.up && !ex.reqDone) sendBody(ex);
     if (clientEnded && phase === 'busy' && ex && !ex.reqDone && buf.length === 0) {
       // The client stopped sending in the middle of a request body: that
@@ -170,6 +279,7 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
       client.destroy();
       return;
     }
+    armHead();
     flow();
   }
 
@@ -177,12 +287,16 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
     const skip = leadingCrlf(buf);
     if (skip > 0) buf = buf.subarray(skip);
     if (buf.length === 0) {
+      headEnd.reset();
       if (clientEnded) client.end();
       return;
     }
     const parsed = parseRequestHead(buf, MAX_HEAD);
     if (parsed.kind === 'more') {
       if (clientEnded) reject(400, 'connection ended inside a request head');
+      // From here on only new bytes are scanned for the head's end.
+      headEnd.reset();
+      headEnd.feed(buf);
       return;
     }
     if (parsed.kind === 'error') {
@@ -190,6 +304,10 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps): 
       return;
     }
     const req = parsed.head;
+    if (deps.overloaded?.()) {
+      reject(503, 'the router is short of memory; try again');
+      return;
+    }
     const headBytes = buf.subarray(0, req.headLength);
     buf = buf.subarray(req.headLength);
     if (wantsH2c(req)) {

@@ -4,11 +4,14 @@
 import { describeMatch } from '../protocol/index.ts';
 import type { HeaderMatch } from '../protocol/index.ts';
 import { baggageCondition } from './baggage.ts';
+import { compileLinearRegex } from './regex.ts';
+
+export { MAX_REGEX_LENGTH } from './regex.ts';
 
 /** RFC 9110 §5.6.2 token: what a header name may be made of. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Longest regex source accepted (a route comes from an authenticated developer, but keep it sane). */
-export const MAX_REGEX_LENGTH = 256;
+/** Most header conditions one route may carry (each is tested per request). */
+export const MAX_CONDITIONS = 8;
 
 /** A compiled condition: the lowercased name and a test on one value. */
 export interface Condition {
@@ -31,6 +34,7 @@ export type HeaderLookup = (lowerName: string) => readonly string[] | string | u
 /** Compiles conditions; a string names what is wrong (it becomes the refusal). */
 export function compileConditions(matches: readonly HeaderMatch[]): Condition[] | string {
   if (matches.length === 0) return 'a mesh route needs at least one header condition';
+  if (matches.length > MAX_CONDITIONS) return `a mesh route takes at most ${MAX_CONDITIONS} header conditions, not ${matches.length}`;
   const out: Condition[] = [];
   const seen = new Set<string>();
   for (const m of matches) {
@@ -46,15 +50,9 @@ export function compileConditions(matches: readonly HeaderMatch[]): Condition[] 
     if (!m || typeof m.name !== 'string' || !TOKEN.test(m.name)) return `header name ${JSON.stringify(m?.name)} is not a valid HTTP field name`;
     const name = m.name.toLowerCase();
     if ('regex' in m && typeof m.regex === 'string') {
-      if (m.regex.length > MAX_REGEX_LENGTH) return `the regex for ${name} is longer than ${MAX_REGEX_LENGTH} characters`;
-      let re: RegExp;
-      try {
-        // Anchored: `alice` must not match `malice`. Deny by default means a
-        // request goes to a laptop only when the whole value matches.
-        re = new RegExp(`^(?:${m.regex})$`);
-      } catch (err) {
-        return `the regex for ${name} does not compile: ${(err as Error).message}`;
-      }
+      // Linear-time engine (regex.ts): a header value is attacker-controlled.
+      const re = compileLinearRegex(m.regex);
+      if (typeof re === 'string') return `the regex for ${name} is ${re}`;
       out.push({ name, source: { name, regex: m.regex }, test: (v) => re.test(v) });
     } else if ('value' in m && typeof m.value === 'string') {
       const want = m.value;
@@ -69,16 +67,38 @@ export function compileConditions(matches: readonly HeaderMatch[]): Condition[] 
   return out;
 }
 
-/** All conditions must hold; a condition holds when any of the header's values matches it. */
+/**
+ * The forms of a header a condition is tested against. One rule for HTTP/1.1
+ * and HTTP/2: several field lines of one name are one field, their
+ * values joined with ", " (RFC 9110 §5.3 — what node:http2 hands us for a
+ * repeated header, and what a proxy that folds lines sends). A condition
+ * holds when the whole combined value matches, or when one element of that
+ * comma-separated list matches: `x-kt-version: bob` and `x-kt-version: alice`
+ * as two lines, as `bob, alice` on one line, or as two HTTP/2 fields are the
+ * same request and go to the same place. When elements match routes of two
+ * developers, the earlier registration wins (table.ts precedence).
+ */
+export function valueForms(v: readonly string[] | string): string[] {
+  const combined = typeof v === 'string' ? v : v.length === 1 ? v[0] : v.join(', ');
+  if (!combined.includes(',')) return [combined];
+  const out = [combined];
+  for (const part of combined.split(',')) {
+    const e = part.trim();
+    if (e !== '' && e !== combined) out.push(e);
+  }
+  return out;
+}
+
+/** All conditions must hold; a condition holds when one of the header's forms (valueForms) matches it. */
 export function matchesAll(conds: readonly Condition[], lookup: HeaderLookup): boolean {
   for (const c of conds) {
     const v = lookup(c.name);
     if (v === undefined) return false;
     if (c.testAll) {
       if (!c.testAll(v)) return false;
-    } else if (typeof v === 'string') {
+    } else if (typeof v === 'string' && !v.includes(',')) {
       if (!c.test(v)) return false;
-    } else if (!v.some((x) => c.test(x))) {
+    } else if (!valueForms(v).some((x) => c.test(x))) {
       return false;
     }
   }

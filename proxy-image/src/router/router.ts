@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
 import { SSH_REQUESTS } from '../protocol/index.ts';
 import type { RouteRefusal, RouteReply, RouterPort } from '../protocol/index.ts';
+import { rateLimitedLog } from '../ratelog.ts';
 import type { ConnContext } from '../ssh/context.ts';
 import { makeHelloHandler } from '../ssh/hello.ts';
 import type { RequestHandler } from '../ssh/policy.ts';
@@ -21,10 +22,11 @@ import { makeH2Router } from './h2.ts';
 import type { H2Router } from './h2.ts';
 import { upgradeFields, SWITCHING_TO_H2C, UpgradedH2c } from './h2c.ts';
 import { headerLookup } from './http1-parse.ts';
-import { serveHttp1 } from './http1.ts';
+import { HEAD_MS, serveHttp1 } from './http1.ts';
 import type { HeaderLookup } from './match.ts';
 import { serveRaw } from './raw.ts';
 import { sniff } from './sniff.ts';
+import { memoryGuard } from './pressure.ts';
 import { RouteTable } from './table.ts';
 import type { Route } from './table.ts';
 import { makeConnector, ORIGIN, Pool } from './upstream.ts';
@@ -50,10 +52,14 @@ export interface RouterOptions {
    * route. Default 300 ms.
    */
   sniffTimeoutMs?: number;
-  /** HTTP/1 keep-alive idle limit and request-head deadline. Default 120 s. */
+  /** HTTP/1 keep-alive and HTTP/2 connection idle limit. Default 120 s. */
   idleTimeoutMs?: number;
   /** The window of the per-route counters (router/counters.ts); default 60 s. */
   countWindowMs?: number;
+  /** An HTTP/1 request head (and an h2c client's preface) must be complete this long after its first byte. Default 30 s (http1.ts HEAD_MS). */
+  headTimeoutMs?: number;
+  /** Memory limit guarded by pressure.ts; default the cgroup's (process.constrainedMemory()). */
+  memoryLimitBytes?: number;
   log?: (msg: string) => void;
 }
 
@@ -76,6 +82,9 @@ interface PortServer {
 
 export async function startRouter(opts: RouterOptions): Promise<Router> {
   const log = opts.log ?? debuglog('kt');
+  // Per-request, per-stream and per-connection events: a flood must not become a flood of lines.
+  const eventLog = rateLimitedLog({ log, burst: 50, intervalMs: 10_000, what: 'router' });
+  const guard = memoryGuard({ log, ...(opts.memoryLimitBytes ? { limitBytes: opts.memoryLimitBytes } : {}) });
   const table = new RouteTable<RouteLink>(opts.ports.map((p) => p.servicePort));
   const sockets = new Set<net.Socket>();
   const sniffMs = opts.sniffTimeoutMs ?? 300;
@@ -135,6 +144,8 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       s.h2.close();
     }
     await ssh.close();
+    eventLog.close();
+    guard.close();
   };
 
   let health: HealthServer | undefined;
@@ -162,23 +173,31 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       counters.record(port.servicePort, table.routesOn(port.servicePort), r, lookup);
       return r ? { kind: 'route', route: r } : ORIGIN;
     };
-    const h2 = makeH2Router({ port, choose, connector, log });
+    const h2 = makeH2Router({ port, choose, connector, log: eventLog, overloaded: guard.overloaded, ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}) });
+    const headMs = opts.headTimeoutMs ?? HEAD_MS;
     const h1deps = {
       choose: (head: { headers: Array<[string, string]> }) => (table.hasRoutes(port.servicePort) ? choose(headerLookup(head.headers)) : choose(noHeaders)),
       connector,
       pool,
       h2cUpgrade: (client: net.Socket, head: Parameters<typeof upgradeFields>[0], rest: Buffer) => {
         client.write(SWITCHING_TO_H2C);
-        const stream = new UpgradedH2c(client, rest, upgradeFields(head));
-        stream.on('error', (err) => log(`h2c upgrade: ${err.message}`));
+        const stream = new UpgradedH2c(client, rest, upgradeFields(head), headMs);
+        stream.on('error', (err) => eventLog(`h2c upgrade: ${err.message}`));
         h2.serve(stream);
       },
-      log,
+      log: eventLog,
+      headMs,
+      overloaded: guard.overloaded,
       ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}),
     };
     // allowHalfOpen: a client may send its request and half-close at once;
     // the answer must still go back (node would otherwise end our side too).
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => {
+      if (guard.overloaded()) {
+        eventLog(`router port ${port.servicePort}: connection from ${sock.remoteAddress}:${sock.remotePort} closed: short of memory`);
+        sock.resetAndDestroy();
+        return;
+      }
       sockets.add(sock);
       sock.once('close', () => sockets.delete(sock));
       sock.on('error', () => sock.destroy());
@@ -189,17 +208,19 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
         sock.off('data', onData).off('end', onEnd);
         sock.pause();
         if (kind === 'h1') {
-          serveHttp1(sock, seen, h1deps);
+          serveHttp1(sock, seen, h1deps, firstByteAt);
         } else if (kind === 'h2') {
           // node:http2 takes the bytes already buffered on the socket when the session starts.
           sock.unshift(seen);
           h2.serve(sock);
         } else {
           const def = table.defaultRoute(port.servicePort);
-          serveRaw(sock, seen, def ? { kind: 'route', route: def } : ORIGIN, connector, log);
+          serveRaw(sock, seen, def ? { kind: 'route', route: def } : ORIGIN, connector, eventLog);
         }
       };
+      let firstByteAt: number | undefined;
       const onData = (d: Buffer) => {
+        firstByteAt ??= Date.now();
         seen = seen.length === 0 ? d : Buffer.concat([seen, d]);
         const kind = sniff(seen);
         if (kind !== 'more') decide(kind);
@@ -235,7 +256,8 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
         resolve();
       });
     });
-    server.on('error', (err) => log(`router port ${port.servicePort}: ${err.message}`));
+    // Accept errors (EMFILE under a flood) come once per refused connection: rate-limited.
+    server.on('error', (err) => eventLog(`router port ${port.servicePort}: ${err.message}`));
     const bound = (server.address() as net.AddressInfo).port;
     log(`router: port ${port.servicePort} listening on ${opts.listenHost ?? '0.0.0.0'}:${bound}, origin ${opts.originHost}:${port.originPort}`);
     return { port, bound, server, pool, h2 };

@@ -41,12 +41,32 @@ export function makeConnector(port: RouterPort, originHost: string): Connector {
   return {
     connect(target, from) {
       if (target.kind === 'route') return target.route.handle.open(from);
-      // Writes before 'connect' are queued by net; a refused connect shows up
-      // as an error before any response byte, which the caller handles.
-      const sock = net.connect({ host: originHost, port: port.originPort, allowHalfOpen: true, noDelay: true });
-      return Promise.resolve(sock);
+      return connectOrigin(originHost, port.originPort);
     },
   };
+}
+
+/**
+ * A TCP connection to the origin, resolved once connected. The error
+ * listener goes on before net.connect returns: a failure raised at once
+ * (EMFILE when descriptors run out, emitted on the next tick) would
+ * otherwise find no listener and end the process (issue 16). Callers turn
+ * the rejection into a 502 (HTTP) or a closed connection (raw TCP).
+ */
+export function connectOrigin(host: string, port: number): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const onError = (err: Error) => {
+      sock.destroy();
+      reject(err);
+    };
+    sock.once('error', onError);
+    sock.once('connect', () => {
+      sock.off('error', onError);
+      // Until the caller's .then() runs (a microtask, before any I/O event) nothing can be emitted.
+      resolve(sock);
+    });
+  });
 }
 
 /** Idle HTTP/1.1 upstream connections, per target key. */

@@ -7,6 +7,13 @@ import { replyGlobalRequest, takeOverGlobalRequests } from './internals.ts';
 import { requestHandler } from './policy.ts';
 import type { RequestHandler } from './policy.ts';
 
+/**
+ * Global requests one connection may have in flight (handlers not finished);
+ * more get REQUEST_FAILURE at once, so a client cannot queue work without
+ * bound. The plugin sends a handful (hello, a route per port).
+ */
+export const MAX_PENDING_REQUESTS = 32;
+
 interface Slot {
   reply?: Buffer | boolean;
 }
@@ -14,6 +21,7 @@ interface Slot {
 /** extra: handlers this server adds to policy.ts (a role's own requests), looked up first. */
 export function serveGlobalRequests(ctx: ConnContext, extra?: ReadonlyMap<string, RequestHandler>): void {
   const queue: Slot[] = [];
+  let running = 0;
   const drain = () => {
     while (queue.length > 0 && queue[0].reply !== undefined) {
       const { reply } = queue.shift() as Slot;
@@ -37,9 +45,17 @@ export function serveGlobalRequests(ctx: ConnContext, extra?: ReadonlyMap<string
       finish(false);
       return;
     }
-    handler(ctx, data).then(finish, (err: Error) => {
-      ctx.log(`${ctx.id} global request ${name} failed: ${err.message}`);
+    if (running >= MAX_PENDING_REQUESTS) {
+      ctx.log(`${ctx.id} global request ${name} refused: ${MAX_PENDING_REQUESTS} in flight`);
       finish(false);
-    });
+      return;
+    }
+    running++;
+    handler(ctx, data)
+      .then(finish, (err: Error) => {
+        ctx.log(`${ctx.id} global request ${name} failed: ${err.message}`);
+        finish(false);
+      })
+      .finally(() => running--);
   });
 }

@@ -4,7 +4,7 @@
 // cannot attach data to REQUEST_FAILURE, so a refusal is a success reply
 // carrying { refused } (RouteRefusal). Served only by a server started with
 // a route handler (the router role); the shadow refuses the request.
-import { PROTOCOL_VERSION } from '../protocol/index.ts';
+import { PROTOCOL_VERSION, ROUTE_REFUSAL_CODES } from '../protocol/index.ts';
 import type { RouteRefusal, RouteReply, RouteRequest } from '../protocol/index.ts';
 import type { ConnContext } from './context.ts';
 import { readSshString, sshString } from './internals.ts';
@@ -47,7 +47,9 @@ export function decodeRouteRequest(data: unknown): RouteRequest | string {
 export function decodeRouteReply(data: Buffer | null | undefined): RouteReply | RouteRefusal | undefined {
   const v = decodeJson(data) as Partial<RouteReply & RouteRefusal> | undefined;
   if (!v || typeof v !== 'object') return undefined;
-  if (typeof v.refused === 'string') return { refused: v.refused };
+  if (typeof v.refused === 'string') {
+    return v.code !== undefined && ROUTE_REFUSAL_CODES.includes(v.code) ? { refused: v.refused, code: v.code } : { refused: v.refused };
+  }
   if (typeof v.id === 'string' && typeof v.address === 'string') return { id: v.id, address: v.address };
   return undefined;
 }
@@ -55,8 +57,9 @@ export function decodeRouteReply(data: Buffer | null | undefined): RouteReply | 
 export function makeRouteHandler(register: RouteRegistrar): RequestHandler {
   return async function handleRoute(ctx, data) {
     const req = decodeRouteRequest(data);
-    const reply: RouteReply | RouteRefusal = typeof req === 'string' ? { refused: req } : register(ctx, req);
-    ctx.log(`${ctx.id} route ${'refused' in reply ? `refused: ${reply.refused}` : `${reply.id} registered`}`);
+    const reply: RouteReply | RouteRefusal = typeof req === 'string' ? { refused: req, code: 'invalid' } : register(ctx, req);
+    // Accepted routes are logged by the router (one line each, bounded by its caps); refusals are rate-limited there.
+    if ('refused' in reply) ctx.log(`${ctx.id} route refused: ${reply.refused}`);
     return encodeJson(reply);
   };
 }

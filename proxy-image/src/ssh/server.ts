@@ -13,6 +13,17 @@ import { generateEd25519, parseAuthorizedKeys } from './keys.ts';
 import { CHANNEL_HANDLERS } from './policy.ts';
 import type { RequestHandler } from './policy.ts';
 import { closeForwards } from './tcpip-forward.ts';
+import { rateLimitedLog } from '../ratelog.ts';
+
+/**
+ * Caps (README, Limits). Sockets that have not logged in yet: a laptop logs
+ * in within a round trip or two, so 64 waiting at once is only a flood; more
+ * are closed at accept. Channels open on one connection: each is a TCP
+ * connection the laptop tunnels (browsers and test suites open dozens), so
+ * 1,024; more are refused with RESOURCE_SHORTAGE (RFC 4254 §5.1).
+ */
+export const MAX_UNAUTHENTICATED = 64;
+export const MAX_CHANNELS = 1024;
 
 const { Server } = ssh2;
 
@@ -58,7 +69,9 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
   if (!isLoopbackHost(host)) throw new Error(`the SSH server listens on loopback only, not ${host}`);
   const allowed = parseAuthorizedKeys(opts.authorizedKeys);
   if (allowed.length === 0) throw new Error('no authorized keys: nobody could log in');
-  const log: Log = opts.debug ?? debuglog('kt');
+  const baseLog: Log = opts.debug ?? debuglog('kt');
+  // Per-connection, per-channel and per-request lines: at most 50 per 10 s, then a count.
+  const log = rateLimitedLog({ log: baseLog, burst: 50, intervalMs: 10_000, what: 'ssh' });
   const hostKey = opts.hostKey ?? generateEd25519('kt-proxy host').privateKey;
   const keepaliveMs = opts.keepaliveMs ?? 5000;
   const loginGraceMs = opts.loginGraceMs ?? 30_000;
@@ -92,11 +105,26 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       idle.busy();
       log(`${ctx.id} authenticated (${ready.size} client(s))`);
     });
+    let channels = 0;
     for (const [type, { ssh2Event, handle }] of CHANNEL_HANDLERS) {
       conn.on(ssh2Event, (accept, reject, chanInfo) => {
         if (ctx.closed) return reject();
-        log(`${ctx.id} channel ${type}`);
-        handle(ctx, accept, reject, chanInfo);
+        // Counted from the request (the handler may accept only after its own connect), released on reject or close.
+        if (channels >= MAX_CHANNELS) {
+          log(`${ctx.id} channel ${type} refused: ${MAX_CHANNELS} open`);
+          return reject();
+        }
+        channels++;
+        const counted: typeof accept = () => {
+          const ch = accept();
+          ch.once('close', () => channels--);
+          return ch;
+        };
+        const refuse: typeof reject = () => {
+          channels--;
+          reject();
+        };
+        handle(ctx, counted, refuse, chanInfo);
       });
     }
     conn.on('error', (err: Error) => log(`${ctx.id} error: ${err.message}`));
@@ -113,6 +141,11 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     // Without TCP_NODELAY the small window-adjust and ack packets wait for
     // Nagle's timer and a single channel drops to 40-100 MiB/s.
     sock.setNoDelay(true);
+    if (graceTimers.size >= MAX_UNAUTHENTICATED) {
+      log(`socket from ${sock.remoteAddress}:${sock.remotePort} closed: ${MAX_UNAUTHENTICATED} sockets are logging in already`);
+      sock.destroy();
+      return;
+    }
     sockets.add(sock);
     const grace = setTimeout(() => {
       log(`socket from ${sock.remoteAddress}:${sock.remotePort} did not log in within ${loginGraceMs} ms`);
@@ -135,7 +168,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
   });
   tcp.on('error', (err) => log(`ssh listener error: ${err.message}`));
   const port = (tcp.address() as net.AddressInfo).port;
-  log(`ssh listening on ${host}:${port}`);
+  baseLog(`ssh listening on ${host}:${port}`);
   idle.idle();
 
   let closing: Promise<void> | undefined;
@@ -145,6 +178,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     close() {
       closing ??= new Promise<void>((resolve) => {
         idle.stop();
+        log.close();
         tcp.close(() => resolve());
         for (const conn of ready) conn.end();
         for (const sock of sockets) sock.destroy();
