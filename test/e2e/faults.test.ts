@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { ANNOTATIONS, LABELS } from '../../proxy-image/src/protocol/index.ts';
+import { ROUTE_ANNOTATION_PREFIX } from '../../plugin/src/status/model.ts';
 import { applyApps, clientPod, echoApp, ktObjectsIn, localEcho, nothingLeftIn, serviceShape, stderrOf, until, who } from './apps.ts';
 import { exited, waitForLine } from './helpers.ts';
 
@@ -37,7 +38,7 @@ const isOriginal = (name: string) => (p: string): boolean => p.startsWith(`${nam
 const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
 function kt(args: string[]): ChildProcess {
-  return cluster.spawnInLaptop('kubectl', ['kt', ...args, '-n', NS]);
+  return cluster.spawnInLaptop('kubectl', ['kt', ...args, '-n', NS], process.env.KT_FAULTS_DEBUG ? { env: { NODE_DEBUG: 'kt' } } : {});
 }
 
 async function stop(child: ChildProcess, out: () => string): Promise<void> {
@@ -65,7 +66,11 @@ async function apiFromLaptop(): Promise<string> {
 
 /** A process's state letter from /proc (R running, S sleeping, T stopped). */
 function procState(pid: number): string {
-  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0];
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0];
+  } catch {
+    return 'gone';
+  }
 }
 
 /** Milliseconds from `since` until `child` prints a line matching `re`. */
@@ -252,11 +257,15 @@ describe('faults', () => {
       const back = await Promise.all([
         until(() => who(cluster, NS, API), (p) => p === 'laptop-exchange', t1, 60_000, 'exchange after the restart'),
         until(() => who(cluster, NS, WEB, 'alice'), (p) => p === 'laptop-mesh', t1, 60_000, 'mesh after the restart'),
-      ]);
+      ]).catch((e: Error) => {
+        throw new Error(`${e.message}\n${out.ex()}\n${out.mesh()}`, { cause: e });
+      });
       // Heartbeats go on: the route annotations on the router pods are renewed after the restart.
       for (const r of routersBefore) {
         await cluster.waitFor('pods', NS, r, (o) => Object.entries(o?.metadata.annotations ?? {}).some(([k, v]) =>
-          k.startsWith('kt.dev/route-') && Date.parse((JSON.parse(v) as { heartbeat: string }).heartbeat) >= restarting - 1000), 30_000);
+          k.startsWith(ROUTE_ANNOTATION_PREFIX) && Date.parse((JSON.parse(v) as { heartbeat: string }).heartbeat) >= restarting - 1000), 30_000).catch((e: Error) => {
+          throw new Error(`${e.message}\n${JSON.stringify(cluster.store.get('pods', NS, r)?.metadata.annotations)}\n${out.ex()}\n${out.mesh()}`, { cause: e });
+        });
       }
       // The Service watch goes on: an overwritten selector is taken over again.
       const patched = await cluster.kubectl(['patch', '-n', NS, 'svc/api', '--type=merge', '-p', '{"spec":{"selector":{"app":"api"}}}']);
@@ -300,7 +309,8 @@ describe('faults', () => {
         `end=$(($(date +%s) + 12)); while [ $(date +%s) -lt $end ]; do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 2 ${WEB}; done`], { timeoutMs: 60_000 });
       const killed = await cluster.killContainer(NS, router);
       const t0 = performance.now();
-      assert.throws(() => process.kill(killed.pid, 0), /ESRCH/, 'the router process is gone');
+      // Gone, or a zombie until the pod's agent reaps it: either way dead (the signal lands asynchronously).
+      while (!['Z', 'gone'].includes(procState(killed.pid))) assert.ok(performance.now() - t0 < 5000, `the router process died (state ${procState(killed.pid)})`);
       await cluster.waitFor('pods', NS, router, (o) => {
         const cs = (o?.status as { containerStatuses?: { restartCount: number; ready: boolean }[] } | undefined)?.containerStatuses?.[0];
         return (cs?.restartCount ?? 0) > killed.restartCount;
@@ -312,14 +322,21 @@ describe('faults', () => {
       ]);
       const codes = (await load).stdout.trim().split('\n');
       const failed = codes.filter((c) => c !== '200').length;
+      // Failures only while the router's process was down: the last stretch of the load all succeeded.
+      const firstFail = codes.findIndex((c) => c !== '200');
+      const lastFail = codes.length - 1 - [...codes].reverse().findIndex((c) => c !== '200');
+      assert.ok(failed === 0 || codes.slice(lastFail + 1).length > codes.length / 4, `untagged requests fail after the restart: ${codes.join(' ')}`);
       console.log(`# router container restart: restarted ${s(restarted)} after the kill; routes registered again, tagged requests reached the laptops ${back.map(s).join(' and ')} after the kill; `
-        + `untagged: ${codes.length} requests, ${failed} failed`);
+        + `untagged: ${codes.length} requests, ${failed} failed${failed ? ` (requests ${firstFail + 1}–${lastFail + 1}, while no router process listened)` : ''}`);
       assert.equal(cluster.store.get('pods', NS, router)?.metadata.uid, uid, 'the same pod');
       assert.deepEqual(routers(), [router]);
       assert.match(await who(cluster, NS, WEB), /^web-/);
     } finally {
-      for (const c of [alice, carol]) c.kill('SIGINT');
-      await Promise.all([alice, carol].map((c) => exited(c)));
+      // One after the other: two sessions leaving at the same instant each see the other still routing.
+      for (const c of [alice, carol]) {
+        c.kill('SIGINT');
+        await exited(c);
+      }
     }
     assert.equal(alice.exitCode, 0, out.alice());
     assert.equal(carol.exitCode, 0, out.carol());

@@ -66,6 +66,8 @@ export interface ProxySessionEvents {
   down: [err: Error | undefined];
   /** While reconnecting, the API server said the pod is not there (404): it was deleted. */
   gone: [];
+  /** Reconnecting gave up: the session cannot go on. */
+  lost: [err: Error];
 }
 
 /**
@@ -75,6 +77,8 @@ export interface ProxySessionEvents {
  * next try starts at once when the path is back.
  */
 export const ATTEMPT_TIMEOUT_MS = 10_000;
+/** How long a reconnect keeps asking when the API server refuses it (403/401) before giving up. */
+export const REFUSED_RETRY_MS = 60_000;
 /** The longest pause between two reconnect attempts. */
 export const RECONNECT_MAX_DELAY_MS = 2000;
 
@@ -191,6 +195,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   private async connectWithRetry(first: boolean): Promise<Tunnel> {
     const deadline = Date.now() + (first ? 30_000 : 3_600_000);
     let delay = 100;
+    let refusedSince: number | undefined;
     for (let attempt = 1; ; attempt++) {
       if (this.closing || this.opts.signal.aborted) throw ktError('KT_ERR_INTERRUPTED', { what: 'the tunnel' });
       try {
@@ -201,8 +206,17 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
         this.emit('up', t);
         return t;
       } catch (err) {
-        // Refusals that another try cannot change end the wait at once.
-        if (isKtError(err) && ['KT_ERR_PROTOCOL_MISMATCH', 'KT_ERR_API_FORBIDDEN', 'KT_ERR_API_UNAUTHORIZED'].includes(err.code)) throw err;
+        // Refusals that another try cannot change end the wait at once. But
+        // an API server that has just restarted refuses everyone (403) until
+        // its RBAC caches are filled again: what was allowed a moment ago is
+        // asked again for a while before it counts as taken away.
+        if (isKtError(err) && err.code === 'KT_ERR_PROTOCOL_MISMATCH') throw err;
+        if (isKtError(err) && ['KT_ERR_API_FORBIDDEN', 'KT_ERR_API_UNAUTHORIZED'].includes(err.code)) {
+          refusedSince ??= Date.now();
+          if (first || Date.now() - refusedSince > REFUSED_RETRY_MS) throw err;
+        } else {
+          refusedSince = undefined;
+        }
         if (!first && err instanceof PortForwardError && err.status === 404) this.emit('gone');
         this.opts.debug(`tunnel attempt ${attempt} failed: ${(err as Error).message}`);
         if (Date.now() + delay > deadline) {
@@ -270,7 +284,9 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
         this.reconnecting = undefined;
         const ke = toKtError(e);
         for (const w of this.waiting.splice(0)) w.reject(ke);
+        if (this.closing || this.opts.signal.aborted) return;
         this.opts.progress.note(`cannot reconnect: ${ke.message}`);
+        this.emit('lost', ke);
       },
     );
   }

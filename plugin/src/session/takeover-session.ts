@@ -167,6 +167,10 @@ export class ServiceTakeover {
     session.on('up', () => {
       if (this.sessionObj === session) this.downSince = undefined;
     });
+    // Reconnecting gave up: end the session (the command then gives the Service back if nobody else routes).
+    session.on('lost', (err) => {
+      if (this.sessionObj === session) this.failure?.(toKtError(err));
+    });
     // The API server says the router pod is not there while the tunnel is down: it went while this laptop was away.
     session.on('gone', () => {
       if (this.sessionObj === session) void this.routerGone('the pod is not there any more');

@@ -71,6 +71,13 @@ export function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
   // a channel runs at 40-100 MiB/s instead of several hundred.
   if (opts.stream instanceof net.Socket) opts.stream.setNoDelay(true);
   const client = new Client();
+  // SSH never half-closes its transport (RFC 4253 §11.1 ends a connection
+  // with SSH_MSG_DISCONNECT or by closing it): the end of the stream (the
+  // pod's SSH server gone, the API server restarting) is the end of the
+  // connection. Without this ssh2 would wait for a 'close' that a
+  // port-forward stream only gives once its write side ends too, and the
+  // tunnel would look up until the keepalive gave up on it.
+  opts.stream.once('end', () => opts.stream.destroy());
   return new Promise((resolve, reject) => {
     let ready = false;
     let lastErr: Error | undefined;

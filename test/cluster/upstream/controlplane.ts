@@ -30,14 +30,17 @@ export interface ControlPlane {
   admin: ApiClient;
   processes: ChildProcess[];
   /**
-   * Restarts kube-apiserver as an upgrade rolls it: SIGTERM (its graceful
-   * shutdown closes watches and streams), then the same flags and port
-   * again; resolves once /readyz says ok. etcd keeps the data, so
+   * Restarts kube-apiserver as an upgrade rolls it: SIGTERM (SIGKILL after
+   * API_RESTART_GRACE_MS), then the same flags and port again; resolves
+   * once /readyz says ok. etcd keeps the data, so
    * resourceVersions go on where they were.
    */
   restartApiServer(): Promise<{ downMs: number }>;
   stop(): Promise<void>;
 }
+
+/** How long a restarted kube-apiserver may shut down gracefully before it is killed. */
+export const API_RESTART_GRACE_MS = 2000;
 
 /** A port free on loopback now (the process that gets it binds it a moment later). */
 export function freePort(): Promise<number> {
@@ -136,7 +139,12 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
         if (old.exitCode !== null || old.signalCode !== null) return resolve();
         old.once('exit', () => resolve());
         old.kill('SIGTERM');
-        setTimeout(() => old.kill('SIGKILL'), 30_000).unref();
+        // Its graceful shutdown waits for long-running requests (port-forward
+        // streams, watches) that end only when their clients go; a kubelet
+        // ends it after the pod's grace period. Kept short here: while the
+        // API is down the node cannot renew its Lease, and after
+        // --node-monitor-grace-period (20 s) every pod would turn NotReady.
+        setTimeout(() => old.kill('SIGKILL'), API_RESTART_GRACE_MS).unref();
       });
       processes[i] = start(o, 'kube-apiserver', apiArgs, died);
       await apiReady();
