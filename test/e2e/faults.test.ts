@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { ANNOTATIONS, LABELS } from '../../proxy-image/src/protocol/index.ts';
 import { ROUTE_ANNOTATION_PREFIX } from '../../plugin/src/status/model.ts';
-import { applyApps, clientPod, echoApp, ktObjectsIn, localEcho, nothingLeftIn, serviceShape, stderrOf, until, who } from './apps.ts';
+import { applyApps, clientPod, echoApp, localEcho, nothingLeftIn, serviceShape, stderrOf, until, who } from './apps.ts';
 import { exited, waitForLine } from './helpers.ts';
 
 const NS = 'shop';
@@ -238,6 +238,58 @@ describe('faults', () => {
     await nothingLeftIn(cluster, NS);
   });
 
+  test('the router\'s container killed and restarted in its pod: every session registers its routes again; untagged traffic keeps flowing', async () => {
+    const before = serviceShape(cluster, NS, 'web');
+    const alice = kt(['mesh', 'svc/web', '--expose', `${PORT.mesh}:80`, '--header', 'x-kt-version=alice']);
+    const carol = kt(['mesh', 'svc/web', '--expose', `${PORT.preview}:80`, '--header', 'x-kt-version=carol']);
+    const out = { alice: stderrOf(alice), carol: stderrOf(carol) };
+    try {
+      await Promise.all([waitForLine(alice, /^meshing:/, 90_000), waitForLine(carol, /^meshing:/, 90_000)]);
+      const t = performance.now();
+      await until(() => who(cluster, NS, WEB, 'alice'), (p) => p === 'laptop-mesh', t, 10_000, 'alice routed');
+      await until(() => who(cluster, NS, WEB, 'carol'), (p) => p === 'laptop-preview', t, 10_000, 'carol routed');
+      const [router] = routers();
+      const uid = cluster.store.get('pods', NS, router)?.metadata.uid;
+      // Untagged load from inside the cluster for the whole fault: one status code (or 000) per request.
+      const load = cluster.inPod(NS, 'client', 'sh', ['-c',
+        `end=$(($(date +%s) + 12)); while [ $(date +%s) -lt $end ]; do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 2 ${WEB}; done`], { timeoutMs: 60_000 });
+      const killed = await cluster.killContainer(NS, router);
+      const t0 = performance.now();
+      // Gone, or a zombie until the pod's agent reaps it: either way dead (the signal lands asynchronously).
+      while (!['Z', 'gone'].includes(procState(killed.pid))) assert.ok(performance.now() - t0 < 5000, `the router process died (state ${procState(killed.pid)})`);
+      await cluster.waitFor('pods', NS, router, (o) => {
+        const cs = (o?.status as { containerStatuses?: { restartCount: number; ready: boolean }[] } | undefined)?.containerStatuses?.[0];
+        return (cs?.restartCount ?? 0) > killed.restartCount;
+      }, 30_000);
+      const restarted = performance.now() - t0;
+      const back = await Promise.all([
+        until(() => who(cluster, NS, WEB, 'alice'), (p) => p === 'laptop-mesh', t0, 30_000, 'alice again'),
+        until(() => who(cluster, NS, WEB, 'carol'), (p) => p === 'laptop-preview', t0, 30_000, 'carol again'),
+      ]);
+      const codes = (await load).stdout.trim().split('\n');
+      const failed = codes.filter((c) => c !== '200').length;
+      // Failures only while the router's process was down: the last stretch of the load all succeeded.
+      const firstFail = codes.findIndex((c) => c !== '200');
+      const lastFail = codes.length - 1 - [...codes].reverse().findIndex((c) => c !== '200');
+      assert.ok(failed === 0 || codes.slice(lastFail + 1).length > codes.length / 4, `untagged requests fail after the restart: ${codes.join(' ')}`);
+      console.log(`# router container restart: restarted ${s(restarted)} after the kill; routes registered again, tagged requests reached the laptops ${back.map(s).join(' and ')} after the kill; `
+        + `untagged: ${codes.length} requests, ${failed} failed${failed ? ` (requests ${firstFail + 1}–${lastFail + 1}, while no router process listened)` : ''}`);
+      assert.equal(cluster.store.get('pods', NS, router)?.metadata.uid, uid, 'the same pod');
+      assert.deepEqual(routers(), [router]);
+      assert.match(await who(cluster, NS, WEB), /^web-/);
+    } finally {
+      // One after the other: two sessions leaving at the same instant each see the other still routing.
+      for (const c of [alice, carol]) {
+        c.kill('SIGINT');
+        await exited(c);
+      }
+    }
+    assert.equal(alice.exitCode, 0, out.alice());
+    assert.equal(carol.exitCode, 0, out.carol());
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    await nothingLeftIn(cluster, NS);
+  });
+
   test('kube-apiserver restarted mid-session: sessions reconnect, watches and heartbeats go on, no second router or origin Service', async () => {
     const apiBefore = serviceShape(cluster, NS, 'api');
     const webBefore = serviceShape(cluster, NS, 'web');
@@ -289,58 +341,6 @@ describe('faults', () => {
     assert.equal(mesh.exitCode, 0, out.mesh());
     assert.deepEqual(serviceShape(cluster, NS, 'api'), apiBefore);
     assert.deepEqual(serviceShape(cluster, NS, 'web'), webBefore);
-    await nothingLeftIn(cluster, NS);
-  });
-
-  test('the router\'s container killed and restarted in its pod: every session registers its routes again; untagged traffic keeps flowing', async () => {
-    const before = serviceShape(cluster, NS, 'web');
-    const alice = kt(['mesh', 'svc/web', '--expose', `${PORT.mesh}:80`, '--header', 'x-kt-version=alice']);
-    const carol = kt(['mesh', 'svc/web', '--expose', `${PORT.preview}:80`, '--header', 'x-kt-version=carol']);
-    const out = { alice: stderrOf(alice), carol: stderrOf(carol) };
-    try {
-      await Promise.all([waitForLine(alice, /^meshing:/, 90_000), waitForLine(carol, /^meshing:/, 90_000)]);
-      const t = performance.now();
-      await until(() => who(cluster, NS, WEB, 'alice'), (p) => p === 'laptop-mesh', t, 10_000, 'alice routed');
-      await until(() => who(cluster, NS, WEB, 'carol'), (p) => p === 'laptop-preview', t, 10_000, 'carol routed');
-      const [router] = routers();
-      const uid = cluster.store.get('pods', NS, router)?.metadata.uid;
-      // Untagged load from inside the cluster for the whole fault: one status code (or 000) per request.
-      const load = cluster.inPod(NS, 'client', 'sh', ['-c',
-        `end=$(($(date +%s) + 12)); while [ $(date +%s) -lt $end ]; do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 2 ${WEB}; done`], { timeoutMs: 60_000 });
-      const killed = await cluster.killContainer(NS, router);
-      const t0 = performance.now();
-      // Gone, or a zombie until the pod's agent reaps it: either way dead (the signal lands asynchronously).
-      while (!['Z', 'gone'].includes(procState(killed.pid))) assert.ok(performance.now() - t0 < 5000, `the router process died (state ${procState(killed.pid)})`);
-      await cluster.waitFor('pods', NS, router, (o) => {
-        const cs = (o?.status as { containerStatuses?: { restartCount: number; ready: boolean }[] } | undefined)?.containerStatuses?.[0];
-        return (cs?.restartCount ?? 0) > killed.restartCount;
-      }, 30_000);
-      const restarted = performance.now() - t0;
-      const back = await Promise.all([
-        until(() => who(cluster, NS, WEB, 'alice'), (p) => p === 'laptop-mesh', t0, 30_000, 'alice again'),
-        until(() => who(cluster, NS, WEB, 'carol'), (p) => p === 'laptop-preview', t0, 30_000, 'carol again'),
-      ]);
-      const codes = (await load).stdout.trim().split('\n');
-      const failed = codes.filter((c) => c !== '200').length;
-      // Failures only while the router's process was down: the last stretch of the load all succeeded.
-      const firstFail = codes.findIndex((c) => c !== '200');
-      const lastFail = codes.length - 1 - [...codes].reverse().findIndex((c) => c !== '200');
-      assert.ok(failed === 0 || codes.slice(lastFail + 1).length > codes.length / 4, `untagged requests fail after the restart: ${codes.join(' ')}`);
-      console.log(`# router container restart: restarted ${s(restarted)} after the kill; routes registered again, tagged requests reached the laptops ${back.map(s).join(' and ')} after the kill; `
-        + `untagged: ${codes.length} requests, ${failed} failed${failed ? ` (requests ${firstFail + 1}–${lastFail + 1}, while no router process listened)` : ''}`);
-      assert.equal(cluster.store.get('pods', NS, router)?.metadata.uid, uid, 'the same pod');
-      assert.deepEqual(routers(), [router]);
-      assert.match(await who(cluster, NS, WEB), /^web-/);
-    } finally {
-      // One after the other: two sessions leaving at the same instant each see the other still routing.
-      for (const c of [alice, carol]) {
-        c.kill('SIGINT');
-        await exited(c);
-      }
-    }
-    assert.equal(alice.exitCode, 0, out.alice());
-    assert.equal(carol.exitCode, 0, out.carol());
-    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
     await nothingLeftIn(cluster, NS);
   });
 });
