@@ -100,6 +100,8 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   private podCreated = false;
   private reconnecting: Promise<void> | undefined;
   private downSince = 0;
+  /** When the last tunnel last heard from the proxy (performance.now()). */
+  private lastHeard = 0;
 
   constructor(opts: ProxySessionOptions) {
     super();
@@ -120,9 +122,9 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
-  /** Milliseconds since the proxy last sent anything on the tunnel (Infinity while it is down). */
+  /** Milliseconds since the proxy last sent anything on the tunnel (while it is down: on the last one). */
   quietMs(): number {
-    return this.current && !this.current.closed ? this.current.quietMs() : Infinity;
+    return this.current && !this.current.closed ? this.current.quietMs() : performance.now() - this.lastHeard;
   }
 
   /** A connection to host:port as the proxy pod sees it. */
@@ -272,6 +274,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
     if (this.current !== t) return;
     this.current = undefined;
     this.downSince = performance.now();
+    this.lastHeard = this.downSince - t.quietMs();
     this.emit('down', err);
     if (this.closing || this.opts.signal.aborted) return;
     this.opts.progress.note(`tunnel to ${this.namespace}/${this.podName} dropped${err ? ` (${err.message})` : ''}; reconnecting`);

@@ -161,12 +161,6 @@ export class ServiceTakeover {
     });
     this.sessionObj = session;
     this.tunnelUp = false;
-    session.on('down', () => {
-      if (this.sessionObj === session) this.downSince ??= performance.now();
-    });
-    session.on('up', () => {
-      if (this.sessionObj === session) this.downSince = undefined;
-    });
     // Reconnecting gave up: end the session (the command then gives the Service back if nobody else routes).
     session.on('lost', (err) => {
       if (this.sessionObj === session) this.failure?.(toKtError(err));
@@ -393,8 +387,6 @@ export class ServiceTakeover {
   }
 
   private goneOnce = false;
-  /** When the tunnel went down (undefined while it is up). */
-  private downSince: number | undefined;
   /** The tunnel to the router came up once (the router can be asked who routes). */
   private tunnelUp = false;
   /** The router's health port, where it says who routes. */
@@ -402,11 +394,13 @@ export class ServiceTakeover {
 
   /**
    * This session was away long enough for the router to give up on its
-   * connection: the tunnel is down, or nothing came from the router for
-   * longer than the router waits (a laptop asleep, SIGSTOP).
+   * connection: nothing came from the router for longer than the router
+   * waits (a path that dropped packets, a laptop asleep). A tunnel that
+   * dropped only because the router pod was deleted heard from it just
+   * before, so that deletion still ends the session (KT_ERR_ROUTER_GONE).
    */
   private away(): boolean {
-    return this.downSince !== undefined || this.session.quietMs() > ROUTER_GIVES_UP_MS;
+    return this.session.quietMs() > ROUTER_GIVES_UP_MS;
   }
 
   private async routerGone(reason: string): Promise<void> {
