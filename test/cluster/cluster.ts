@@ -23,6 +23,7 @@ import { run as rbac } from '../../plugin/src/commands/rbac.ts';
 import type { OptionsOf } from '../../plugin/src/cli.ts';
 import type { Deps } from '../../plugin/src/deps.ts';
 import { nthAddress } from './net/cidr.ts';
+import { cutPath, type PathCut } from './net/faults.ts';
 import { createNetns, deleteNetns, setupNode, writeEtcNetnsFile } from './net/netns.ts';
 import { ServiceProxy } from './net/proxy.ts';
 import { collect, runResult, type RunResult } from './net/run.ts';
@@ -49,6 +50,8 @@ export const DEV_USER = 'dev';
 export const DEV_NAMESPACES = ['default', 'shop'];
 /** Namespaces that enforce Pod Security "restricted", as a careful platform team sets them. */
 export const RESTRICTED_NAMESPACES = ['shop'];
+
+export type { PathCut } from './net/faults.ts';
 
 export interface ClusterOptions {
   /** Name prefix of namespaces and interfaces: 2–6 of [a-z0-9], starting with a letter. Default `kt` + 4 random hex digits. */
@@ -127,6 +130,20 @@ export interface Cluster {
   removeNetns(netns: string): Promise<void>;
   /** The unix socket where the API server answers; its relays connect here. */
   apiSocket: string;
+  /**
+   * Fault: the laptop's path to the API server drops every packet from now
+   * on, silently (no FIN, no RST), until restore() (net/faults.ts).
+   */
+  cutLaptopPath(): Promise<PathCut>;
+  /** Fault: kube-apiserver restarts (SIGTERM, then the same flags and port); resolves when it is ready again. */
+  restartApiServer(): Promise<{ downMs: number }>;
+  /**
+   * Fault: a container's processes are killed (SIGKILL to its process group,
+   * as the kernel's OOM killer ends a container); the pod stays and the node
+   * restarts the container as its restartPolicy says. Returns the killed pid
+   * and the restart count before the kill.
+   */
+  killContainer(namespace: string, pod: string, container?: string): Promise<{ pid: number; restartCount: number }>;
   /** Stop everything and remove every namespace, interface, table, process and file the cluster created. Idempotent. */
   stop(): Promise<void>;
 }
@@ -410,6 +427,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const k = kubelet;
     const mirror = store;
     const p = proxy;
+    const cp = plane;
     return {
       name, dir, kubeconfig, devKubeconfig, version: KUBERNETES_VERSION, startMs: performance.now() - t0, k8sBin, admin, apiUrl, apiPort, laptopNetns, nodeNetns, podCidr, serviceCidr, dnsIp, gateway,
       store: mirror, laptopEnv,
@@ -440,6 +458,14 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         }
       },
       waitFor: (resource, namespace, n, pred, timeoutMs) => waitFor(mirror, resource, namespace, n, pred, timeoutMs),
+      cutLaptopPath: () => cutPath(laptopNetns, apiPort),
+      restartApiServer: () => cp.restartApiServer(),
+      killContainer: async (namespace, pod, container) => {
+        const proc = k.containerProcess(namespace, pod, container);
+        // The container runs in its own process group (node/agent.ts): all of it goes, as with a cgroup OOM kill.
+        process.kill(-proc.pid, 'SIGKILL');
+        return proc;
+      },
       serviceProxySynced: async () => {
         await p.synced();
         if (p.lastError) throw p.lastError;

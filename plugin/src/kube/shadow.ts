@@ -84,9 +84,13 @@ export function proxyPod(s: ProxyPodSpec): Record<string, unknown> & { metadata:
       },
     },
     spec: {
-      // The proxy is the session: if it dies, the session reconnects to a new
-      // one rather than to a restarted container with different keys.
-      restartPolicy: 'Never',
+      // A shadow is one session's: if it dies, that session ends. A router
+      // is what a Service points at: when its process dies (an OOM kill) the
+      // kubelet must start it again in the same pod, with the same keys from
+      // its env, and every session registers its routes on it again —
+      // otherwise the Service would be left with a failed pod as its only
+      // backend (DESIGN rule 1).
+      restartPolicy: s.role === 'router' ? 'Always' : 'Never',
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       terminationGracePeriodSeconds: 5,

@@ -64,7 +64,23 @@ export interface ProxySessionEvents {
   up: [tunnel: Tunnel];
   /** The tunnel dropped; a reconnect follows unless the session is closing. */
   down: [err: Error | undefined];
+  /** While reconnecting, the API server said the pod is not there (404): it was deleted. */
+  gone: [];
+  /** Reconnecting gave up: the session cannot go on. */
+  lost: [err: Error];
 }
+
+/**
+ * One port-forward + SSH handshake may take this long. A path that drops
+ * packets leaves a TCP connect waiting for its SYN to be answered for about
+ * two minutes (Linux: 6 retries, tcp_syn_retries); given up after this, the
+ * next try starts at once when the path is back.
+ */
+export const ATTEMPT_TIMEOUT_MS = 10_000;
+/** How long a reconnect keeps asking when the API server refuses it (403/401) before giving up. */
+export const REFUSED_RETRY_MS = 60_000;
+/** The longest pause between two reconnect attempts. */
+export const RECONNECT_MAX_DELAY_MS = 2000;
 
 export class ProxySession extends EventEmitter<ProxySessionEvents> {
   readonly id: string;
@@ -83,6 +99,9 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   private closing = false;
   private podCreated = false;
   private reconnecting: Promise<void> | undefined;
+  private downSince = 0;
+  /** When the last tunnel last heard from the proxy (performance.now()). */
+  private lastHeard = 0;
 
   constructor(opts: ProxySessionOptions) {
     super();
@@ -101,6 +120,11 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
     if (this.current && !this.current.closed) return Promise.resolve(this.current);
     if (this.closing) return Promise.reject(ktError('KT_ERR_INTERRUPTED', { what: 'the session' }));
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** Milliseconds since the proxy last sent anything on the tunnel (while it is down: on the last one). */
+  quietMs(): number {
+    return this.current && !this.current.closed ? this.current.quietMs() : performance.now() - this.lastHeard;
   }
 
   /** A connection to host:port as the proxy pod sees it. */
@@ -173,6 +197,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   private async connectWithRetry(first: boolean): Promise<Tunnel> {
     const deadline = Date.now() + (first ? 30_000 : 3_600_000);
     let delay = 100;
+    let refusedSince: number | undefined;
     for (let attempt = 1; ; attempt++) {
       if (this.closing || this.opts.signal.aborted) throw ktError('KT_ERR_INTERRUPTED', { what: 'the tunnel' });
       try {
@@ -183,19 +208,42 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
         this.emit('up', t);
         return t;
       } catch (err) {
-        // Refusals that another try cannot change end the wait at once.
-        if (isKtError(err) && ['KT_ERR_PROTOCOL_MISMATCH', 'KT_ERR_API_FORBIDDEN', 'KT_ERR_API_UNAUTHORIZED'].includes(err.code)) throw err;
+        // Refusals that another try cannot change end the wait at once. But
+        // an API server that has just restarted refuses everyone (403) until
+        // its RBAC caches are filled again: what was allowed a moment ago is
+        // asked again for a while before it counts as taken away.
+        if (isKtError(err) && err.code === 'KT_ERR_PROTOCOL_MISMATCH') throw err;
+        if (isKtError(err) && ['KT_ERR_API_FORBIDDEN', 'KT_ERR_API_UNAUTHORIZED'].includes(err.code)) {
+          refusedSince ??= Date.now();
+          if (first || Date.now() - refusedSince > REFUSED_RETRY_MS) throw err;
+        } else {
+          refusedSince = undefined;
+        }
+        if (!first && err instanceof PortForwardError && err.status === 404) this.emit('gone');
         this.opts.debug(`tunnel attempt ${attempt} failed: ${(err as Error).message}`);
         if (Date.now() + delay > deadline) {
           throw ktError('KT_ERR_TUNNEL_FAILED', { pod: this.podName, namespace: this.namespace, reason: (err as Error).message }, err);
         }
         await abortableDelay(delay, this.opts.signal);
-        delay = Math.min(delay * 2, first ? 1000 : 5000);
+        delay = Math.min(delay * 2, first ? 1000 : RECONNECT_MAX_DELAY_MS);
       }
     }
   }
 
-  private async connectOnce(): Promise<Tunnel> {
+  /** connectOnce, given up after ATTEMPT_TIMEOUT_MS (a tunnel that comes up later is closed). */
+  private connectOnce(): Promise<Tunnel> {
+    const attempt = this.connectOnceUnbounded();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        attempt.then((t) => t.close(), () => undefined);
+        reject(new Error(`no tunnel after ${ATTEMPT_TIMEOUT_MS / 1000} s (is the API server reachable?)`));
+      }, ATTEMPT_TIMEOUT_MS);
+    });
+    return Promise.race([attempt, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private async connectOnceUnbounded(): Promise<Tunnel> {
     const stream = await openPortForward(this.opts.kc, { namespace: this.namespace, pod: this.podName, port: this.sshPort }).catch((err: unknown) => {
       // RBAC checks the upgrade as `create` on pods/portforward (a WebSocket
       // GET included, since Kubernetes 1.30): name that call, as for any API refusal.
@@ -225,19 +273,23 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   private onTunnelClosed(t: Tunnel, err: Error | undefined): void {
     if (this.current !== t) return;
     this.current = undefined;
+    this.downSince = performance.now();
+    this.lastHeard = this.downSince - t.quietMs();
     this.emit('down', err);
     if (this.closing || this.opts.signal.aborted) return;
-    this.opts.progress.note(`tunnel dropped${err ? ` (${err.message})` : ''}; reconnecting`);
+    this.opts.progress.note(`tunnel to ${this.namespace}/${this.podName} dropped${err ? ` (${err.message})` : ''}; reconnecting`);
     this.reconnecting ??= this.connectWithRetry(false).then(
       () => {
         this.reconnecting = undefined;
-        this.opts.progress.note('tunnel up again');
+        this.opts.progress.note(`tunnel up again after ${((performance.now() - this.downSince) / 1000).toFixed(1)} s`);
       },
       (e: unknown) => {
         this.reconnecting = undefined;
         const ke = toKtError(e);
         for (const w of this.waiting.splice(0)) w.reject(ke);
+        if (this.closing || this.opts.signal.aborted) return;
         this.opts.progress.note(`cannot reconnect: ${ke.message}`);
+        this.emit('lost', ke);
       },
     );
   }

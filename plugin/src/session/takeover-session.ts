@@ -11,9 +11,10 @@
 // not point at nothing; running the command again builds a new router).
 import type { KubeConfig, V1Pod, V1Service } from '@kubernetes/client-node';
 import { LABELS, PORTS, PROTOCOL_VERSION, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
-import { fromApiError, ktError, toKtError, type KtError } from '../errors.ts';
+import { apiStatus, fromApiError, ktError, toKtError, type KtError } from '../errors.ts';
 import { annotatePod, createPod, podReady, waitForPod } from '../kube/pods.ts';
 import { restoreService } from '../kube/restore.ts';
+import { watchByName as watchObject } from '../kube/watch.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
 import {
   ensureOriginService, ensureRouterSecret, isRace, originService, originalSelectorOf, planPorts, podsFor, routerOwnPorts, routerOwnPortsOf, routerReadiness,
@@ -37,6 +38,15 @@ import { quietLine, trafficOf, type RouterAnswer } from './route-traffic.ts';
  * load; 5 s outlasts it.
  */
 export const ROUTER_DRAIN_MS = 5000;
+
+/**
+ * The router drops a connection it has heard nothing from for 3 keepalive
+ * intervals (proxy-image/src/ssh/server.ts: 3 × 2 s); quieter than that,
+ * this session's routes may be gone.
+ */
+const ROUTER_GIVES_UP_MS = 6000;
+/** How long a re-registration waits for the router to drop this session's old connection (its keepalive gives up within 8 s). */
+const OWN_ROUTE_WAIT_MS = 15_000;
 
 export interface TakeoverOptions {
   kc: KubeConfig;
@@ -63,36 +73,9 @@ function iso(d: Date): string {
   return d.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
-function httpCode(err: unknown): number | undefined {
-  const c = (err as { code?: unknown } | undefined)?.code;
-  return typeof c === 'number' ? c : undefined;
-}
-
-/** Long-lived watch of one object by name that restarts when the server ends it. */
-export async function watchByName(kc: KubeConfig, path: string, name: string, onEvent: (type: string, obj: unknown) => void, stopped: () => boolean, debug: (m: string) => void): Promise<() => void> {
-  const { Watch } = await import('@kubernetes/client-node');
-  const watch = new Watch(kc);
-  let ctrl: AbortController | undefined;
-  let retry: NodeJS.Timeout | undefined;
-  const start = (): void => {
-    if (stopped()) return;
-    watch.watch(path, { fieldSelector: `metadata.name=${name}` }, onEvent, (err: unknown) => {
-      if (stopped()) return;
-      debug(`watch ${path} ${name} ended${err ? `: ${(err as Error).message}` : ''}; again`);
-      retry = setTimeout(start, err ? 500 : 0);
-    }).then((c) => {
-      ctrl = c;
-      if (stopped()) c.abort();
-    }, (err: unknown) => {
-      debug(`watch ${path} ${name} failed: ${(err as Error).message}`);
-      if (!stopped()) retry = setTimeout(start, 1000);
-    });
-  };
-  start();
-  return () => {
-    clearTimeout(retry);
-    ctrl?.abort();
-  };
+/** Long-lived watch of one object by name that resumes where it left off (kube/watch.ts). */
+export function watchByName(kc: KubeConfig, path: string, name: string, onEvent: (type: string, obj: unknown) => void, stopped: () => boolean, debug: (m: string) => void, read?: () => Promise<unknown>): Promise<() => void> {
+  return watchObject({ kc, path, name, onEvent, stopped, debug, ...(read ? { read } : {}) });
 }
 
 export class ServiceTakeover {
@@ -140,8 +123,18 @@ export class ServiceTakeover {
    * failure, what this call created is removed again.
    */
   async start(): Promise<void> {
+    try {
+      await this.setUp(this.opts.service);
+    } catch (err) {
+      const e = toKtError(err);
+      await this.close().catch((ce: unknown) => this.opts.debug(`cleanup after failed start: ${(ce as Error).message}`));
+      throw e;
+    }
+  }
+
+  /** start() without the clean-up: also what takes the Service over again after the router went while this laptop was away. */
+  private async setUp(svc: V1Service): Promise<void> {
     const { kc, namespace, progress } = this.opts;
-    const svc = this.opts.service;
     const original = originalSelectorOf(svc);
     let done = progress.step(`reading the router keys of service ${namespace}/${this.name}`);
     const secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
@@ -150,7 +143,7 @@ export class ServiceTakeover {
     this.reused = !secret.created;
     this.created = secret.created;
     const keys = secret.keys;
-    this.sessionObj = new ProxySession({
+    const session = new ProxySession({
       kc,
       namespace,
       image: this.opts.image,
@@ -164,66 +157,70 @@ export class ServiceTakeover {
       signal: this.opts.signal,
       ...(this.opts.now ? { now: this.opts.now } : {}),
     });
-    try {
-      if (secret.created) {
-        const pods = await podsFor(kc, namespace, original);
-        const podPorts = pods.flatMap((p) => p.spec?.containers.flatMap((c) => c.ports ?? []) ?? []);
-        const ports = (svc.spec?.ports ?? []).map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort as number | string | undefined, protocol: p.protocol }));
-        this.plan = planPorts(this.name, ports, podPorts);
-        if (this.plan.skipped.length) progress.note(`ports ${this.plan.skipped.join(', ')} are not TCP: the router does not serve them while the service is taken over`);
-        done = progress.step(`creating origin service ${namespace}/${this.name}-kt-origin`);
-        const originHost = await ensureOriginService(kc, originService({ name: this.name, namespace, ports, selector: original ?? {} }));
-        done(originHost);
-        done = progress.step(`creating router pod ${namespace}/${this.router}`);
-        const own = routerOwnPorts(this.plan.routerPorts);
-        const pod = proxyPod({
-          name: this.router,
-          namespace,
-          image: this.opts.image,
-          role: 'router',
-          kind: 'router',
-          session: this.session.id,
-          owner: this.session.owner,
-          since: this.session.since,
-          authorizedKey: keys.client.publicKey,
-          hostKey: keys.host.privateKey,
-          labels: { [LABELS.target]: this.name },
-          env: routerEnv(this.plan.routerPorts, originHost, own, this.opts.countWindowSeconds),
-          sshPort: own.ssh,
-          ports: this.plan.containerPorts,
-          readinessProbe: routerReadiness(own),
-          lowPorts: this.plan.routerPorts.some((p) => p.listenPort < 1024),
-        });
-        await createPod(kc, pod);
-        done();
-      }
-      done = progress.step(secret.created ? 'waiting for the router to be ready' : `router ${namespace}/${this.router} ready`);
-      // Joining a running router: one read usually says it is ready (cheaper than opening a watch).
-      const { CoreV1Api } = await import('@kubernetes/client-node');
-      const current = secret.created ? undefined : await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name: this.router }).catch(() => undefined);
-      const routerPod = current && podReady(current) && !current.metadata?.deletionTimestamp ? current : await waitForPod(kc, { namespace, name: this.router }, podReady, {
-        timeoutMs: 120_000,
-        signal: this.opts.signal,
-        what: `router ${namespace}/${this.router} to be ready`,
+    this.sessionObj = session;
+    this.tunnelUp = false;
+    // Reconnecting gave up: end the session (the command then gives the Service back if nobody else routes).
+    session.on('lost', (err) => {
+      if (this.sessionObj === session) this.failure?.(toKtError(err));
+    });
+    // The API server says the router pod is not there while the tunnel is down: it went while this laptop was away.
+    session.on('gone', () => {
+      if (this.sessionObj === session) void this.routerGone('the pod is not there any more');
+    });
+    if (secret.created) {
+      const pods = await podsFor(kc, namespace, original);
+      const podPorts = pods.flatMap((p) => p.spec?.containers.flatMap((c) => c.ports ?? []) ?? []);
+      const ports = (svc.spec?.ports ?? []).map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort as number | string | undefined, protocol: p.protocol }));
+      this.plan = planPorts(this.name, ports, podPorts);
+      if (this.plan.skipped.length) progress.note(`ports ${this.plan.skipped.join(', ')} are not TCP: the router does not serve them while the service is taken over`);
+      done = progress.step(`creating origin service ${namespace}/${this.name}-kt-origin`);
+      const originHost = await ensureOriginService(kc, originService({ name: this.name, namespace, ports, selector: original ?? {} }));
+      done(originHost);
+      done = progress.step(`creating router pod ${namespace}/${this.router}`);
+      const own = routerOwnPorts(this.plan.routerPorts);
+      const pod = proxyPod({
+        name: this.router,
+        namespace,
+        image: this.opts.image,
+        role: 'router',
+        kind: 'router',
+        session: this.session.id,
+        owner: this.session.owner,
+        since: this.session.since,
+        authorizedKey: keys.client.publicKey,
+        hostKey: keys.host.privateKey,
+        labels: { [LABELS.target]: this.name },
+        env: routerEnv(this.plan.routerPorts, originHost, own, this.opts.countWindowSeconds),
+        sshPort: own.ssh,
+        ports: this.plan.containerPorts,
+        readinessProbe: routerReadiness(own),
+        lowPorts: this.plan.routerPorts.some((p) => p.listenPort < 1024),
       });
+      await createPod(kc, pod);
       done();
-      // Its own ports were chosen clear of the ports it serves when it was made: read them off the pod.
-      const own = routerOwnPortsOf(routerPod);
-      this.session.sshPort = own.ssh;
-      this.healthPort = own.health;
-      await this.session.start();
-      this.tunnelUp = true;
-      done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
-      const replaced = await switchSelector(kc, namespace, this.name);
-      done(replaced === undefined ? 'already' : `was ${JSON.stringify(replaced)}`);
-      this.routerIp = routerPod.status?.podIP;
-      await this.waitEndpoints(this.routerIp, 'only');
-      await this.startWatches();
-    } catch (err) {
-      const e = toKtError(err);
-      await this.close().catch((ce: unknown) => this.opts.debug(`cleanup after failed start: ${(ce as Error).message}`));
-      throw e;
     }
+    done = progress.step(secret.created ? 'waiting for the router to be ready' : `router ${namespace}/${this.router} ready`);
+    // Joining a running router: one read usually says it is ready (cheaper than opening a watch).
+    const { CoreV1Api } = await import('@kubernetes/client-node');
+    const current = secret.created ? undefined : await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name: this.router }).catch(() => undefined);
+    const routerPod = current && podReady(current) && !current.metadata?.deletionTimestamp ? current : await waitForPod(kc, { namespace, name: this.router }, podReady, {
+      timeoutMs: 120_000,
+      signal: this.opts.signal,
+      what: `router ${namespace}/${this.router} to be ready`,
+    });
+    done();
+    // Its own ports were chosen clear of the ports it serves when it was made: read them off the pod.
+    const own = routerOwnPortsOf(routerPod);
+    this.session.sshPort = own.ssh;
+    this.healthPort = own.health;
+    await this.session.start();
+    this.tunnelUp = true;
+    done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
+    const replaced = await switchSelector(kc, namespace, this.name);
+    done(replaced === undefined ? 'already' : `was ${JSON.stringify(replaced)}`);
+    this.routerIp = routerPod.status?.podIP;
+    await this.waitEndpoints(this.routerIp, 'only');
+    await this.startWatches();
   }
 
   /**
@@ -271,17 +268,7 @@ export class ServiceTakeover {
       entry.handle = await this.register(tunnel, spec);
       this.routes.push(entry);
     }
-    this.session.on('up', (t) => {
-      void (async () => {
-        for (const r of this.routes) {
-          try {
-            r.handle = await this.register(t, r.spec);
-          } catch (err) {
-            this.opts.progress.note(`cannot register the route for port ${r.spec.servicePort} again: ${toKtError(err).message}`);
-          }
-        }
-      })();
-    });
+    this.reRegisterOnUp(this.session);
     this.routedAt = Date.now();
     await this.announce();
     this.heartbeat = setInterval(() => {
@@ -290,24 +277,53 @@ export class ServiceTakeover {
     this.heartbeat.unref();
   }
 
-  private async register(tunnel: Tunnel, spec: RouteSpec): Promise<RouteHandle> {
-    try {
-      return await requestRoute(tunnel, {
-        protocol: PROTOCOL_VERSION,
-        kind: this.opts.kind,
-        servicePort: spec.servicePort,
-        ...(spec.headers ? { headers: spec.headers } : {}),
-        owner: this.session.owner,
-        session: this.session.id,
-      }, { host: '127.0.0.1', port: spec.local });
-    } catch (err) {
-      if (err instanceof RouteRefusedError) {
-        const p = { service: `${this.namespace}/${this.name}`, reason: err.refused };
-        if (err.code === 'limit') throw ktError('KT_ERR_ROUTE_LIMIT', p);
-        if (err.code === 'invalid') throw ktError('KT_ERR_ROUTE_INVALID', p);
-        throw ktError('KT_ERR_ROUTE_TAKEN', p);
+  /** After every reconnect of the session's tunnel the routes go on the router again: they died with the old connection. */
+  private reRegisterOnUp(session: ProxySession): void {
+    session.on('up', (t) => {
+      void (async () => {
+        for (const r of this.routes) {
+          try {
+            r.handle = await this.register(t, r.spec, OWN_ROUTE_WAIT_MS);
+          } catch (err) {
+            this.opts.progress.note(`cannot register the route for port ${r.spec.servicePort} again: ${toKtError(err).message}`);
+          }
+        }
+        this.opts.debug(`routes registered again on ${this.namespace}/${this.router}`);
+      })();
+    });
+  }
+
+  /**
+   * Registers one route. `patientMs`: when the router refuses it because
+   * this very session holds it — on a connection the router has not yet
+   * judged dead (a laptop back from sleep before the router's keepalive ran
+   * out) — ask again each second for up to this long; the old connection's
+   * routes go when the router gives up on it.
+   */
+  private async register(tunnel: Tunnel, spec: RouteSpec, patientMs = 0): Promise<RouteHandle> {
+    const until = performance.now() + patientMs;
+    for (;;) {
+      try {
+        return await requestRoute(tunnel, {
+          protocol: PROTOCOL_VERSION,
+          kind: this.opts.kind,
+          servicePort: spec.servicePort,
+          ...(spec.headers ? { headers: spec.headers } : {}),
+          owner: this.session.owner,
+          session: this.session.id,
+        }, { host: '127.0.0.1', port: spec.local });
+      } catch (err) {
+        if (!(err instanceof RouteRefusedError)) throw toKtError(err);
+        const own = err.refused.includes(`(session ${this.session.id})`);
+        if (!own || performance.now() > until || tunnel.closed) {
+          const p = { service: `${this.namespace}/${this.name}`, reason: err.refused };
+          if (err.code === 'limit') throw ktError('KT_ERR_ROUTE_LIMIT', p);
+          if (err.code === 'invalid') throw ktError('KT_ERR_ROUTE_INVALID', p);
+          throw ktError('KT_ERR_ROUTE_TAKEN', p);
+        }
+        this.opts.debug(`route for port ${spec.servicePort} still held by this session's old connection; asking again`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
       }
-      throw toKtError(err);
     }
   }
 
@@ -365,11 +381,18 @@ export class ServiceTakeover {
   private async startWatches(): Promise<void> {
     const { kc, namespace, debug } = this.opts;
     const stopped = (): boolean => this.closing;
-    this.stopWatches.push(await watchByName(kc, `/api/v1/namespaces/${namespace}/pods`, this.router, (type, obj) => {
+    const { CoreV1Api } = await import('@kubernetes/client-node');
+    const core = kc.makeApiClient(CoreV1Api);
+    const router = this.router;
+    const readRouter = (): Promise<unknown> => core.readNamespacedPod({ namespace, name: router }).catch((err: unknown) => {
+      if (apiStatus(err) === 404) return undefined;
+      throw err;
+    });
+    this.stopWatches.push(await watchByName(kc, `/api/v1/namespaces/${namespace}/pods`, router, (type, obj) => {
       const pod = obj as V1Pod;
-      if (this.closing) return;
+      if (this.closing || router !== this.router) return;
       if (type === 'DELETED' || pod.metadata?.deletionTimestamp) void this.routerGone(type === 'DELETED' ? 'the pod was deleted' : 'the pod is being deleted');
-    }, stopped, debug));
+    }, stopped, debug, readRouter));
     this.stopWatches.push(await watchByName(kc, `/api/v1/namespaces/${namespace}/services`, this.name, (type, obj) => {
       if (this.closing || (type !== 'MODIFIED' && type !== 'ADDED')) return;
       const svc = obj as V1Service;
@@ -405,9 +428,24 @@ export class ServiceTakeover {
   /** The router's health port, where it says who routes. */
   private healthPort: number = PORTS.routerHealth;
 
+  /**
+   * This session was away long enough for the router to give up on its
+   * connection: nothing came from the router for longer than the router
+   * waits (a path that dropped packets, a laptop asleep). A tunnel that
+   * dropped only because the router pod was deleted heard from it just
+   * before, so that deletion still ends the session (KT_ERR_ROUTER_GONE).
+   */
+  private away(): boolean {
+    return this.session.quietMs() > ROUTER_GIVES_UP_MS;
+  }
+
   private async routerGone(reason: string): Promise<void> {
-    if (this.goneOnce) return;
+    if (this.goneOnce || this.closing) return;
     this.goneOnce = true;
+    // Away, this session's routes went with its connection, and the last
+    // session still there rightly gave the Service back and removed the
+    // router. Nobody asked this one to stop: take the Service over again.
+    if (this.routes.length > 0 && this.away()) return await this.takeOverAgain(reason);
     const { kc, namespace, progress } = this.opts;
     const started = Date.now();
     try {
@@ -417,6 +455,43 @@ export class ServiceTakeover {
       progress.note(`router gone and cannot restore the selector of ${namespace}/${this.name}: ${toKtError(err).message}; run \`kubectl kt recover svc/${this.name}\``);
     }
     this.failure?.(ktError('KT_ERR_ROUTER_GONE', { namespace, service: this.name, reason }));
+  }
+
+  /** As a new session would: a router (new, or one someone made meanwhile), the selector, then this session's routes. */
+  private async takeOverAgain(reason: string): Promise<void> {
+    const { kc, namespace, progress, debug } = this.opts;
+    const started = performance.now();
+    progress.note(`router ${namespace}/${this.router} went while this session was away (${reason}); taking service ${namespace}/${this.name} over again`);
+    for (const stop of this.stopWatches.splice(0)) stop();
+    await this.sessionObj?.close();
+    const { CoreV1Api } = await import('@kubernetes/client-node');
+    for (let attempt = 1; !this.closing; attempt++) {
+      try {
+        // The Service must not select a router that is gone (DESIGN rule 1), whoever put it back first.
+        await restoreSelectorOnly(kc, namespace, this.name).catch((err: unknown) => debug(`restoring the selector: ${(err as Error).message}`));
+        const svc = await kc.makeApiClient(CoreV1Api).readNamespacedService({ namespace, name: this.name });
+        await this.setUp(svc);
+        const tunnel = await this.session.tunnel();
+        for (const r of this.routes) r.handle = await this.register(tunnel, r.spec, OWN_ROUTE_WAIT_MS);
+        this.reRegisterOnUp(this.session);
+        await this.announce();
+        this.goneOnce = false;
+        progress.note(`took service ${namespace}/${this.name} over again through ${namespace}/${this.router} (${((performance.now() - started) / 1000).toFixed(2)} s)`);
+        return;
+      } catch (err) {
+        const e = toKtError(err);
+        if (this.closing) return;
+        if (attempt >= 3) {
+          await restoreSelectorOnly(kc, namespace, this.name).catch(() => false);
+          this.failure?.(ktError('KT_ERR_ROUTER_GONE', { namespace, service: this.name, reason: `${reason}, and taking it over again failed: ${e.message}` }));
+          return;
+        }
+        debug(`taking ${namespace}/${this.name} over again, attempt ${attempt}: ${e.message}`);
+        for (const stop of this.stopWatches.splice(0)) stop();
+        await this.sessionObj?.close();
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    }
   }
 
   /** The sessions that hold a route on the router now, from its /routes endpoint (through the tunnel). */
@@ -487,7 +562,7 @@ export class ServiceTakeover {
         ? live.filter((id) => id !== this.session.id).length
         : parseRoutes(pod.metadata?.annotations, Date.now()).filter((r) => !r.stale && r.session !== this.session.id).length;
     } catch (err) {
-      if (httpCode(err) !== 404) {
+      if (apiStatus(err) !== 404) {
         progress.note(`cannot read router ${namespace}/${this.router}: ${fromApiError(err, { verb: 'get', resource: 'pods', namespace, name: this.router }).message}; leaving it (\`kubectl kt clean\` removes it when idle)`);
         return;
       }

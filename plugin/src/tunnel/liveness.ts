@@ -16,12 +16,20 @@ export interface LivenessOptions {
   onDead(): void;
 }
 
-/** Starts watching; returns stop(). */
-export function watchLiveness(opts: LivenessOptions): () => void {
+export interface Liveness {
+  stop(): void;
+  /** Milliseconds since the last byte from the server (or since watching began). */
+  quietMs(): number;
+}
+
+/** Starts watching. */
+export function watchLiveness(opts: LivenessOptions): Liveness {
   let heard = false;
   let missed = 0;
+  let last = performance.now();
   const onData = () => {
     heard = true;
+    last = performance.now();
   };
   opts.stream.on('data', onData);
   const timer = setInterval(() => {
@@ -41,5 +49,5 @@ export function watchLiveness(opts: LivenessOptions): () => void {
     clearInterval(timer);
     opts.stream.off('data', onData);
   };
-  return stop;
+  return { stop, quietMs: () => performance.now() - last };
 }

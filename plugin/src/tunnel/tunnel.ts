@@ -20,13 +20,21 @@ import type { ListenHandle } from './listen.ts';
 
 const { Client } = ssh2;
 
+/** The client's keepalive interval; the tunnel counts as dead after 3 quiet intervals with a ping each (6–8 s). */
+export const KEEPALIVE_MS = 2000;
+
 export interface TunnelOptions {
   stream: Duplex;
   /** OpenSSH private key text (from makeSessionKey). */
   privateKey: string | Buffer;
   /** Return true to accept the proxy's host key (see pinHostKey). Absent: any key. */
   hostKeyCheck?: (key: Buffer) => boolean;
-  /** Ping the proxy after this long without hearing from it; 3 quiet intervals in a row close the tunnel. Default 5000. */
+  /**
+   * Ping the proxy after this long without hearing from it; 3 quiet
+   * intervals in a row close the tunnel. Default KEEPALIVE_MS: a path that
+   * drops packets silently (Wi-Fi gone, a laptop lid) is noticed within
+   * 4 intervals, as the proxy's SSH server notices it (proxy-image/src/ssh/server.ts).
+   */
   keepaliveMs?: number;
   /** Give up on the SSH handshake after this long. Default 20000. */
   readyTimeoutMs?: number;
@@ -52,6 +60,8 @@ export interface Tunnel extends EventEmitter<TunnelEvents> {
   /** Hands forwarded-tcpip channels for address:port (opened without a tcpip-forward) to toLocal; returns the undo. */
   acceptForwarded(address: string, port: number, toLocal: ForwardTarget): () => void;
   readonly closed: boolean;
+  /** Milliseconds since the proxy last sent anything. */
+  quietMs(): number;
   close(): Promise<void>;
 }
 
@@ -61,6 +71,13 @@ export function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
   // a channel runs at 40-100 MiB/s instead of several hundred.
   if (opts.stream instanceof net.Socket) opts.stream.setNoDelay(true);
   const client = new Client();
+  // SSH never half-closes its transport (RFC 4253 §11.1 ends a connection
+  // with SSH_MSG_DISCONNECT or by closing it): the end of the stream (the
+  // pod's SSH server gone, the API server restarting) is the end of the
+  // connection. Without this ssh2 would wait for a 'close' that a
+  // port-forward stream only gives once its write side ends too, and the
+  // tunnel would look up until the keepalive gave up on it.
+  opts.stream.once('end', () => opts.stream.destroy());
   return new Promise((resolve, reject) => {
     let ready = false;
     let lastErr: Error | undefined;
@@ -72,20 +89,20 @@ export function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
     client.once('ready', () => {
       ready = true;
       log('tunnel ready');
-      const stopWatching = watchLiveness({
+      const liveness = watchLiveness({
         stream: opts.stream,
-        intervalMs: opts.keepaliveMs ?? 5000,
+        intervalMs: opts.keepaliveMs ?? KEEPALIVE_MS,
         maxMissed: 3,
         // The proxy answers keepalive@openssh.com with FAILURE; any answer will do.
         ping: () => void clientGlobalRequest(client, 'keepalive@openssh.com', Buffer.alloc(0)).catch(() => {}),
         onDead: () => {
-          lastErr = new Error(`no answer from the proxy for ${3 * (opts.keepaliveMs ?? 5000)} ms`);
+          lastErr = new Error(`no answer from the proxy for ${(liveness.quietMs() / 1000).toFixed(1)} s`);
           log(`tunnel: ${lastErr.message}`);
           opts.stream.destroy();
         },
       });
-      client.once('close', stopWatching);
-      resolve(new SshTunnel(client, log, () => lastErr));
+      client.once('close', liveness.stop);
+      resolve(new SshTunnel(client, log, () => lastErr, liveness.quietMs));
     });
     client.once('close', () => {
       if (!ready) reject(lastErr ?? new Error('the SSH connection closed before it was ready'));
@@ -111,9 +128,11 @@ class SshTunnel extends EventEmitter<TunnelEvents> implements Tunnel {
   readonly #listeners = new Set<ListenHandle>();
   #closed = false;
   #closing: Promise<void> | undefined;
+  readonly quietMs: () => number;
 
-  constructor(client: InstanceType<typeof Client>, log: (msg: string) => void, lastErr: () => Error | undefined) {
+  constructor(client: InstanceType<typeof Client>, log: (msg: string) => void, lastErr: () => Error | undefined, quietMs: () => number) {
     super();
+    this.quietMs = quietMs;
     this.#client = client;
     this.#log = log;
     this.#reverse = new ReverseForwards(client, log);

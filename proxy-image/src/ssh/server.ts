@@ -27,6 +27,9 @@ export const MAX_CHANNELS = 1024;
 
 const { Server } = ssh2;
 
+/** The server's keepalive interval (see SshServerOptions.keepaliveMs). */
+export const KEEPALIVE_MS = 2000;
+
 export interface SshServerOptions {
   /** Loopback only; anything else is refused (the pod's SSH port is reached through pods/portforward). */
   host?: string;
@@ -39,7 +42,12 @@ export interface SshServerOptions {
   /** Call onIdle after this long without an authenticated client. */
   idleExitMs?: number;
   onIdle?: () => void;
-  /** Server keepalive interval; a client that misses 3 in a row is dropped. Default 5000. */
+  /**
+   * Server keepalive interval; a client that misses 3 in a row is dropped.
+   * Default KEEPALIVE_MS: a laptop whose path drops packets silently is
+   * dropped within 4 intervals (8 s), so a router's routes for it go and the
+   * original pods serve again within the 10 s the README promises.
+   */
   keepaliveMs?: number;
   /** Drop a socket that has not authenticated within this long (like sshd's LoginGraceTime). Default 30000. */
   loginGraceMs?: number;
@@ -73,7 +81,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
   // Per-connection, per-channel and per-request lines: at most 50 per 10 s, then a count.
   const log = rateLimitedLog({ log: baseLog, burst: 50, intervalMs: 10_000, what: 'ssh' });
   const hostKey = opts.hostKey ?? generateEd25519('kt-proxy host').privateKey;
-  const keepaliveMs = opts.keepaliveMs ?? 5000;
+  const keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS;
   const loginGraceMs = opts.loginGraceMs ?? 30_000;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
 
@@ -127,7 +135,14 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         handle(ctx, counted, refuse, chanInfo);
       });
     }
-    conn.on('error', (err: Error) => log(`${ctx.id} error: ${err.message}`));
+    conn.on('error', (err: Error & { level?: string }) => {
+      log(`${ctx.id} error: ${err.message}`);
+      // ssh2 answers a keepalive timeout with end(): a FIN the silent peer
+      // never acknowledges, so 'close' (and with it the end of this
+      // connection's routes and forwards) could wait minutes for TCP to give
+      // up. The peer is judged dead: close now.
+      if (err.level === 'client-timeout') (socketOf(conn) as net.Socket | undefined)?.destroy();
+    });
     conn.on('close', () => {
       ctx.closed = true;
       closeForwards(ctx);

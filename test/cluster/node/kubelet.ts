@@ -91,6 +91,8 @@ interface ContainerState {
   restartTimer?: NodeJS.Timeout;
   /** Running now (or about to be restarted). */
   live: boolean;
+  /** The container's main process while it runs. */
+  pid?: number;
 }
 
 function now(): string {
@@ -294,6 +296,7 @@ class PodWorker {
       cs.started = true;
       cs.live = true;
       cs.restartCount = ev.restartCount;
+      cs.pid = ev.pid;
       if (c?.readinessProbe) this.startProbe(cs, c);
       else cs.ready = true;
       this.writeStatus();
@@ -302,6 +305,7 @@ class PodWorker {
     this.stopProbe(cs);
     cs.ready = false;
     cs.started = false;
+    cs.pid = undefined;
     const terminated: Obj = {
       exitCode: ev.exitCode, reason: ev.reason, startedAt: ev.startedAt?.replace(/\.\d+Z$/, 'Z'),
       finishedAt: ev.finishedAt.replace(/\.\d+Z$/, 'Z'), containerID: `kt://${this.uid}/${ev.container}`,
@@ -517,6 +521,13 @@ class PodWorker {
     return this.agent;
   }
 
+  /** The main process of a running container and how often it was restarted. */
+  containerProcess(container: string): { pid: number; restartCount: number } {
+    const cs = this.containers.get(container);
+    if (!cs?.pid) throw new KubeletError(400, `container ${container} of pod ${this.name} is not running`);
+    return { pid: cs.pid, restartCount: cs.restartCount };
+  }
+
   defaultContainer(): string {
     const annotated = this.pod.metadata.annotations?.['kubectl.kubernetes.io/default-container'];
     return annotated ?? this.spec.containers[0]?.name ?? '';
@@ -589,6 +600,12 @@ export class Kubelet implements KubeletHooks {
       if (e instanceof KubeletError) throw e;
       throw new KubeletError(500, `error forwarding port ${port} to pod ${w.uid}: ${(e as Error).message}`);
     }
+  }
+
+  /** The main process of a running container (default: the pod's default container), for tests that kill it. */
+  containerProcess(namespace: string, pod: string, container?: string): { pid: number; restartCount: number } {
+    const w = this.worker(namespace, pod);
+    return w.containerProcess(container ?? w.defaultContainer());
   }
 
   async logs(namespace: string, pod: string, opts: LogOptions): Promise<Readable> {

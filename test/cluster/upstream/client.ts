@@ -88,6 +88,9 @@ export class ApiClient {
       throw new ApiError(res.statusCode ?? 0, '', `watch ${path}: ${res.statusCode} ${Buffer.concat(chunks).toString().trim()}`);
     }
     const lines = createInterface({ input: res, crlfDelay: Infinity });
+    // readline passes on its input's errors: the API server going away
+    // mid-stream ("aborted") is the end of this watch, which `ended` reports.
+    lines.on('error', () => undefined);
     lines.on('line', (l) => {
       if (l.trim()) onEvent(JSON.parse(l) as { type: string; object: Record<string, unknown> });
     });

@@ -29,8 +29,18 @@ export interface ControlPlane {
   /** Admin client (system:masters). */
   admin: ApiClient;
   processes: ChildProcess[];
+  /**
+   * Restarts kube-apiserver as an upgrade rolls it: SIGTERM (SIGKILL after
+   * API_RESTART_GRACE_MS), then the same flags and port again; resolves
+   * once /readyz says ok. etcd keeps the data, so
+   * resourceVersions go on where they were.
+   */
+  restartApiServer(): Promise<{ downMs: number }>;
   stop(): Promise<void>;
 }
+
+/** How long a restarted kube-apiserver may shut down gracefully before it is killed. */
+export const API_RESTART_GRACE_MS = 2000;
 
 /** A port free on loopback now (the process that gets it binds it a moment later). */
 export function freePort(): Promise<number> {
@@ -45,7 +55,8 @@ export function freePort(): Promise<number> {
 }
 
 function start(o: ControlPlaneOptions, name: string, args: string[], died: (e: Error) => void): ChildProcess {
-  const log = createWriteStream(join(o.dir, 'logs', `${name}.log`));
+  // Appended: a restarted program (restartApiServer) keeps its earlier log.
+  const log = createWriteStream(join(o.dir, 'logs', `${name}.log`), { flags: 'a' });
   // setpriv --pdeathsig: the process dies with the cluster process, even after its kill -9.
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', o.bin, name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid) o.started?.(child.pid);
@@ -74,6 +85,7 @@ async function until(what: string, check: () => Promise<boolean>, failed: () => 
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   mkdirSync(join(o.dir, 'logs'), { recursive: true });
   const processes: ChildProcess[] = [];
+  let restartApiServer = (): Promise<{ downMs: number }> => Promise.reject(new Error('kube-apiserver is not running'));
   let failure: Error | undefined;
   const died = (e: Error): void => {
     failure ??= e;
@@ -99,7 +111,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     ], died));
 
     const p = o.pki;
-    processes.push(start(o, 'kube-apiserver', [
+    const apiArgs = [
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1', `--secure-port=${apiPort}`, `--advertise-address=${o.advertiseAddress}`,
       `--tls-cert-file=${p.apiserver.certFile}`, `--tls-private-key-file=${p.apiserver.keyFile}`,
@@ -113,10 +125,31 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       `--kubelet-client-certificate=${p.clients.kubeletClient.certFile}`, `--kubelet-client-key=${p.clients.kubeletClient.keyFile}`,
       `--kubelet-certificate-authority=${p.caFile}`, '--kubelet-preferred-address-types=InternalIP',
       '--allow-privileged=true', '--profiling=false', `--cert-dir=${join(o.dir, 'pki')}`,
-    ], died));
+    ];
+    processes.push(start(o, 'kube-apiserver', apiArgs, died));
     const server = `https://127.0.0.1:${apiPort}`;
     const admin = new ApiClient({ server, ca: p.ca, cert: p.clients.admin.cert, key: p.clients.admin.key });
-    await until('etcd and kube-apiserver', async () => (await admin.call<string>('GET', '/readyz')) === 'ok', () => failure, 90_000);
+    const apiReady = (): Promise<void> => until('kube-apiserver', async () => (await admin.call<string>('GET', '/readyz')) === 'ok', () => failure, 90_000);
+    await apiReady();
+    restartApiServer = async () => {
+      const i = processes.findIndex((c) => c.spawnargs.includes('kube-apiserver'));
+      const old = processes[i];
+      const t0 = performance.now();
+      await new Promise<void>((resolve) => {
+        if (old.exitCode !== null || old.signalCode !== null) return resolve();
+        old.once('exit', () => resolve());
+        old.kill('SIGTERM');
+        // Its graceful shutdown waits for long-running requests (port-forward
+        // streams, watches) that end only when their clients go; a kubelet
+        // ends it after the pod's grace period. Kept short here: while the
+        // API is down the node cannot renew its Lease, and after
+        // --node-monitor-grace-period (20 s) every pod would turn NotReady.
+        setTimeout(() => old.kill('SIGKILL'), API_RESTART_GRACE_MS).unref();
+      });
+      processes[i] = start(o, 'kube-apiserver', apiArgs, died);
+      await apiReady();
+      return { downMs: performance.now() - t0 };
+    };
 
     const kc = (file: string, user: string, id: Pki['clients']['admin']): string => {
       const path = join(o.dir, file);
@@ -139,7 +172,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       `--kubeconfig=${sched}`, `--authentication-kubeconfig=${sched}`, `--authorization-kubeconfig=${sched}`,
       '--bind-address=127.0.0.1', '--secure-port=0', '--leader-elect=false',
     ], died));
-    return { server, port: apiPort, admin, processes, stop };
+    return { server, port: apiPort, admin, processes, restartApiServer: () => restartApiServer(), stop };
   } catch (e) {
     await stop();
     throw e;
