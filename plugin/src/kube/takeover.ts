@@ -12,7 +12,7 @@ import {
   ANNOTATIONS, ENV, LABELS, MANAGED_BY, ORIGIN_SUFFIX, PORTS, ROUTER_ENV, ROUTER_SECRET_KEYS, ROUTER_SECRET_PREFIX, type RouterPort,
 } from '../../../proxy-image/src/protocol/index.ts';
 import { fromApiError, ktError, type KtError } from '../errors.ts';
-import type { PortMapping, WorkloadRef } from '../values.ts';
+import type { WorkloadRef } from '../values.ts';
 import { makeSessionKey, type KeyPair } from '../tunnel/index.ts';
 import { pointer } from './restore.ts';
 
@@ -95,15 +95,6 @@ export function planPorts(service: string, ports: readonly ServicePortLike[], po
     if (!containerPorts.some((c) => c.name === portName)) containerPorts.push({ name: portName, containerPort: listen, protocol: 'TCP' });
   }
   return { routerPorts, containerPorts, skipped };
-}
-
-/** Which Service port each `--expose` stands for; an unknown REMOTE is an error naming the ports there are. */
-export function planRoutes(service: string, routerPorts: readonly RouterPort[], expose: readonly PortMapping[]): { servicePort: number; local: number }[] {
-  return expose.map((m) => {
-    const p = routerPorts.find((r) => r.servicePort === m.remote);
-    if (!p) throw ktError('KT_ERR_NO_SUCH_PORT', { service, port: m.remote, ports: routerPorts.map((r) => r.servicePort) });
-    return { servicePort: p.servicePort, local: m.local };
-  });
 }
 
 /** The origin Service: the same ports, the original selector, owned by us. */
