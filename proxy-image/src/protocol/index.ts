@@ -117,6 +117,10 @@ export const ROUTER_ENV = {
   origin: 'KT_ROUTER_ORIGIN',
   /** The health/status port; default PORTS.routerHealth (tests set 0 for a free one). */
   healthPort: 'KT_ROUTER_HEALTH_PORT',
+  /** After SIGTERM, exit once no connection was new for this many ms (router/drain.ts). */
+  drainQuietMs: 'KT_ROUTER_DRAIN_QUIET_MS',
+  /** After SIGTERM, exit at the latest after this many ms: inside the pod's grace period. */
+  drainMaxMs: 'KT_ROUTER_DRAIN_MAX_MS',
 } as const;
 
 export interface RouterPort {

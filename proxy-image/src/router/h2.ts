@@ -7,6 +7,8 @@
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { RouterPort } from '../protocol/index.ts';
+import { goawayGracefully } from './drain.ts';
+import type { Drain } from './drain.ts';
 import type { HeaderLookup } from './match.ts';
 import { describeTarget, ORIGIN, targetKey } from './upstream.ts';
 import type { Connector, Target } from './upstream.ts';
@@ -18,6 +20,8 @@ export interface H2Deps {
   choose(lookup: HeaderLookup): Target;
   connector: Connector;
   log(msg: string): void;
+  /** The router's drain (drain.ts): client sessions get GOAWAY when it starts. */
+  drain?: Drain;
 }
 
 export interface H2Router {
@@ -37,9 +41,15 @@ export function makeH2Router(deps: H2Deps): H2Router {
   const upstreams = new Map<http2.ServerHttp2Session, Map<string, Promise<http2.ClientHttp2Session>>>();
   const server = http2.createServer({ maxSessionInvalidFrames: 100 });
 
+  /** Streams open per client session, for the drain. */
+  const open = new WeakMap<http2.ServerHttp2Session, { n: number }>();
   server.on('session', (s) => {
     upstreams.set(s, new Map());
+    const streams = { n: 0 };
+    open.set(s, streams);
+    const untrack = deps.drain?.track({ busy: () => streams.n > 0, move: () => goawayGracefully(s), end: () => s.close() });
     s.on('close', () => {
+      untrack?.();
       const mine = upstreams.get(s);
       upstreams.delete(s);
       for (const key of mine?.keys() ?? []) dropOne(mine as Map<string, Promise<http2.ClientHttp2Session>>, key);
@@ -89,6 +99,14 @@ export function makeH2Router(deps: H2Deps): H2Router {
 
   function routeStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
     stream.on('error', () => {});
+    const streams = open.get(stream.session as http2.ServerHttp2Session);
+    if (streams) {
+      streams.n++;
+      stream.once('close', () => {
+        streams.n--;
+        deps.drain?.settled();
+      });
+    }
     const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     const target = deps.choose((name) => headers[name]);
     send(stream, headers, endStream, target, 0);

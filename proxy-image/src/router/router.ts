@@ -14,6 +14,7 @@ import type { RequestHandler } from '../ssh/policy.ts';
 import { makeRouteCancelHandler, makeRouteHandler, ROUTE_CANCEL_REQUEST } from '../ssh/route-request.ts';
 import { startSshServer } from '../ssh/server.ts';
 import type { SshServer } from '../ssh/server.ts';
+import { Drain, DRAIN_DEFAULTS } from './drain.ts';
 import { startHealth } from './health.ts';
 import type { HealthServer, RouteStatus } from './health.ts';
 import { makeH2Router } from './h2.ts';
@@ -51,6 +52,8 @@ export interface RouterOptions {
   sniffTimeoutMs?: number;
   /** HTTP/1 keep-alive idle limit and request-head deadline. Default 120 s. */
   idleTimeoutMs?: number;
+  /** How drain() ends (drain.ts); defaults DRAIN_DEFAULTS. */
+  drain?: { quietMs?: number; maxMs?: number };
   log?: (msg: string) => void;
 }
 
@@ -60,6 +63,12 @@ export interface Router {
   /** The port actually listened on for a Service port (differs from listenPort when that was 0). */
   listenPort(servicePort: number): number;
   routes(): RouteStatus[];
+  /**
+   * The graceful way out (SIGTERM; see drain.ts): unready at once, every
+   * connection still served, clients told to move; resolves when the router
+   * may close (quiet and idle, or the deadline).
+   */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -79,6 +88,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   const servers: PortServer[] = [];
   let ready = false;
   const watched = new Set<string>();
+  const drain = new Drain({ quietMs: opts.drain?.quietMs ?? DRAIN_DEFAULTS.quietMs, maxMs: opts.drain?.maxMs ?? DRAIN_DEFAULTS.maxMs, log });
 
   const register = (ctx: ConnContext, req: Parameters<typeof table.add>[0]): RouteReply | RouteRefusal => {
     if (ctx.closed) return { refused: 'the connection is closing' };
@@ -135,7 +145,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   let health: HealthServer | undefined;
   try {
     for (const port of opts.ports) servers.push(await listenPort(port));
-    health = await startHealth(opts.health.host ?? '0.0.0.0', opts.health.port, () => ready, () => status(table));
+    health = await startHealth(opts.health.host ?? '0.0.0.0', opts.health.port, () => ready && !drain.active, () => status(table));
   } catch (err) {
     await closeAll();
     throw err;
@@ -150,7 +160,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       const r = table.decide(port.servicePort, lookup);
       return r ? { kind: 'route', route: r } : ORIGIN;
     };
-    const h2 = makeH2Router({ port, choose, connector, log });
+    const h2 = makeH2Router({ port, choose, connector, log, drain });
     const h1deps = {
       choose: (head: { headers: Array<[string, string]> }) => (table.hasRoutes(port.servicePort) ? choose(headerLookup(head.headers)) : ORIGIN),
       connector,
@@ -162,11 +172,13 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
         h2.serve(stream);
       },
       log,
+      drain,
       ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}),
     };
     // allowHalfOpen: a client may send its request and half-close at once;
     // the answer must still go back (node would otherwise end our side too).
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => {
+      drain.connection();
       sockets.add(sock);
       sock.once('close', () => sockets.delete(sock));
       sock.on('error', () => sock.destroy());
@@ -240,6 +252,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       return s.bound;
     },
     routes: () => status(table),
+    drain: () => drain.start(),
     close() {
       closing ??= (async () => {
         ready = false;
