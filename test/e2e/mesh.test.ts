@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
@@ -262,21 +262,23 @@ describe('mesh', () => {
     assert.ok(isOriginal(await who('alice')));
   });
 
-  test('10 mesh start/stop cycles under continuous untagged load: no failed request', async () => {
+  test('20 mesh start/stop cycles under continuous untagged load (new connections and keep-alive ones): no failed request', async () => {
     const before = serviceShape();
     const clusterIp = String((cluster.store.get('services', NS, 'web')?.spec as { clusterIP: string }).clusterIP);
     // The client pod runs as a non-root user (Pod Security "restricted"): it must be able to see the stop file.
     const loadDir = mkdtempSync(join(tmpdir(), 'kt-load-'));
     chmodSync(loadDir, 0o755);
     const stopFile = join(loadDir, 'stop');
-    // Four clients, a new connection per request (each one is DNATed anew, so
-    // every selector switch is exercised), until the stop file appears.
+    // Four clients until the stop file appears: two open a new connection per
+    // request (each one is DNATed anew, so every selector switch is
+    // exercised), two keep one connection alive (the router's drain must
+    // move them with Connection: close, or they would fail when it exits).
     const script = `
       const http = require('node:http'); const fs = require('node:fs');
       const [host, stop] = process.argv.slice(1);
       let ok = 0, failed = 0; const errors = {};
-      const agent = new http.Agent({ keepAlive: false });
-      const one = () => new Promise((done) => {
+      const fresh = new http.Agent({ keepAlive: false });
+      const one = (agent) => new Promise((done) => {
         const fail = (why) => { failed++; errors[why] = (errors[why] || 0) + 1; done(); };
         const req = http.get({ host, port: 80, path: '/load', agent, timeout: 5000 }, (res) => {
           res.resume();
@@ -286,13 +288,15 @@ describe('mesh', () => {
         req.on('timeout', () => req.destroy(new Error('timeout')));
         req.on('error', (e) => fail(e.code || e.message));
       });
-      const worker = async () => { while (!fs.existsSync(stop)) await one(); };
-      Promise.all([worker(), worker(), worker(), worker()]).then(() => console.log(JSON.stringify({ ok, failed, errors })));
+      const worker = async (agent) => { while (!fs.existsSync(stop)) await one(agent); };
+      const kept = () => new http.Agent({ keepAlive: true, maxSockets: 1 });
+      Promise.all([worker(fresh), worker(fresh), worker(kept()), worker(kept())]).then(() => console.log(JSON.stringify({ ok, failed, errors })));
     `;
     const load = cluster.inPod(NS, 'client', NODE26, ['-e', script, clusterIp, stopFile], { timeoutMs: 300_000 });
     const times: number[] = [];
+    const load0 = loadavg();
     try {
-      for (let i = 0; i < 10; i++) {
+      for (let i = 0; i < 20; i++) {
         const t0 = performance.now();
         const child = mesh('svc/web', PORTS.alice, 'alice');
         const out = collect(child);
@@ -307,7 +311,8 @@ describe('mesh', () => {
     rmSync(dirname(stopFile), { recursive: true, force: true });
     assert.equal(r.code, 0, r.stderr);
     const counts = JSON.parse(r.stdout) as { ok: number; failed: number; errors: Record<string, number> };
-    console.log(`# mesh: 10 start/stop cycles (${times.map((t) => (t / 1000).toFixed(1)).join(', ')} s each) under load: ${counts.ok} requests ok, ${counts.failed} failed ${JSON.stringify(counts.errors)}`);
+    const load1 = loadavg();
+    console.log(`# mesh: 20 start/stop cycles (${times.map((t) => (t / 1000).toFixed(1)).join(', ')} s each) under load: ${counts.ok} requests ok, ${counts.failed} failed ${JSON.stringify(counts.errors)}; machine load average ${load0[0].toFixed(2)} -> ${load1[0].toFixed(2)} on ${cpus().length} cores`);
     assert.ok(counts.ok > 100, 'the load ran');
     assert.equal(counts.failed, 0);
     assert.deepEqual(serviceShape(), before);

@@ -190,8 +190,22 @@ export function routerOwnPortsOf(pod: { spec?: { containers?: { env?: { name: st
   return { ssh: num(ENV.sshPort, PORTS.ssh), health: num(ROUTER_ENV.healthPort, PORTS.routerHealth) };
 }
 
+/**
+ * The router pod's grace period: after SIGTERM it drains (unready, serving,
+ * clients told to move) until no connection was new for ROUTER_DRAIN_QUIET_MS,
+ * and exits by itself 3 s before the kubelet would SIGKILL it.
+ */
+export const ROUTER_GRACE_SECONDS = 30;
+export const ROUTER_DRAIN_QUIET_MS = 2000;
+
 export function routerEnv(ports: readonly RouterPort[], originHost: string, own: RouterOwnPorts): Record<string, string> {
-  return { [ROUTER_ENV.ports]: JSON.stringify(ports), [ROUTER_ENV.origin]: originHost, [ROUTER_ENV.healthPort]: String(own.health) };
+  return {
+    [ROUTER_ENV.ports]: JSON.stringify(ports),
+    [ROUTER_ENV.origin]: originHost,
+    [ROUTER_ENV.healthPort]: String(own.health),
+    [ROUTER_ENV.drainQuietMs]: String(ROUTER_DRAIN_QUIET_MS),
+    [ROUTER_ENV.drainMaxMs]: String((ROUTER_GRACE_SECONDS - 3) * 1000),
+  };
 }
 
 export function routerReadiness(own: RouterOwnPorts): Record<string, unknown> {

@@ -17,25 +17,12 @@ import { restoreService } from '../kube/restore.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
 import {
   ensureOriginService, ensureRouterSecret, isRace, originService, originalSelectorOf, planPorts, podsFor, routerOwnPorts, routerOwnPortsOf, routerReadiness,
-  restoreSelectorOnly, routerEnv, routerName, routerSelector, sameLabels, switchSelector, type PortPlan,
+  restoreSelectorOnly, ROUTER_GRACE_SECONDS, routerEnv, routerName, routerSelector, sameLabels, switchSelector, type PortPlan,
 } from '../kube/takeover.ts';
 import { ROUTE_ANNOTATION_PREFIX, parseRoutes } from '../status/model.ts';
 import { requestRoute, RouteRefusedError, type RouteHandle } from '../tunnel/route.ts';
 import type { Tunnel } from '../tunnel/index.ts';
 import { ProxySession, type Progress } from './proxy-session.ts';
-
-/**
- * How long the router keeps serving after it left the Service's Endpoints,
- * before it is deleted. kube-proxy usually applies an Endpoints change within
- * a second, but a connection it sent to the router just before keeps that
- * choice in conntrack: when its SYN is dropped (a saturated router's accept
- * queue is full), the client retransmits it to the router 1 s and 3 s later
- * (Linux's SYN back-off). Deleted after 3 s, the router was gone for the
- * second retransmission: on the upstream cluster 6 of 91,650 requests failed
- * once (EHOSTUNREACH, timeouts) in the mesh E2E's 10 start/stop cycles under
- * load; 5 s outlasts it.
- */
-export const ROUTER_DRAIN_MS = 5000;
 
 export interface TakeoverOptions {
   kc: KubeConfig;
@@ -189,6 +176,7 @@ export class ServiceTakeover {
           sshPort: own.ssh,
           ports: this.plan.containerPorts,
           readinessProbe: routerReadiness(own),
+          terminationGracePeriodSeconds: ROUTER_GRACE_SECONDS,
           lowPorts: this.plan.routerPorts.some((p) => p.listenPort < 1024),
         });
         await createPod(kc, pod);
@@ -450,18 +438,19 @@ export class ServiceTakeover {
       progress.note(`${others} other session(s) still route through ${namespace}/${this.router}; leaving it`);
       return;
     }
-    // Selector first; the router goes only once the Endpoints no longer send
-    // it new connections (DESIGN rule 1), then restoreService removes the rest.
+    // Selector first; the router is told to go only once the Endpoints no
+    // longer list it (DESIGN rule 1). It is deleted with its grace period:
+    // the node's service proxy applies the Endpoints change on its own
+    // schedule (kube-proxy: usually within a second), and until it has, new
+    // connections still reach the router, which serves them from the origin
+    // and exits once none has been new for a while (proxy-image/src/router/drain.ts);
+    // the origin Service goes after it (restoreService with drain).
     await restoreSelectorOnly(kc, namespace, this.name).catch((err: unknown) => debug(`restoring the selector: ${(err as Error).message}`));
     await this.waitEndpoints(this.routerIp, 'without');
-    // The service proxy on each node applies the Endpoints change on its own
-    // schedule (kube-proxy: usually within a second); until it has, new
-    // connections still reach the router, which serves them from the origin.
-    if (!this.goneOnce) await new Promise((resolve) => setTimeout(resolve, ROUTER_DRAIN_MS));
-    const done = progress.step(`giving service ${namespace}/${this.name} back to its pods`);
+    const done = progress.step(`giving service ${namespace}/${this.name} back to its pods (the router drains)`);
     for (let attempt = 0; ; attempt++) {
       try {
-        await restoreService(kc, { namespace, name: this.name }, { dryRun: false, strict: false });
+        await restoreService(kc, { namespace, name: this.name }, { dryRun: false, strict: false, drain: !this.goneOnce });
         done();
         return;
       } catch (err) {
