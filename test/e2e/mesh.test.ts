@@ -9,9 +9,9 @@
 // One cluster for the file.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
@@ -19,6 +19,7 @@ import { exited, waitForLine } from './helpers.ts';
 
 const NS = 'shop';
 const PORTS = { alice: 18081, bob: 18082, carol: 18083 } as const;
+const GRPC_LAPTOP = 19000;
 const URL = `http://web.${NS}.svc.cluster.local/who`;
 const MANIFEST = `apiVersion: v1
 kind: Namespace
@@ -47,6 +48,34 @@ spec:
         image: kt-demo/echo
         ports: [{containerPort: 8080}]
         readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: rpc, namespace: ${NS}}
+spec:
+  selector: {app: rpc}
+  ports: [{name: grpc, port: 9000, targetPort: 9000}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: rpc, namespace: ${NS}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: rpc}}
+  template:
+    metadata: {labels: {app: rpc}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: grpc
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+        image: shell
+        command: [${JSON.stringify(NODE26)}, ${JSON.stringify(join(ROOT, 'test/fixtures/grpc/server.ts'))}]
+        env:
+        - {name: PORT, value: "9000"}
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        ports: [{containerPort: 9000}]
+        readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}
 ---
 apiVersion: v1
 kind: Pod
@@ -129,6 +158,25 @@ function mesh(target: string, port: number, header?: string): ChildProcess {
   return cluster.spawnInLaptop('kubectl', ['kt', 'mesh', '-n', NS, target, '--expose', `${port}:80`, ...(header ? ['--header', `x-kt-version=${header}`] : [])]);
 }
 
+/** Waits for a file another process writes (the client pod sees the same filesystem). */
+async function fileAppears(path: string, timeoutMs: number): Promise<void> {
+  const dir = dirname(path);
+  const name = basename(path);
+  await new Promise<void>((resolve, reject) => {
+    const w = watch(dir, () => {
+      if (existsSync(path)) finish();
+    });
+    const timer = setTimeout(() => finish(new Error(`${name} did not appear within ${timeoutMs} ms`)), timeoutMs);
+    function finish(err?: Error): void {
+      clearTimeout(timer);
+      w.close();
+      if (err) reject(err);
+      else resolve();
+    }
+    if (existsSync(path)) finish();
+  });
+}
+
 async function stop(child: ChildProcess, out: () => string): Promise<void> {
   const gone = exited(child);
   child.kill('SIGINT');
@@ -145,16 +193,21 @@ before(async () => {
   for (const [name, port] of Object.entries(PORTS)) {
     const s = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/server.ts')], { env: { PORT: String(port), POD_NAME: name } });
     servers.push(s);
-    await new Promise<void>((resolve, reject) => {
-      let buf = '';
-      s.stdout?.on('data', (d: Buffer) => {
-        buf += d.toString();
-        if (buf.includes('echo listening')) resolve();
-      });
-      s.once('exit', (code) => reject(new Error(`laptop server ${name} exited with ${code}`)));
-    });
+    await listening(s, 'echo listening', name);
   }
 });
+
+/** Waits until a laptop server says it listens. */
+function listening(s: ChildProcess, text: string, name: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let buf = '';
+    s.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes(text)) resolve();
+    });
+    s.once('exit', (code) => reject(new Error(`laptop server ${name} exited with ${code}`)));
+  });
+}
 
 after(async () => {
   for (const s of servers) {
@@ -316,6 +369,42 @@ describe('mesh', () => {
     assert.ok(counts.ok > 100, 'the load ran');
     assert.equal(counts.failed, 0);
     assert.deepEqual(serviceShape(), before);
+    await nothingLeft();
+  });
+
+  test('a gRPC client holds one channel across a mesh\'s end: the router\'s GOAWAY moves it to the originals, no call fails', async () => {
+    const clusterIp = String((cluster.store.get('services', NS, 'rpc')?.spec as { clusterIP: string }).clusterIP);
+    const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, 'deploy/rpc', '--timeout=60s']);
+    assert.equal(rollout.code, 0, rollout.stderr);
+    const laptop = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/grpc/server.ts')], { env: { PORT: String(GRPC_LAPTOP), POD_NAME: 'laptop-grpc' } });
+    servers.push(laptop);
+    await listening(laptop, 'grpc listening', 'laptop-grpc');
+    const dir = mkdtempSync(join(tmpdir(), 'kt-grpc-'));
+    chmodSync(dir, 0o777);
+    const child = cluster.spawnInLaptop('kubectl', ['kt', 'mesh', '-n', NS, 'svc/rpc', '--expose', `${GRPC_LAPTOP}:9000`, '--header', 'x-kt-version=alice']);
+    const out = collect(child);
+    let client: Promise<{ code: number | null; stdout: string; stderr: string }> | undefined;
+    try {
+      await waitForLine(child, /^meshing: rpc:9000 -> localhost:19000/);
+      // The channel is made while the mesh runs, so it goes through the router.
+      client = cluster.inPod(NS, 'client', NODE26, [join(ROOT, 'test/fixtures/grpc/client-loop.ts'), clusterIp, '9000', 'alice', 'laptop-grpc', dir], { timeoutMs: 120_000 });
+      await fileAppears(join(dir, 'through'), 30_000);
+      const t0 = performance.now();
+      await stop(child, out);
+      await fileAppears(join(dir, 'moved'), 30_000);
+      console.log(`# mesh: gRPC channel moved to the originals ${((performance.now() - t0) / 1000).toFixed(2)} s after Ctrl-C of the last developer`);
+    } finally {
+      writeFileSync(join(dir, 'stop'), '');
+      if (child.exitCode === null) await stop(child, out).catch(() => undefined);
+    }
+    const r = await client;
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(r?.code, 0, r?.stderr);
+    const tally = JSON.parse(r?.stdout ?? '{}') as { calls: number; failed: number; taggedLaptop: number; taggedOther: number; untagged: number; untaggedLaptop: number; errors: Record<string, number> };
+    console.log(`# mesh: one gRPC channel across a mesh's end: ${tally.calls} calls, ${tally.failed} failed ${JSON.stringify(tally.errors)}; tagged -> laptop ${tally.taggedLaptop}, tagged -> originals after the end ${tally.taggedOther}, untagged -> originals ${tally.untagged}`);
+    assert.ok(tally.taggedLaptop > 0 && tally.taggedOther > 0, 'the channel went through the router, then to the originals');
+    assert.equal(tally.untaggedLaptop, 0);
+    assert.equal(tally.failed, 0);
     await nothingLeft();
   });
 });
