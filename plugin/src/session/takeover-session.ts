@@ -405,14 +405,18 @@ export class ServiceTakeover {
     const { kc, namespace, progress, debug } = this.opts;
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const stop of this.stopWatches.splice(0)) stop();
-    // Who else routes, as the router itself knows it (routes live exactly as
-    // long as their connections, so a crashed laptop's route is not there).
+    // Our routes go first (the cancel is answered before the next request on
+    // this connection), then: who else routes, as the router itself knows it
+    // (routes live exactly as long as their connections, so a crashed
+    // laptop's route is not there). In that order, of many developers who
+    // leave at once the last to ask sees nobody and gives the Service back;
+    // asked first, each could see the others and none would.
     // Only through a tunnel that came up: a session whose router never got ready has none to ask through.
+    await Promise.all(this.routes.map((r) => r.handle?.close().catch(() => undefined)));
     const live = this.sessionObj && this.tunnelUp && !this.goneOnce ? await this.liveSessions().catch((err: unknown) => {
       debug(`asking the router for its routes: ${(err as Error).message}`);
       return undefined;
     }) : undefined;
-    await Promise.all(this.routes.map((r) => r.handle?.close().catch(() => undefined)));
     if (!this.sessionObj) return;
     await this.sessionObj.close();
     // A session that joined and never routed (refused, interrupted) leaves the router to those who do.

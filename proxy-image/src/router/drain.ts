@@ -137,16 +137,22 @@ export function withConnectionClose(head: Buffer): Buffer {
 }
 
 /**
- * RFC 9113 §6.8: GOAWAY with the last stream id processed (node:http2's
- * close()), open streams run to their end, and a stream the client sent
- * meanwhile is refused with REFUSED_STREAM, which says it was never
- * processed (§8.7), so clients retry it elsewhere (gRPC does so
- * transparently). The two-step form (a first GOAWAY with 2^31-1, the real
- * one a PING later) cannot be had from node:http2: its goaway() marks the
- * session as having sent GOAWAY, after which nghttp2 ignores new streams
- * silently (a gRPC call made then waited forever), and nghttp2's shutdown
- * notice is not exposed.
+ * RFC 9113 §6.8: GOAWAY with the last stream id processed; open streams run
+ * to their end. The session is not closed here: a stream the client sent
+ * meanwhile is above that id, so the client's own HTTP/2 layer takes it as
+ * never processed (REFUSED_STREAM, §8.7) and retries it elsewhere (gRPC
+ * does so transparently), then closes the connection itself. Closing it
+ * from this side could reset the connection with that stream's bytes
+ * unread (the client would see ECONNRESET, and gRPC fails such a call: the
+ * mesh E2E saw one). The drain's end closes what is left.
+ *
+ * The two-step form (a first GOAWAY with 2^31-1, the real one a PING
+ * later) cannot be had from node:http2: its goaway() marks the session as
+ * having sent GOAWAY, after which nghttp2 ignores new streams silently (a
+ * gRPC call made then waited forever), and nghttp2's shutdown notice is not
+ * exposed.
  */
 export function goawayGracefully(s: http2.ServerHttp2Session): void {
-  if (!s.closed && !s.destroyed) s.close();
+  // No arguments: NO_ERROR, and node:http2 fills in the last stream id processed.
+  if (!s.closed && !s.destroyed) s.goaway();
 }
