@@ -168,3 +168,21 @@ test('gRPC: one channel across the drain — GOAWAY moves it to a new connection
   assert.match(line, /: [1-9]\d* connection\(s\) accepted while draining/, b.logs.join('\n'));
   assert.equal(ok, 50);
 });
+
+test('a router idle for long still waits the quiet period after the drain begins, and serves a late connection', async (t) => {
+  const b = await bed(t, { drain: { quietMs: QUIET, maxMs: 10_000 } });
+  const agent = new http.Agent({ keepAlive: false });
+  t.after(() => agent.destroy());
+  assert.equal((await get(agent, b.port, '/early')).status, 200);
+  // Idle for longer than the quiet period (a stated hold): the quiet measured before the drain must not count.
+  await new Promise((resolve) => setTimeout(resolve, QUIET * 2));
+  const t0 = performance.now();
+  let done = 0;
+  const draining = b.router.drain().then(() => (done = performance.now()));
+  // A connection the service proxy still sent here, after the endpoint change.
+  const late = await get(agent, b.port, '/late');
+  assert.equal(late.status, 200);
+  assert.equal(late.connection, 'close');
+  await draining;
+  assert.ok(done - t0 >= QUIET - 20, `drained ${Math.round(done - t0)} ms after it began (quiet ${QUIET} ms)`);
+});

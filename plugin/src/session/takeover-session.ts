@@ -202,7 +202,8 @@ export class ServiceTakeover {
       const replaced = await switchSelector(kc, namespace, this.name);
       done(replaced === undefined ? 'already' : `was ${JSON.stringify(replaced)}`);
       this.routerIp = routerPod.status?.podIP;
-      await this.waitEndpoints(this.routerIp, 'only');
+      // Already the router's (a developer joining): whoever switched it waited for the Endpoints.
+      if (replaced !== undefined) await this.waitEndpoints(this.routerIp, 'only');
       await this.startWatches();
     } catch (err) {
       const e = toKtError(err);
@@ -251,11 +252,21 @@ export class ServiceTakeover {
   /** Registers routes; refused routes throw KT_ERR_ROUTE_TAKEN naming the holder. Re-registered after every reconnect. */
   async addRoutes(specs: RouteSpec[]): Promise<void> {
     const tunnel = await this.session.tunnel();
-    for (const spec of specs) {
-      const entry: { spec: RouteSpec; handle: RouteHandle | undefined } = { spec, handle: undefined };
-      entry.handle = await this.register(tunnel, spec);
-      this.routes.push(entry);
+    const entries = specs.map((spec) => ({ spec, handle: undefined as RouteHandle | undefined }));
+    this.routes.push(...entries);
+    // The announcement (for status) goes out while the routes are registered: a join costs one round trip less.
+    const announced = this.announce().then(() => undefined, (err: unknown) => err);
+    try {
+      for (const entry of entries) entry.handle = await this.register(tunnel, entry.spec);
+    } catch (err) {
+      // Refused (KT_ERR_ROUTE_TAKEN): no route of ours, so no announcement either.
+      await announced;
+      this.routes = this.routes.filter((r) => !entries.includes(r));
+      await annotatePod(this.opts.kc, { namespace: this.namespace, name: this.router }, { [`${ROUTE_ANNOTATION_PREFIX}${this.session.id}`]: null }).catch(() => undefined);
+      throw err;
     }
+    const failed = await announced;
+    if (failed !== undefined) throw toKtError(failed);
     this.session.on('up', (t) => {
       void (async () => {
         for (const r of this.routes) {
@@ -267,7 +278,6 @@ export class ServiceTakeover {
         }
       })();
     });
-    await this.announce();
     this.heartbeat = setInterval(() => {
       this.announce().catch((err: unknown) => this.opts.debug(`route heartbeat failed: ${(err as Error).message}`));
     }, this.opts.heartbeatMs ?? 10_000);

@@ -94,6 +94,9 @@ export class Drain {
     this.#finished ??= new Promise<void>((resolve) => {
       this.#draining = true;
       this.#started = this.#now();
+      // The quiet period starts now at the earliest: the service proxies apply the endpoint change
+      // after it was made, so a connection can come late however quiet it was before.
+      this.#lastConnection = this.#started;
       this.#done = resolve;
       this.#opts.log(`draining: unready; serving every connection until none is new for ${this.#opts.quietMs} ms (at most ${this.#opts.maxMs} ms)`);
       for (const d of this.#tracked) d.move();
