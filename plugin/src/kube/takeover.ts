@@ -9,7 +9,7 @@
 // host key), so the next session reads it and connects to the same pod.
 import type { KubeConfig, V1Deployment, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import {
-  ANNOTATIONS, ENV, LABELS, MANAGED_BY, ORIGIN_SUFFIX, PORTS, ROUTER_ENV, ROUTER_SECRET_KEYS, ROUTER_SECRET_PREFIX, type RouterPort,
+  ANNOTATIONS, ENV, LABELS, MANAGED_BY, ORIGIN_SUFFIX, PORTS, ROUTER_DRAIN, ROUTER_ENV, ROUTER_SECRET_KEYS, ROUTER_SECRET_PREFIX, type RouterPort,
 } from '../../../proxy-image/src/protocol/index.ts';
 import { fromApiError, ktError, type KtError } from '../errors.ts';
 import type { WorkloadRef } from '../values.ts';
@@ -192,19 +192,18 @@ export function routerOwnPortsOf(pod: { spec?: { containers?: { env?: { name: st
 
 /**
  * The router pod's grace period: after SIGTERM it drains (unready, serving,
- * clients told to move) until no connection was new for ROUTER_DRAIN_QUIET_MS,
- * and exits by itself 3 s before the kubelet would SIGKILL it.
+ * clients told to move) until no connection was new for a quiet period,
+ * and exits by itself before the kubelet would SIGKILL it (ROUTER_DRAIN).
  */
-export const ROUTER_GRACE_SECONDS = 30;
-export const ROUTER_DRAIN_QUIET_MS = 2000;
+export const ROUTER_GRACE_SECONDS = ROUTER_DRAIN.graceSeconds;
 
 export function routerEnv(ports: readonly RouterPort[], originHost: string, own: RouterOwnPorts): Record<string, string> {
   return {
     [ROUTER_ENV.ports]: JSON.stringify(ports),
     [ROUTER_ENV.origin]: originHost,
     [ROUTER_ENV.healthPort]: String(own.health),
-    [ROUTER_ENV.drainQuietMs]: String(ROUTER_DRAIN_QUIET_MS),
-    [ROUTER_ENV.drainMaxMs]: String((ROUTER_GRACE_SECONDS - 3) * 1000),
+    [ROUTER_ENV.drainQuietMs]: String(ROUTER_DRAIN.quietMs),
+    [ROUTER_ENV.drainMaxMs]: String(ROUTER_DRAIN.maxMs),
   };
 }
 

@@ -123,6 +123,18 @@ export const ROUTER_ENV = {
   drainMaxMs: 'KT_ROUTER_DRAIN_MAX_MS',
 } as const;
 
+/**
+ * How a router leaves (proxy-image/src/router/drain.ts). Its pod's grace
+ * period; the drain ends 3 s before it. And the quiet period: after SIGTERM
+ * it exits once no connection was new for this long. Longer than Linux's
+ * SYN retransmission back-off (again after 1 s, then 2 s later: 3 s after
+ * the first try), so a client whose SYN a busy router's full accept queue
+ * dropped just before, and whose conntrack entry still points here, finds
+ * it when it tries again: with 2 s, the mesh E2E's 20 cycles on a machine
+ * at load 12-15 lost 1 of 102,567 requests that way (EHOSTUNREACH).
+ */
+export const ROUTER_DRAIN = { graceSeconds: 30, quietMs: 4000, maxMs: 27_000 } as const;
+
 export interface RouterPort {
   /** Service port name, if any. */
   name?: string;

@@ -17,6 +17,7 @@
 // Plain TCP and WebSocket splices cannot be told to move; they are served
 // until the exit. http1.ts and h2.ts only report to a Drain; the policy is here.
 import http2 from 'node:http2';
+import { ROUTER_DRAIN } from '../protocol/index.ts';
 
 /** Something that carries HTTP: an HTTP/1 client connection or an HTTP/2 session. */
 export interface Drainable {
@@ -43,8 +44,8 @@ export interface DrainOptions {
   now?: () => number;
 }
 
-/** Defaults for a router pod: terminationGracePeriodSeconds 30 (plugin/src/kube/takeover.ts), exit 3 s before it. */
-export const DRAIN_DEFAULTS = { quietMs: 2000, maxMs: 27_000 } as const;
+/** Defaults for a router pod (the shared contract: protocol/index.ts). */
+export const DRAIN_DEFAULTS = { quietMs: ROUTER_DRAIN.quietMs, maxMs: ROUTER_DRAIN.maxMs } as const;
 
 export class Drain {
   #draining = false;
