@@ -20,7 +20,8 @@ import type { KubeObject, WatchEvent } from '../cluster/store.ts';
 import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
 import type { BenchRow } from './run.ts';
 
-const NS = 'soak';
+// The namespace the limited user `dev` is bound in (test/cluster: default and shop).
+const NS = 'shop';
 const SERVICES = ['web', 'api'] as const;
 /** Mesh sessions per Service, each with its own header value and laptop port. */
 const PER_SERVICE = 3;
