@@ -18,6 +18,8 @@ import { join } from 'node:path';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import type { KubeObject, WatchEvent } from '../cluster/store.ts';
 import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+import { saysOnStdout } from '../e2e/helpers.ts';
+import { clientPod, echoApp } from '../e2e/manifests.ts';
 import type { BenchRow } from './run.ts';
 
 // The namespace the limited user `dev` is bound in (test/cluster: default and shop).
@@ -31,38 +33,7 @@ const FAULT_EVERY_MS = 8000;
 const SLICES = 'endpointslices.discovery.k8s.io';
 
 function manifest(): string {
-  const parts = [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}`];
-  for (const name of SERVICES) {
-    parts.push(`apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: ${NS}}
-spec:
-  selector: {app: ${name}}
-  ports: [{name: http, port: 80, targetPort: 8080}]`, `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: ${name}, namespace: ${NS}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: ${name}}}
-  template:
-    metadata: {labels: {app: ${name}}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}`);
-  }
-  parts.push(`apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}`);
-  return parts.join('\n---\n');
+  return [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}`, ...SERVICES.map((name) => echoApp(NS, name)), clientPod(NS)].join('\n---\n');
 }
 
 /** One developer's mesh session; `child` is undefined while it is down. */
@@ -94,19 +65,24 @@ function ended(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-export const FAULTS: Fault[] = [
-  {
-    name: 'kill -9 of a plugin',
+/** A running session's plugin gets a signal; once it is gone, the developer starts it again. */
+function signalled(name: string, signal: NodeJS.Signals): Fault {
+  return {
+    name,
     async apply(ctx, pick) {
       const s = running(ctx);
       if (s.length === 0) return;
       const victim = pick(s);
       const child = victim.child as ChildProcess;
-      child.kill('SIGKILL');
+      child.kill(signal);
       await ended(child);
       await ctx.start(victim);
     },
-  },
+  };
+}
+
+export const FAULTS: Fault[] = [
+  signalled('kill -9 of a plugin', 'SIGKILL'),
   {
     name: 'router pod deleted',
     async apply(ctx, pick) {
@@ -122,18 +98,7 @@ export const FAULTS: Fault[] = [
       await Promise.all(mine.map((s) => ctx.start(s)));
     },
   },
-  {
-    name: 'a session ends (Ctrl-C) and starts again',
-    async apply(ctx, pick) {
-      const s = running(ctx);
-      if (s.length === 0) return;
-      const victim = pick(s);
-      const child = victim.child as ChildProcess;
-      child.kill('SIGINT');
-      await ended(child);
-      await ctx.start(victim);
-    },
-  },
+  signalled('a session ends (Ctrl-C) and starts again', 'SIGINT'),
 ];
 
 function ktObjects(cluster: Cluster): string[] {
@@ -172,14 +137,7 @@ export async function run(): Promise<BenchRow[]> {
     await cluster.serviceProxySynced();
     const count = SERVICES.length * PER_SERVICE;
     laptops = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/many.ts')], { env: { BASE_PORT: String(BASE_PORT), COUNT: String(count), PREFIX: 'dev-' } });
-    await new Promise<void>((resolve, reject) => {
-      let buf = '';
-      laptops?.stdout?.on('data', (d: Buffer) => {
-        buf += d.toString();
-        if (buf.includes('echo listening')) resolve();
-      });
-      laptops?.once('exit', (code) => reject(new Error(`laptop servers exited with ${code}`)));
-    });
+    await saysOnStdout(laptops, 'echo listening');
 
     // The longest stretch without a ready backend, per Service, from the store's events.
     const since = new Map<string, number | undefined>(SERVICES.map((s) => [s, undefined]));

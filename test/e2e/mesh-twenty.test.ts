@@ -14,49 +14,15 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
-import { exited, waitForLine } from './helpers.ts';
+import { exited, saysOnStdout, waitForLine } from './helpers.ts';
+import { clientPod, echoApp } from './manifests.ts';
 
 const NS = 'shop';
 const DEVS = 20;
 const BASE_PORT = 18100;
 /** How long the tagged and untagged load runs with all twenty routes in place (a stated hold, not a wait). */
 const LOAD_MS = 15_000;
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ${NS}, labels: {app: web}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ${NS}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
-`;
+const MANIFEST = [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}`, echoApp(NS, 'web'), clientPod(NS)].join('\n---\n');
 
 let cluster: Cluster;
 let laptops: ChildProcess | undefined;
@@ -70,14 +36,7 @@ before(async () => {
   await cluster.waitFor('pods', NS, 'client', (o) => (o?.status as { phase?: string } | undefined)?.phase === 'Running', 60_000);
   await cluster.serviceProxySynced();
   laptops = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/many.ts')], { env: { BASE_PORT: String(BASE_PORT), COUNT: String(DEVS), PREFIX: 'dev-' } });
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    laptops?.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('echo listening')) resolve();
-    });
-    laptops?.once('exit', (code) => reject(new Error(`laptop servers exited with ${code}`)));
-  });
+  await saysOnStdout(laptops, 'echo listening');
 });
 
 after(async () => {

@@ -15,41 +15,14 @@ import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
-import { exited, waitForLine } from './helpers.ts';
+import { exited, saysOnStdout, waitForLine } from './helpers.ts';
+import { clientPod, echoApp } from './manifests.ts';
 
 const NS = 'shop';
 const PORTS = { alice: 18081, bob: 18082, carol: 18083 } as const;
 const GRPC_LAPTOP = 19000;
 const URL = `http://web.${NS}.svc.cluster.local/who`;
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ${NS}, labels: {app: web}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ${NS}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
+const MANIFEST = [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}`, echoApp(NS, 'web'), `apiVersion: v1
 kind: Service
 metadata: {name: rpc, namespace: ${NS}}
 spec:
@@ -75,16 +48,7 @@ spec:
         - {name: PORT, value: "9000"}
         - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
         ports: [{containerPort: 9000}]
-        readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
-`;
+        readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}`, clientPod(NS)].join('\n---\n');
 
 let cluster: Cluster;
 const servers: ChildProcess[] = [];
@@ -193,21 +157,9 @@ before(async () => {
   for (const [name, port] of Object.entries(PORTS)) {
     const s = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/server.ts')], { env: { PORT: String(port), POD_NAME: name } });
     servers.push(s);
-    await listening(s, 'echo listening', name);
+    await saysOnStdout(s, 'echo listening');
   }
 });
-
-/** Waits until a laptop server says it listens. */
-function listening(s: ChildProcess, text: string, name: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let buf = '';
-    s.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes(text)) resolve();
-    });
-    s.once('exit', (code) => reject(new Error(`laptop server ${name} exited with ${code}`)));
-  });
-}
 
 after(async () => {
   for (const s of servers) {
@@ -379,7 +331,7 @@ describe('mesh', () => {
     assert.equal(rollout.code, 0, rollout.stderr);
     const laptop = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/grpc/server.ts')], { env: { PORT: String(GRPC_LAPTOP), POD_NAME: 'laptop-grpc' } });
     servers.push(laptop);
-    await listening(laptop, 'grpc listening', 'laptop-grpc');
+    await saysOnStdout(laptop, 'grpc listening');
     const dir = mkdtempSync(join(tmpdir(), 'kt-grpc-'));
     chmodSync(dir, 0o777);
     const child = cluster.spawnInLaptop('kubectl', ['kt', 'mesh', '-n', NS, 'svc/rpc', '--expose', `${GRPC_LAPTOP}:9000`, '--header', 'x-kt-version=alice']);
