@@ -457,6 +457,28 @@ export interface KeysResult {
   keys: RouterSecretKeys;
   /** The router pod the Secret belongs to. */
   routerPod: string;
+  /** The Secret's resourceVersion (a stale one is deleted on that precondition). */
+  resourceVersion?: string;
+}
+
+/** A router pod as it is now, or 'leaving' when it is gone or being deleted (a Secret naming it is stale). */
+export async function routerNow(kc: KubeConfig, namespace: string, name: string): Promise<V1Pod | 'leaving'> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  try {
+    const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name });
+    return pod.metadata?.deletionTimestamp ? 'leaving' : pod;
+  } catch (err) {
+    if (code(err) === 404) return 'leaving';
+    throw fromApiError(err, { verb: 'get', resource: 'pods', namespace, name });
+  }
+}
+
+/** Deletes a Secret only if it is still the version read (409 or 404: someone else did already). */
+export async function deleteSecretIfUnchanged(kc: KubeConfig, namespace: string, name: string, resourceVersion: string | undefined): Promise<void> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  await kc.makeApiClient(CoreV1Api).deleteNamespacedSecret({ namespace, name, body: { preconditions: { resourceVersion } } }).catch((err: unknown) => {
+    if (code(err) !== 404 && code(err) !== 409) throw fromApiError(err, { verb: 'delete', resource: 'secrets', namespace, name });
+  });
 }
 
 /**
@@ -480,7 +502,7 @@ export async function ensureRouterSecret(kc: KubeConfig, namespace: string, serv
     const keys = keysFromSecret(s);
     const routerPod = s.metadata?.annotations?.[ANNOTATIONS.routerPod];
     if (!keys || !routerPod) throw ktError('KT_ERR_BAD_STATE', { what: `secret ${namespace}/${name}`, value: Object.keys(s.data ?? {}).join(',') });
-    return { created: false, keys, routerPod };
+    return { created: false, keys, routerPod, ...(s.metadata?.resourceVersion ? { resourceVersion: s.metadata.resourceVersion } : {}) };
   };
   const existing = await read();
   if (existing) return joined(existing);

@@ -16,7 +16,7 @@ import { annotatePod, createPod, podReady, waitForPod } from '../kube/pods.ts';
 import { restoreService } from '../kube/restore.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
 import {
-  ensureOriginService, ensureRouterSecret, isRace, originService, originalSelectorOf, planPorts, podsFor, routerOwnPorts, routerOwnPortsOf, routerReadiness,
+  deleteSecretIfUnchanged, ensureOriginService, ensureRouterSecret, routerNow, secretName, isRace, originService, originalSelectorOf, planPorts, podsFor, routerOwnPorts, routerOwnPortsOf, routerReadiness,
   restoreSelectorOnly, ROUTER_GRACE_SECONDS, routerEnv, routerName, routerSelector, sameLabels, switchSelector, type PortPlan,
 } from '../kube/takeover.ts';
 import { ROUTE_ANNOTATION_PREFIX, parseRoutes } from '../status/model.ts';
@@ -128,7 +128,18 @@ export class ServiceTakeover {
     const svc = this.opts.service;
     const original = originalSelectorOf(svc);
     let done = progress.step(`reading the router keys of service ${namespace}/${this.name}`);
-    const secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
+    let secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
+    // Joining a running router: one read usually says it is ready (cheaper than opening a watch).
+    let current = secret.created ? undefined : await routerNow(kc, namespace, secret.routerPod);
+    if (current === 'leaving') {
+      // The Secret names a router that is gone or being deleted (its sessions ended with
+      // KT_ERR_ROUTER_GONE and none was left to remove the Secret): joining it would fail.
+      // It is replaced, guarded by its resourceVersion, so of several developers doing this at once one does.
+      progress.note(`router ${namespace}/${secret.routerPod} is being deleted; making a new one`);
+      await deleteSecretIfUnchanged(kc, namespace, secretName(this.name), secret.resourceVersion);
+      secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
+      current = secret.created ? undefined : await routerNow(kc, namespace, secret.routerPod);
+    }
     this.router = secret.routerPod;
     done(secret.created ? 'new router' : 'router exists, joining');
     this.reused = !secret.created;
@@ -183,10 +194,7 @@ export class ServiceTakeover {
         done();
       }
       done = progress.step(secret.created ? 'waiting for the router to be ready' : `router ${namespace}/${this.router} ready`);
-      // Joining a running router: one read usually says it is ready (cheaper than opening a watch).
-      const { CoreV1Api } = await import('@kubernetes/client-node');
-      const current = secret.created ? undefined : await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name: this.router }).catch(() => undefined);
-      const routerPod = current && podReady(current) && !current.metadata?.deletionTimestamp ? current : await waitForPod(kc, { namespace, name: this.router }, podReady, {
+      const routerPod = current && current !== 'leaving' && podReady(current) ? current : await waitForPod(kc, { namespace, name: this.router }, podReady, {
         timeoutMs: 120_000,
         signal: this.opts.signal,
         what: `router ${namespace}/${this.router} to be ready`,
