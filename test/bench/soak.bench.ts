@@ -31,6 +31,8 @@ const BASE_PORT = 18200;
 /** A new fault this often on average (uniform 0.5×–1.5×). */
 const FAULT_EVERY_MS = 8000;
 const SLICES = 'endpointslices.discovery.k8s.io';
+/** A session still running this long after its router was deleted is stuck (it ends within a second normally). */
+const STUCK_MS = 60_000;
 
 function manifest(): string {
   return [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}`, ...SERVICES.map((name) => echoApp(NS, name)), clientPod(NS)].join('\n---\n');
@@ -50,6 +52,8 @@ export interface SoakContext {
   sessions: Session[];
   /** (Re)starts a session and resolves once it routes (or fails to). */
   start(s: Session): Promise<void>;
+  /** Sessions that did not end within STUCK_MS after their router was deleted (then killed), for the report. */
+  stuck: string[];
   log(msg: string): void;
 }
 
@@ -93,8 +97,20 @@ export const FAULTS: Fault[] = [
       const del = await ctx.cluster.kubectl(['delete', 'pod', '-n', NS, r.metadata.name, '--wait=false']);
       if (del.code !== 0) ctx.log(`delete ${r.metadata.name}: ${del.stderr.trim()}`);
       // Its sessions end with KT_ERR_ROUTER_GONE; the developers run the command again.
+      // One that has not ended after STUCK_MS is a finding: reported, killed, started again.
       const mine = ctx.sessions.filter((s) => s.service === target && s.child);
-      await Promise.all(mine.map((s) => ended(s.child as ChildProcess)));
+      await Promise.all(mine.map(async (s) => {
+        const child = s.child as ChildProcess;
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), STUCK_MS)));
+        if (await Promise.race([ended(child).then(() => 'ended' as const), late]) === 'late') {
+          ctx.stuck.push(`${s.header} on ${s.service}`);
+          ctx.log(`${s.header} on ${s.service} still runs ${STUCK_MS} ms after its router was deleted; killing it`);
+          child.kill('SIGKILL');
+          await ended(child);
+        }
+        clearTimeout(timer);
+      }));
       await Promise.all(mine.map((s) => ctx.start(s)));
     },
   },
@@ -189,7 +205,7 @@ export async function run(): Promise<BenchRow[]> {
       }
     }
     for (const s of sessions) await start(s);
-    const ctx: SoakContext = { cluster, sessions, start, log };
+    const ctx: SoakContext = { cluster, sessions, start, log, stuck: [] };
 
     // Untagged load on both Services: per Service one client with a new connection per request and one keep-alive.
     const stopFile = join(dir, 'stop');
@@ -255,7 +271,7 @@ export async function run(): Promise<BenchRow[]> {
         unit: 'requests',
         reference: 'requests sent',
         refValue: tally.sent,
-        note: `${tally.sent} sent, ${tally.failed} failed ${JSON.stringify(tally.errors)}; faults: ${faultText}; ${started} session starts`,
+        note: `${tally.sent} sent, ${tally.failed} failed ${JSON.stringify(tally.errors)}; faults: ${faultText}; ${started} session starts; ${ctx.stuck.length ? `stuck after their router was deleted: ${ctx.stuck.join(', ')}` : 'no session stuck'}`,
       },
       {
         name: 'soak: longest time a Service had no ready backend',
