@@ -3,6 +3,8 @@
 // shape follows undici lib/core/errors.js and fastify lib/errors.js).
 // Callers and tests match on `code`, never on message text.
 
+import { MIN_NODE } from './runtime.ts';
+
 /** Exit status of a usage error (bad command line), as getopt tools do. */
 export const EXIT_USAGE = 2;
 /** Exit status of every other failure. */
@@ -204,10 +206,15 @@ export const ERRORS = {
     'name the Service instead (svc/NAME), or create one for the Deployment; `kubectl get svc -o wide` shows the selectors',
     (p) => `no service in namespace ${p.namespace} selects the pods of deployment "${p.name}"`,
   ),
-  KT_ERR_NO_SUCH_PORT: failure<{ service: string; port: number; ports: readonly number[] }>(
-    'The REMOTE port of --expose is not a port of the Service.',
+  KT_ERR_NO_SUCH_PORT: failure<{ service: string; port: number; ports: readonly (number | string)[] }>(
+    "The REMOTE port of --expose is neither a port of the Service nor the pods' port (targetPort) of one.",
     'use one of the Service ports as REMOTE (`--expose LOCAL:REMOTE`); `kubectl get svc NAME` lists them',
     (p) => `service ${p.service} has no port ${p.port} (its ports: ${p.ports.join(', ') || 'none'})`,
+  ),
+  KT_ERR_AMBIGUOUS_PORT: failure<{ service: string; port: number; servicePorts: readonly number[] }>(
+    "The REMOTE port of --expose is the pods' port (targetPort) of more than one Service port, so it does not say which to take.",
+    'name the Service port as REMOTE (`--expose LOCAL:SERVICEPORT`)',
+    (p) => `port ${p.port} is the pods' port of service ${p.service} ports ${p.servicePorts.join(' and ')}; which one is meant?`,
   ),
   KT_ERR_UNRESOLVED_PORT: failure<{ service: string; port: number; targetPort: string; sharedWith?: number }>(
     "A Service port's targetPort cannot be served by the router: a named port no pod declares, or two Service ports on one pod port.",
@@ -235,6 +242,11 @@ export const ERRORS = {
     "The Service's router pod went away while the session ran; the Service was given back to its own pods.",
     'run the command again to take the Service over with a new router',
     (p) => `the router of service ${p.namespace}/${p.service} is gone (${p.reason}); the service is served by its own pods again`,
+  ),
+  KT_ERR_NODE_TOO_OLD: failure<{ version: string; execPath: string; min: string }>(
+    'The bundle (dist/kubectl-kt, run by a `node` of the machine) was started by a Node older than the one it needs; the single executable carries its own.',
+    `use the single executable (\`kubectl krew install kt\`, or the release archive for your platform), or run the bundle with Node >= ${MIN_NODE}`,
+    (p) => `kubectl-kt needs Node >= ${p.min}, and ${p.execPath} is Node ${p.version}`,
   ),
   KT_ERR_INTERNAL: failure<{ message: string }>(
     'An unexpected error: a bug in kubectl-kt.',

@@ -1,6 +1,17 @@
 // The entry point kubectl runs as `kubectl kt ...`: argv → run → exit code.
 // The only place that reads process globals or exits.
 import { run } from './app.ts';
+import { ktError } from './errors.ts';
+import { errorLine } from './output.ts';
+import { runtimeProblem } from './runtime.ts';
+
+// First, before any command: a Node too old for the bundle would print
+// `version` and then fail inside the Kubernetes client (see runtime.ts).
+const tooOld = runtimeProblem({ version: process.versions.node, execPath: process.execPath });
+if (tooOld) {
+  process.stderr.write(errorLine(ktError('KT_ERR_NODE_TOO_OLD', tooOld)));
+  process.exit(1);
+}
 
 const controller = new AbortController();
 let signals = 0;

@@ -5,7 +5,7 @@ import { startDnsForwarder } from './dns/index.ts';
 import { DEFAULT_IDLE_EXIT_SECONDS, ENV, PORTS, ROLES, ROUTER_ENV, VERSION } from './protocol/index.ts';
 import type { Role } from './protocol/index.ts';
 import { splitKeyLines, startSshServer } from './ssh/index.ts';
-import { parseRouterPorts, startRouter } from './router/index.ts';
+import { DRAIN_DEFAULTS, parseRouterPorts, startRouter } from './router/index.ts';
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
 const env = process.env;
@@ -24,6 +24,8 @@ function intEnv(name: string, fallback: number): number {
 }
 
 interface Closable {
+  /** The graceful part of SIGTERM (the router drains: router/drain.ts); then close(). */
+  drain?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -71,6 +73,7 @@ async function router(): Promise<Closable[]> {
     health: { port: intEnv(ROUTER_ENV.healthPort, PORTS.routerHealth) },
     countWindowMs: intEnv(ROUTER_ENV.countWindow, 60) * 1000,
     ...(env[ROUTER_ENV.memoryLimitMb] ? { memoryLimitBytes: intEnv(ROUTER_ENV.memoryLimitMb, 0) * 2 ** 20 } : {}),
+    drain: { quietMs: intEnv(ROUTER_ENV.drainQuietMs, DRAIN_DEFAULTS.quietMs), maxMs: intEnv(ROUTER_ENV.drainMaxMs, DRAIN_DEFAULTS.maxMs) },
     log,
   });
   log(`kt-proxy ${VERSION} router: ssh on 127.0.0.1:${r.sshPort}, health on :${r.healthPort}, ports ${ports.map((p) => `${p.servicePort}→${r.listenPort(p.servicePort)}`).join(', ')}, origin ${origin}`);
@@ -84,6 +87,8 @@ async function stop(why: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log(`stopping: ${why}`);
+  // The kubelet's SIGTERM starts a pod's grace period: what can leave gracefully does so first.
+  await Promise.all(running.map((c) => c.drain?.()));
   await Promise.all(running.map((c) => c.close()));
   log('stopped');
   process.exit(0);

@@ -152,6 +152,16 @@ describe('service proxy rules', () => {
     ]);
   });
 
+  test('a port with no ready endpoint uses those still serving while terminating (kube-proxy >= 1.28); with a ready one, never', () => {
+    const only = (endpoints: unknown[]): KubeObject[] => [slice('web-t', endpoints)];
+    const draining = { addresses: ['10.64.0.9'], conditions: { ready: false, serving: true, terminating: true } };
+    const stopped = { addresses: ['10.64.0.8'], conditions: { ready: false, serving: false, terminating: true } };
+    const web = [services[0]];
+    assert.deepEqual(proxyRules(web, only([draining, stopped]))[0].backends, [{ ip: '10.64.0.9', port: 8080 }]);
+    assert.deepEqual(proxyRules(web, only([stopped]))[0].backends, []);
+    assert.deepEqual(proxyRules(web, only([draining, { addresses: ['10.64.0.2'], conditions: { ready: true } }]))[0].backends, [{ ip: '10.64.0.2', port: 8080 }]);
+  });
+
   test('the script balances with numgen, rejects ports without endpoints, and nft accepts it', async () => {
     const script = nftScript('kt_check', proxyRules(services, endpoints));
     assert.match(script, /ip daddr 10\.96\.1\.1 tcp dport 80 dnat ip to numgen random mod 2 map \{ 0 : 10\.64\.0\.2 \. 8080, 1 : 10\.64\.0\.3 \. 8080 \}/);

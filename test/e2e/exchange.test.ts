@@ -76,6 +76,14 @@ spec:
   # 80 is below 1024; 8081 and 2222 are the router's own default health and SSH ports.
   ports: [{name: http, port: 80, targetPort: 80}, {name: admin, port: 8081, targetPort: 8081}, {name: ssh, port: 2222, targetPort: 2222}]
 ---
+apiVersion: v1
+kind: Service
+metadata: {name: twin, namespace: ${NS}}
+spec:
+  # Two Service ports on one pod port: --expose 8080 does not say which.
+  selector: {app: twin}
+  ports: [{name: a, port: 80, targetPort: 8080}, {name: b, port: 81, targetPort: 8080}]
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: low, namespace: ${NS}}
@@ -273,6 +281,8 @@ describe('exchange', () => {
       [['svc/nope', '--expose', '8080:80'], 'KT_ERR_NO_SUCH_WORKLOAD'],
       [['deploy/nope', '--expose', '8080:80'], 'KT_ERR_NO_SUCH_WORKLOAD'],
       [['svc/web', '--expose', '8080:81'], 'KT_ERR_NO_SUCH_PORT'],
+      [['svc/web', '--expose', '8080:9999'], 'KT_ERR_NO_SUCH_PORT: service web has no port 9999 \\(its ports: 80 \\(pods\' port "http" = 8080\\)\\)'],
+      [['svc/twin', '--expose', '8080:8080'], 'KT_ERR_AMBIGUOUS_PORT: port 8080 is the pods\' port of service twin ports 80 and 81'],
       [['svc/web', '--expose', '8080:x'], 'KT_ERR_BAD_VALUE'],
     ] as const) {
       const r = await cluster.inLaptop('kubectl', ['kt', 'exchange', '-n', NS, ...args], { timeoutMs: 30_000 });
@@ -281,6 +291,22 @@ describe('exchange', () => {
     }
     assert.deepEqual(serviceShape(), before);
     assert.deepEqual(ktObjects(), []);
+  });
+
+  test('--expose LOCAL:REMOTE with REMOTE the pods\' port (a named targetPort) takes the one Service port it stands for, and says so', async () => {
+    const child = exchange(['svc/web', '--expose', `${LOCAL}:8080`]);
+    const out = collect(child);
+    try {
+      await waitForLine(child, /^exchanging:/);
+      assert.match(out(), /• --expose 18080:8080: 8080 is the pods' port "http" \(targetPort\) of service web port 80; routing web:80 -> localhost:18080\n/);
+      assert.match(out(), /^exchanging: web:80 -> localhost:18080/m);
+      await routed();
+    } finally {
+      child.kill('SIGINT');
+      await exited(child);
+    }
+    assert.equal(child.exitCode, 0, out());
+    await nothingLeft();
   });
 
   test('an overwritten selector is taken over again and the new one kept as the original', async () => {

@@ -28,6 +28,18 @@ export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 60_000)
   });
 }
 
+/** Waits until a child (a laptop server) writes `text` on its stdout; rejects if it exits first. */
+export function saysOnStdout(child: ChildProcess, text: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes(text)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code} before saying "${text}": ${buf}`)));
+  });
+}
+
 export function exited(child: ChildProcess): Promise<number | null> {
   // A child killed by a signal has exitCode null and signalCode set: it has exited too.
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);

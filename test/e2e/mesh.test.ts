@@ -9,53 +9,46 @@
 // One cluster for the file.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { chmodSync, existsSync, mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
-import { exited, waitForLine } from './helpers.ts';
+import { exited, saysOnStdout, waitForLine } from './helpers.ts';
+import { clientPod, echoApp } from './manifests.ts';
 
 const NS = 'shop';
 const PORTS = { alice: 18081, bob: 18082, carol: 18083 } as const;
+const GRPC_LAPTOP = 19000;
 const URL = `http://web.${NS}.svc.cluster.local/who`;
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
+const MANIFEST = [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}`, echoApp(NS, 'web'), `apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: ${NS}, labels: {app: web}}
+metadata: {name: rpc, namespace: ${NS}}
 spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
+  selector: {app: rpc}
+  ports: [{name: grpc, port: 9000, targetPort: 9000}]
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: web, namespace: ${NS}}
+metadata: {name: rpc, namespace: ${NS}}
 spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
+  replicas: 1
+  selector: {matchLabels: {app: rpc}}
   template:
-    metadata: {labels: {app: web}}
+    metadata: {labels: {app: rpc}}
     spec:
       securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
       containers:
-      - name: echo
+      - name: grpc
         securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
-`;
+        image: shell
+        command: [${JSON.stringify(NODE26)}, ${JSON.stringify(join(ROOT, 'test/fixtures/grpc/server.ts'))}]
+        env:
+        - {name: PORT, value: "9000"}
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        ports: [{containerPort: 9000}]
+        readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}`, clientPod(NS)].join('\n---\n');
 
 let cluster: Cluster;
 const servers: ChildProcess[] = [];
@@ -129,6 +122,25 @@ function mesh(target: string, port: number, header?: string): ChildProcess {
   return cluster.spawnInLaptop('kubectl', ['kt', 'mesh', '-n', NS, target, '--expose', `${port}:80`, ...(header ? ['--header', `x-kt-version=${header}`] : [])]);
 }
 
+/** Waits for a file another process writes (the client pod sees the same filesystem). */
+async function fileAppears(path: string, timeoutMs: number): Promise<void> {
+  const dir = dirname(path);
+  const name = basename(path);
+  await new Promise<void>((resolve, reject) => {
+    const w = watch(dir, () => {
+      if (existsSync(path)) finish();
+    });
+    const timer = setTimeout(() => finish(new Error(`${name} did not appear within ${timeoutMs} ms`)), timeoutMs);
+    function finish(err?: Error): void {
+      clearTimeout(timer);
+      w.close();
+      if (err) reject(err);
+      else resolve();
+    }
+    if (existsSync(path)) finish();
+  });
+}
+
 async function stop(child: ChildProcess, out: () => string): Promise<void> {
   const gone = exited(child);
   child.kill('SIGINT');
@@ -145,14 +157,7 @@ before(async () => {
   for (const [name, port] of Object.entries(PORTS)) {
     const s = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/server.ts')], { env: { PORT: String(port), POD_NAME: name } });
     servers.push(s);
-    await new Promise<void>((resolve, reject) => {
-      let buf = '';
-      s.stdout?.on('data', (d: Buffer) => {
-        buf += d.toString();
-        if (buf.includes('echo listening')) resolve();
-      });
-      s.once('exit', (code) => reject(new Error(`laptop server ${name} exited with ${code}`)));
-    });
+    await saysOnStdout(s, 'echo listening');
   }
 });
 
@@ -262,21 +267,23 @@ describe('mesh', () => {
     assert.ok(isOriginal(await who('alice')));
   });
 
-  test('10 mesh start/stop cycles under continuous untagged load: no failed request', async () => {
+  test('20 mesh start/stop cycles under continuous untagged load (new connections and keep-alive ones): no failed request', async () => {
     const before = serviceShape();
     const clusterIp = String((cluster.store.get('services', NS, 'web')?.spec as { clusterIP: string }).clusterIP);
     // The client pod runs as a non-root user (Pod Security "restricted"): it must be able to see the stop file.
     const loadDir = mkdtempSync(join(tmpdir(), 'kt-load-'));
     chmodSync(loadDir, 0o755);
     const stopFile = join(loadDir, 'stop');
-    // Four clients, a new connection per request (each one is DNATed anew, so
-    // every selector switch is exercised), until the stop file appears.
+    // Four clients until the stop file appears: two open a new connection per
+    // request (each one is DNATed anew, so every selector switch is
+    // exercised), two keep one connection alive (the router's drain must
+    // move them with Connection: close, or they would fail when it exits).
     const script = `
       const http = require('node:http'); const fs = require('node:fs');
       const [host, stop] = process.argv.slice(1);
       let ok = 0, failed = 0; const errors = {};
-      const agent = new http.Agent({ keepAlive: false });
-      const one = () => new Promise((done) => {
+      const fresh = new http.Agent({ keepAlive: false });
+      const one = (agent) => new Promise((done) => {
         const fail = (why) => { failed++; errors[why] = (errors[why] || 0) + 1; done(); };
         const req = http.get({ host, port: 80, path: '/load', agent, timeout: 5000 }, (res) => {
           res.resume();
@@ -286,13 +293,16 @@ describe('mesh', () => {
         req.on('timeout', () => req.destroy(new Error('timeout')));
         req.on('error', (e) => fail(e.code || e.message));
       });
-      const worker = async () => { while (!fs.existsSync(stop)) await one(); };
-      Promise.all([worker(), worker(), worker(), worker()]).then(() => console.log(JSON.stringify({ ok, failed, errors })));
+      const worker = async (agent) => { while (!fs.existsSync(stop)) await one(agent); };
+      const kept = () => new http.Agent({ keepAlive: true, maxSockets: 1 });
+      Promise.all([worker(fresh), worker(fresh), worker(kept()), worker(kept())]).then(() => console.log(JSON.stringify({ ok, failed, errors })));
     `;
-    const load = cluster.inPod(NS, 'client', NODE26, ['-e', script, clusterIp, stopFile], { timeoutMs: 300_000 });
+    // 20 cycles of a few seconds each; a loaded machine (the issue asks for one) makes them slower.
+    const load = cluster.inPod(NS, 'client', NODE26, ['-e', script, clusterIp, stopFile], { timeoutMs: 900_000 });
     const times: number[] = [];
+    const load0 = loadavg();
     try {
-      for (let i = 0; i < 10; i++) {
+      for (let i = 0; i < 20; i++) {
         const t0 = performance.now();
         const child = mesh('svc/web', PORTS.alice, 'alice');
         const out = collect(child);
@@ -307,10 +317,47 @@ describe('mesh', () => {
     rmSync(dirname(stopFile), { recursive: true, force: true });
     assert.equal(r.code, 0, r.stderr);
     const counts = JSON.parse(r.stdout) as { ok: number; failed: number; errors: Record<string, number> };
-    console.log(`# mesh: 10 start/stop cycles (${times.map((t) => (t / 1000).toFixed(1)).join(', ')} s each) under load: ${counts.ok} requests ok, ${counts.failed} failed ${JSON.stringify(counts.errors)}`);
+    const load1 = loadavg();
+    console.log(`# mesh: 20 start/stop cycles (${times.map((t) => (t / 1000).toFixed(1)).join(', ')} s each) under load: ${counts.ok} requests ok, ${counts.failed} failed ${JSON.stringify(counts.errors)}; machine load average ${load0[0].toFixed(2)} -> ${load1[0].toFixed(2)} on ${cpus().length} cores`);
     assert.ok(counts.ok > 100, 'the load ran');
     assert.equal(counts.failed, 0);
     assert.deepEqual(serviceShape(), before);
+    await nothingLeft();
+  });
+
+  test('a gRPC client holds one channel across a mesh\'s end: the router\'s GOAWAY moves it to the originals, no call fails', async () => {
+    const clusterIp = String((cluster.store.get('services', NS, 'rpc')?.spec as { clusterIP: string }).clusterIP);
+    const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, 'deploy/rpc', '--timeout=60s']);
+    assert.equal(rollout.code, 0, rollout.stderr);
+    const laptop = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/grpc/server.ts')], { env: { PORT: String(GRPC_LAPTOP), POD_NAME: 'laptop-grpc' } });
+    servers.push(laptop);
+    await saysOnStdout(laptop, 'grpc listening');
+    const dir = mkdtempSync(join(tmpdir(), 'kt-grpc-'));
+    chmodSync(dir, 0o777);
+    const child = cluster.spawnInLaptop('kubectl', ['kt', 'mesh', '-n', NS, 'svc/rpc', '--expose', `${GRPC_LAPTOP}:9000`, '--header', 'x-kt-version=alice']);
+    const out = collect(child);
+    let client: Promise<{ code: number | null; stdout: string; stderr: string }> | undefined;
+    try {
+      await waitForLine(child, /^meshing: rpc:9000 -> localhost:19000/);
+      // The channel is made while the mesh runs, so it goes through the router.
+      client = cluster.inPod(NS, 'client', NODE26, [join(ROOT, 'test/fixtures/grpc/client-loop.ts'), clusterIp, '9000', 'alice', 'laptop-grpc', dir], { timeoutMs: 120_000 });
+      await fileAppears(join(dir, 'through'), 30_000);
+      const t0 = performance.now();
+      await stop(child, out);
+      await fileAppears(join(dir, 'moved'), 30_000);
+      console.log(`# mesh: gRPC channel moved to the originals ${((performance.now() - t0) / 1000).toFixed(2)} s after Ctrl-C of the last developer`);
+    } finally {
+      writeFileSync(join(dir, 'stop'), '');
+      if (child.exitCode === null) await stop(child, out).catch(() => undefined);
+    }
+    const r = await client;
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(r?.code, 0, r?.stderr);
+    const tally = JSON.parse(r?.stdout ?? '{}') as { calls: number; failed: number; taggedLaptop: number; taggedOther: number; untagged: number; untaggedLaptop: number; errors: Record<string, number> };
+    console.log(`# mesh: one gRPC channel across a mesh's end: ${tally.calls} calls, ${tally.failed} failed ${JSON.stringify(tally.errors)}; tagged -> laptop ${tally.taggedLaptop}, tagged -> originals after the end ${tally.taggedOther}, untagged -> originals ${tally.untagged}`);
+    assert.ok(tally.taggedLaptop > 0 && tally.taggedOther > 0, 'the channel went through the router, then to the originals');
+    assert.equal(tally.untaggedLaptop, 0);
+    assert.equal(tally.failed, 0);
     await nothingLeft();
   });
 });

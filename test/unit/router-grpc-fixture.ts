@@ -18,6 +18,7 @@ export interface Reply {
 
 type Ctor = new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client & {
   Who(req: Req, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, r: Reply) => void): void;
+  Who(req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, r: Reply) => void): void;
   Count(req: Req, md: grpc.Metadata): grpc.ClientReadableStream<Reply>;
   Chat(md: grpc.Metadata): grpc.ClientDuplexStream<Req, Reply>;
 };
@@ -28,7 +29,7 @@ function load(): { service: grpc.ServiceDefinition; Client: Ctor } {
   return { service: pkg.ktecho.Echo.service, Client: pkg.ktecho.Echo };
 }
 
-export async function grpcServer(pod: string): Promise<{ port: number; close(): Promise<void> }> {
+export async function grpcServer(pod: string, listen: { host: string; port: number } = { host: '127.0.0.1', port: 0 }): Promise<{ port: number; close(): Promise<void> }> {
   const { service } = load();
   const server = new grpc.Server();
   const trailer = () => {
@@ -55,7 +56,7 @@ export async function grpcServer(pod: string): Promise<{ port: number; close(): 
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${listen.host}:${listen.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   return {
     port,
@@ -63,9 +64,9 @@ export async function grpcServer(pod: string): Promise<{ port: number; close(): 
   };
 }
 
-export function grpcClient(port: number) {
+export function grpcClient(port: number, host = '127.0.0.1') {
   const { Client } = load();
-  return new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new Client(`${host}:${port}`, grpc.credentials.createInsecure());
 }
 
 export { grpc };

@@ -7,9 +7,10 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
 import { isKtError } from '../../plugin/src/errors.ts';
 import {
-  containerEnv, envFileText, keysFromSecret, newOriginal, originService, planPorts, planRoutes, routerName, routerOwnPorts,
+  containerEnv, envFileText, keysFromSecret, newOriginal, originService, planPorts, routerName, routerOwnPorts,
   routerOwnPortsOf, routerSecret, routerSelector, selects, takeoverPatch,
 } from '../../plugin/src/kube/takeover.ts';
+import { describePorts, exposeNote, routeForExpose } from '../../plugin/src/kube/expose.ts';
 import { generatedHeader, toWire } from '../../plugin/src/session/takeover-run.ts';
 import { makeSessionKey } from '../../plugin/src/tunnel/index.ts';
 
@@ -44,10 +45,35 @@ test('router ports: an unresolvable named port or two Service ports on one pod p
   assert.equal(code(() => planPorts('web', [{ port: 80, targetPort: 8080 }, { port: 81, targetPort: 8080 }], [])), 'KT_ERR_UNRESOLVED_PORT');
 });
 
-test('--expose REMOTE must be a Service port', () => {
-  const ports = [{ servicePort: 80, listenPort: 8080, originPort: 80 }, { servicePort: 9000, listenPort: 9000, originPort: 9000 }];
-  assert.deepEqual(planRoutes('web', ports, [{ local: 18080, remote: 80 }, { local: 9000, remote: 9000 }]), [{ servicePort: 80, local: 18080 }, { servicePort: 9000, local: 9000 }]);
-  assert.equal(code(() => planRoutes('web', ports, [{ local: 8080, remote: 8080 }])), 'KT_ERR_NO_SUCH_PORT');
+test('--expose REMOTE: a Service port, or the pods\' port of exactly one Service port (numeric or named targetPort)', () => {
+  const ports = [
+    { name: 'http', port: 80, targetPort: 'http' },
+    { name: 'admin', port: 9000, targetPort: 9090 },
+    { name: 'plain', port: 7000 },
+    { name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP' },
+  ];
+  const pods = [{ name: 'http', containerPort: 8080 }];
+  assert.deepEqual(routeForExpose('web', ports, pods, { local: 18080, remote: 80 }), { servicePort: 80, local: 18080 });
+  assert.deepEqual(routeForExpose('web', ports, pods, { local: 18080, remote: 8080 }), { servicePort: 80, local: 18080, viaTargetPort: 'http' });
+  assert.deepEqual(routeForExpose('web', ports, pods, { local: 9090, remote: 9090 }), { servicePort: 9000, local: 9090, viaTargetPort: 9090 });
+  assert.deepEqual(routeForExpose('web', ports, pods, { local: 7000, remote: 7000 }), { servicePort: 7000, local: 7000 });
+  // Neither: another Service of a deploy/ target may have it; the caller refuses it with the ports listed.
+  assert.equal(routeForExpose('web', ports, pods, { local: 1, remote: 8081 }), undefined);
+  // A named targetPort no pod declares resolves to nothing; UDP ports are not routed.
+  assert.equal(routeForExpose('web', ports, [], { local: 1, remote: 8080 }), undefined);
+  assert.equal(routeForExpose('web', ports, pods, { local: 1, remote: 5353 }), undefined);
+  assert.deepEqual(describePorts(ports, pods), ['80 (pods\' port "http" = 8080)', '9000 (pods\' port 9090)', '7000']);
+  assert.equal(exposeNote('web', { local: 18080, remote: 8080 }, { servicePort: 80, local: 18080, viaTargetPort: 'http' }),
+    '--expose 18080:8080: 8080 is the pods\' port "http" (targetPort) of service web port 80; routing web:80 -> localhost:18080');
+});
+
+test('--expose REMOTE: a Service port wins over a targetPort; the pods\' port of two Service ports is ambiguous', () => {
+  const ports = [{ port: 80, targetPort: 8080 }, { port: 8080, targetPort: 9090 }];
+  assert.deepEqual(routeForExpose('web', ports, [], { local: 1, remote: 8080 }), { servicePort: 8080, local: 1 });
+  const twin = [{ port: 80, targetPort: 8080 }, { port: 81, targetPort: 'http' }];
+  assert.equal(code(() => routeForExpose('twin', twin, [{ name: 'http', containerPort: 8080 }], { local: 1, remote: 8080 })), 'KT_ERR_AMBIGUOUS_PORT');
+  assert.throws(() => routeForExpose('twin', twin, [{ name: 'http', containerPort: 8080 }], { local: 1, remote: 8080 }),
+    { message: "port 8080 is the pods' port of service twin ports 80 and 81; which one is meant?" });
 });
 
 test('origin Service: same ports (targetPorts included), the original selector, our labels, no clusterIP or nodePort copied', () => {

@@ -149,3 +149,41 @@ export async function waitForPod(
       );
   });
 }
+
+/**
+ * Waits (by watching) until a pod is gone from the API: after a graceful
+ * delete, the kubelet removes it once its containers have exited. True when
+ * it went within the time, false otherwise.
+ */
+export async function waitPodGone(kc: KubeConfig, ref: PodRef, timeoutMs: number): Promise<boolean> {
+  const { CoreV1Api, Watch } = await import('@kubernetes/client-node');
+  let resourceVersion: string | undefined;
+  try {
+    const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace: ref.namespace, name: ref.name });
+    resourceVersion = pod.metadata?.resourceVersion;
+  } catch (err) {
+    if ((err as { code?: number }).code === 404) return true;
+    throw err;
+  }
+  return await new Promise<boolean>((resolve) => {
+    let ctrl: AbortController | undefined;
+    let settled = false;
+    const finish = (gone: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ctrl?.abort();
+      resolve(gone);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    // From the version read: a DELETED event between the read and the watch is not missed.
+    void new Watch(kc).watch(`/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/pods`, { fieldSelector: `metadata.name=${ref.name}`, ...(resourceVersion ? { resourceVersion } : {}) },
+      (type: string) => {
+        if (type === 'DELETED') finish(true);
+      },
+      () => finish(false)).then((c) => {
+      ctrl = c;
+      if (settled) c.abort();
+    }, () => finish(false));
+  });
+}

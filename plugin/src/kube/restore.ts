@@ -6,6 +6,14 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX, ROUTER_SECRET_PREFIX } from '../../../proxy-image/src/protocol/index.ts';
 import { apiStatus, fromApiError, ktError } from '../errors.ts';
+import { waitPodGone } from './pods.ts';
+
+/**
+ * How long a drained restore waits for the router pods to be gone before it
+ * removes the origin Service anyway: the router's grace period (30 s,
+ * plugin/src/kube/takeover.ts) and a little more.
+ */
+const ROUTER_DRAIN_WAIT_MS = 35_000;
 
 /** JSON Pointer escaping of one path segment (RFC 6901 §3). */
 export function pointer(segment: string): string {
@@ -39,7 +47,7 @@ function notFound(err: unknown): boolean {
 export async function restoreService(
   kc: KubeConfig,
   ref: { namespace: string; name: string },
-  opts: { dryRun: boolean; strict: boolean },
+  opts: { dryRun: boolean; strict: boolean; drain?: boolean },
 ): Promise<RestoreResult> {
   const { CoreV1Api, AppsV1Api, setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
   const core = kc.makeApiClient(CoreV1Api);
@@ -82,14 +90,26 @@ export async function restoreService(
     const pod = p.metadata?.name ?? '';
     actions.push(`delete router pod ${namespace}/${pod}`);
     if (!opts.dryRun) {
-      await core.deleteNamespacedPod({ namespace, name: pod, gracePeriodSeconds: 0 }).catch((err: unknown) => {
+      // drain: the pod's own grace period, in which the router drains (proxy-image/src/router/drain.ts).
+      await core.deleteNamespacedPod({ namespace, name: pod, ...(opts.drain ? {} : { gracePeriodSeconds: 0 }) }).catch((err: unknown) => {
         if (!notFound(err)) throw fromApiError(err, { verb: 'delete', resource: 'pods', namespace, name: pod });
       });
     }
   }
+  // The Secret first: a developer who comes now makes a new router rather
+  // than joining the one that drains. The origin Service last: a draining
+  // router still sends what it gets there, so it goes once the routers are gone.
   for (const [kind, objName, del] of [
-    ['service', `${name}${ORIGIN_SUFFIX}`, () => core.deleteNamespacedService({ namespace, name: `${name}${ORIGIN_SUFFIX}` })],
     ['secret', `${ROUTER_SECRET_PREFIX}${name}`, () => core.deleteNamespacedSecret({ namespace, name: `${ROUTER_SECRET_PREFIX}${name}` })],
+    ['service', `${name}${ORIGIN_SUFFIX}`, async () => {
+      if (opts.drain) {
+        await Promise.all(routers.items.map((p) => waitPodGone(kc, { namespace, name: p.metadata?.name ?? '' }, ROUTER_DRAIN_WAIT_MS)));
+        // A new takeover began meanwhile (its Secret is there): the origin Service is its now.
+        const again = await core.readNamespacedSecret({ namespace, name: `${ROUTER_SECRET_PREFIX}${name}` }).then(() => true, () => false);
+        if (again) return;
+      }
+      await core.deleteNamespacedService({ namespace, name: `${name}${ORIGIN_SUFFIX}` });
+    }],
   ] as const) {
     const exists = await (kind === 'service'
       ? core.readNamespacedService({ namespace, name: objName })

@@ -37,6 +37,8 @@ export interface ProxyPodSpec {
   lowPorts?: boolean;
   /** The proxy's SSH port on the pod's loopback; default PORTS.ssh (a router moves it off the ports it serves). */
   sshPort?: number;
+  /** Default 5; a router takes longer, since it drains (proxy-image/src/router/drain.ts). */
+  terminationGracePeriodSeconds?: number;
 }
 
 /** The sysctl that lets a non-root process bind ports below 1024 in its own network namespace. */
@@ -93,7 +95,7 @@ export function proxyPod(s: ProxyPodSpec): Record<string, unknown> & { metadata:
       restartPolicy: s.role === 'router' ? 'Always' : 'Never',
       automountServiceAccountToken: false,
       enableServiceLinks: false,
-      terminationGracePeriodSeconds: 5,
+      terminationGracePeriodSeconds: s.terminationGracePeriodSeconds ?? 5,
       securityContext: {
         runAsNonRoot: true,
         runAsUser: PROXY_UID,

@@ -9,10 +9,10 @@
 // host key), so the next session reads it and connects to the same pod.
 import type { KubeConfig, V1Deployment, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import {
-  ANNOTATIONS, ENV, LABELS, MANAGED_BY, ORIGIN_SUFFIX, PORTS, ROUTER_ENV, ROUTER_SECRET_KEYS, ROUTER_SECRET_PREFIX, type RouterPort,
+  ANNOTATIONS, ENV, LABELS, MANAGED_BY, ORIGIN_SUFFIX, PORTS, ROUTER_DRAIN, ROUTER_ENV, ROUTER_SECRET_KEYS, ROUTER_SECRET_PREFIX, type RouterPort,
 } from '../../../proxy-image/src/protocol/index.ts';
 import { apiStatus, fromApiError, ktError, type KtError } from '../errors.ts';
-import type { PortMapping, WorkloadRef } from '../values.ts';
+import type { WorkloadRef } from '../values.ts';
 import { makeSessionKey, type KeyPair } from '../tunnel/index.ts';
 import { pointer } from './restore.ts';
 
@@ -95,15 +95,6 @@ export function planPorts(service: string, ports: readonly ServicePortLike[], po
     if (!containerPorts.some((c) => c.name === portName)) containerPorts.push({ name: portName, containerPort: listen, protocol: 'TCP' });
   }
   return { routerPorts, containerPorts, skipped };
-}
-
-/** Which Service port each `--expose` stands for; an unknown REMOTE is an error naming the ports there are. */
-export function planRoutes(service: string, routerPorts: readonly RouterPort[], expose: readonly PortMapping[]): { servicePort: number; local: number }[] {
-  return expose.map((m) => {
-    const p = routerPorts.find((r) => r.servicePort === m.remote);
-    if (!p) throw ktError('KT_ERR_NO_SUCH_PORT', { service, port: m.remote, ports: routerPorts.map((r) => r.servicePort) });
-    return { servicePort: p.servicePort, local: m.local };
-  });
 }
 
 /** The origin Service: the same ports, the original selector, owned by us. */
@@ -199,9 +190,20 @@ export function routerOwnPortsOf(pod: { spec?: { containers?: { env?: { name: st
   return { ssh: num(ENV.sshPort, PORTS.ssh), health: num(ROUTER_ENV.healthPort, PORTS.routerHealth) };
 }
 
+/**
+ * The router pod's grace period: after SIGTERM it drains (unready, serving,
+ * clients told to move) until no connection was new for a quiet period,
+ * and exits by itself before the kubelet would SIGKILL it (ROUTER_DRAIN).
+ */
+export const ROUTER_GRACE_SECONDS = ROUTER_DRAIN.graceSeconds;
+
 export function routerEnv(ports: readonly RouterPort[], originHost: string, own: RouterOwnPorts, countWindowSeconds?: number): Record<string, string> {
   return {
-    [ROUTER_ENV.ports]: JSON.stringify(ports), [ROUTER_ENV.origin]: originHost, [ROUTER_ENV.healthPort]: String(own.health),
+    [ROUTER_ENV.ports]: JSON.stringify(ports),
+    [ROUTER_ENV.origin]: originHost,
+    [ROUTER_ENV.healthPort]: String(own.health),
+    [ROUTER_ENV.drainQuietMs]: String(ROUTER_DRAIN.quietMs),
+    [ROUTER_ENV.drainMaxMs]: String(ROUTER_DRAIN.maxMs),
     ...(countWindowSeconds ? { [ROUTER_ENV.countWindow]: String(countWindowSeconds) } : {}),
   };
 }
@@ -450,6 +452,28 @@ export interface KeysResult {
   keys: RouterSecretKeys;
   /** The router pod the Secret belongs to. */
   routerPod: string;
+  /** The Secret's resourceVersion (a stale one is deleted on that precondition). */
+  resourceVersion?: string;
+}
+
+/** A router pod as it is now, or 'leaving' when it is gone or being deleted (a Secret naming it is stale). */
+export async function routerNow(kc: KubeConfig, namespace: string, name: string): Promise<V1Pod | 'leaving'> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  try {
+    const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name });
+    return pod.metadata?.deletionTimestamp ? 'leaving' : pod;
+  } catch (err) {
+    if (apiStatus(err) === 404) return 'leaving';
+    throw fromApiError(err, { verb: 'get', resource: 'pods', namespace, name });
+  }
+}
+
+/** Deletes a Secret only if it is still the version read (409 or 404: someone else did already). */
+export async function deleteSecretIfUnchanged(kc: KubeConfig, namespace: string, name: string, resourceVersion: string | undefined): Promise<void> {
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  await kc.makeApiClient(CoreV1Api).deleteNamespacedSecret({ namespace, name, body: { preconditions: { resourceVersion } } }).catch((err: unknown) => {
+    if (apiStatus(err) !== 404 && apiStatus(err) !== 409) throw fromApiError(err, { verb: 'delete', resource: 'secrets', namespace, name });
+  });
 }
 
 /**
@@ -473,7 +497,7 @@ export async function ensureRouterSecret(kc: KubeConfig, namespace: string, serv
     const keys = keysFromSecret(s);
     const routerPod = s.metadata?.annotations?.[ANNOTATIONS.routerPod];
     if (!keys || !routerPod) throw ktError('KT_ERR_BAD_STATE', { what: `secret ${namespace}/${name}`, value: Object.keys(s.data ?? {}).join(',') });
-    return { created: false, keys, routerPod };
+    return { created: false, keys, routerPod, ...(s.metadata?.resourceVersion ? { resourceVersion: s.metadata.resourceVersion } : {}) };
   };
   const existing = await read();
   if (existing) return joined(existing);

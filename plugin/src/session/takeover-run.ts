@@ -5,15 +5,16 @@
 // scales the workload to 0 while it runs, and back (waiting for a ready pod)
 // before the route goes, so traffic never falls back onto nothing.
 import { writeFile } from 'node:fs/promises';
-import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
+import type { KubeConfig, V1Deployment, V1Service } from '@kubernetes/client-node';
 import { ANNOTATIONS, COUNT_WINDOW_ENV, DEFAULT_MESH_HEADER, describeMatch, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
 import type { Deps } from '../deps.ts';
 import { fromApiError, ktError, toKtError, type KtError } from '../errors.ts';
 import { clientConfig } from '../kube/config.ts';
 import { newSessionId } from '../kube/shadow.ts';
 import {
-  containerEnv, deploymentFor, envFileText, envSources, originalSelectorOf, planRoutes, podsFor, resolveTarget,
+  containerEnv, deploymentFor, envFileText, envSources, originalSelectorOf, podsFor, resolveTarget, type ContainerPortLike, type ServicePortLike,
 } from '../kube/takeover.ts';
+import { describePorts, exposeNote, hasNamedTargetPort, routeForExpose } from '../kube/expose.ts';
 import { parsePositiveSeconds, type BaggageMember, type HeaderMatch, type PortMapping, type WorkloadRef } from '../values.ts';
 import { progressPrinter } from './progress.ts';
 import { ServiceTakeover, watchByName } from './takeover-session.ts';
@@ -90,6 +91,18 @@ async function waitReadyReplicas(kc: KubeConfig, namespace: string, name: string
   return ok;
 }
 
+function servicePortsOf(svc: V1Service): ServicePortLike[] {
+  return (svc.spec?.ports ?? []).map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort as number | string | undefined, protocol: p.protocol }));
+}
+
+/** The container ports of the Service's pods: a running pod's, else the Deployment's pod template. */
+async function templatePorts(kc: KubeConfig, namespace: string, svc: V1Service, deployment: V1Deployment | undefined): Promise<ContainerPortLike[]> {
+  const selector = originalSelectorOf(svc);
+  const pod = (await podsFor(kc, namespace, selector))[0];
+  const spec = pod?.spec ?? (deployment ?? await deploymentFor(kc, namespace, selector))?.spec?.template.spec;
+  return spec?.containers.flatMap((c) => c.ports ?? []) ?? [];
+}
+
 export async function runTakeover(o: TakeoverRunOptions, deps: Deps): Promise<TakeoverResult> {
   const t0 = deps.clock.now();
   const target = await deps.kube();
@@ -98,17 +111,30 @@ export async function runTakeover(o: TakeoverRunOptions, deps: Deps): Promise<Ta
   const progress = progressPrinter(deps.err, deps.clock.now);
   const resolved = await resolveTarget(kc, namespace, o.target);
 
-  // Every --expose must name a port of some Service; check all before creating anything.
-  const plans = resolved.services.map((svc) => {
+  // Every --expose must name a port of some Service (or the pods' port of
+  // exactly one); check all before creating anything.
+  const plans: { svc: V1Service; name: string; routes: { servicePort: number; local: number }[]; podPorts: ContainerPortLike[] }[] = [];
+  const found = new Set<PortMapping>();
+  for (const svc of resolved.services) {
     const name = svc.metadata?.name ?? '';
-    const ports = (svc.spec?.ports ?? []).map((p) => ({ servicePort: p.port, listenPort: 0, originPort: p.port }));
-    const mine = o.expose.filter((m) => ports.some((p) => p.servicePort === m.remote));
-    return { svc, name, routes: planRoutes(name, ports, mine) };
-  });
+    const ports = servicePortsOf(svc);
+    const direct = (m: PortMapping): boolean => ports.some((p) => p.port === m.remote && (p.protocol ?? 'TCP') === 'TCP');
+    // The pods' ports are read only when a named targetPort could be what a REMOTE means.
+    const podPorts = hasNamedTargetPort(ports) && o.expose.some((m) => !direct(m)) ? await templatePorts(kc, namespace, svc, resolved.deployment) : [];
+    const routes: { servicePort: number; local: number }[] = [];
+    for (const m of o.expose) {
+      const r = routeForExpose(name, ports, podPorts, m);
+      if (!r) continue;
+      found.add(m);
+      if (r.viaTargetPort !== undefined) progress.note(exposeNote(name, m, r));
+      routes.push({ servicePort: r.servicePort, local: r.local });
+    }
+    plans.push({ svc, name, routes, podPorts });
+  }
   for (const m of o.expose) {
-    if (!plans.some((p) => p.routes.some((r) => r.servicePort === m.remote))) {
-      const first = resolved.services[0];
-      throw ktError('KT_ERR_NO_SUCH_PORT', { service: first.metadata?.name ?? '', port: m.remote, ports: (first.spec?.ports ?? []).map((p) => p.port) });
+    if (!found.has(m)) {
+      const first = plans[0];
+      throw ktError('KT_ERR_NO_SUCH_PORT', { service: first.name, port: m.remote, ports: describePorts(servicePortsOf(first.svc), first.podPorts) });
     }
   }
   const active = plans.filter((p) => p.routes.length > 0);

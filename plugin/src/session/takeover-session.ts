@@ -17,27 +17,14 @@ import { restoreService } from '../kube/restore.ts';
 import { watchByName as watchObject } from '../kube/watch.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
 import {
-  ensureOriginService, ensureRouterSecret, isRace, originService, originalSelectorOf, planPorts, podsFor, routerOwnPorts, routerOwnPortsOf, routerReadiness,
-  restoreSelectorOnly, routerEnv, routerName, routerSelector, sameLabels, switchSelector, type PortPlan,
+  deleteSecretIfUnchanged, ensureOriginService, ensureRouterSecret, routerNow, secretName, isRace, originService, originalSelectorOf, planPorts, podsFor, routerOwnPorts, routerOwnPortsOf, routerReadiness,
+  restoreSelectorOnly, ROUTER_GRACE_SECONDS, routerEnv, routerName, routerSelector, sameLabels, switchSelector, type PortPlan,
 } from '../kube/takeover.ts';
 import { ROUTE_ANNOTATION_PREFIX, parseRoutes, type RouteTraffic } from '../status/model.ts';
 import { requestRoute, RouteRefusedError, type RouteHandle } from '../tunnel/route.ts';
 import type { Tunnel } from '../tunnel/index.ts';
 import { ProxySession, type Progress } from './proxy-session.ts';
 import { quietLine, trafficOf, type RouterAnswer } from './route-traffic.ts';
-
-/**
- * How long the router keeps serving after it left the Service's Endpoints,
- * before it is deleted. kube-proxy usually applies an Endpoints change within
- * a second, but a connection it sent to the router just before keeps that
- * choice in conntrack: when its SYN is dropped (a saturated router's accept
- * queue is full), the client retransmits it to the router 1 s and 3 s later
- * (Linux's SYN back-off). Deleted after 3 s, the router was gone for the
- * second retransmission: on the upstream cluster 6 of 91,650 requests failed
- * once (EHOSTUNREACH, timeouts) in the mesh E2E's 10 start/stop cycles under
- * load; 5 s outlasts it.
- */
-export const ROUTER_DRAIN_MS = 5000;
 
 /**
  * The router drops a connection it has heard nothing from for 3 keepalive
@@ -137,7 +124,18 @@ export class ServiceTakeover {
     const { kc, namespace, progress } = this.opts;
     const original = originalSelectorOf(svc);
     let done = progress.step(`reading the router keys of service ${namespace}/${this.name}`);
-    const secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
+    let secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
+    // Joining a running router: one read usually says it is ready (cheaper than opening a watch).
+    let current = secret.created ? undefined : await routerNow(kc, namespace, secret.routerPod);
+    if (current === 'leaving') {
+      // The Secret names a router that is gone or being deleted (its sessions ended with
+      // KT_ERR_ROUTER_GONE and none was left to remove the Secret): joining it would fail.
+      // It is replaced, guarded by its resourceVersion, so of several developers doing this at once one does.
+      progress.note(`router ${namespace}/${secret.routerPod} is being deleted; making a new one`);
+      await deleteSecretIfUnchanged(kc, namespace, secretName(this.name), secret.resourceVersion);
+      secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
+      current = secret.created ? undefined : await routerNow(kc, namespace, secret.routerPod);
+    }
     this.router = secret.routerPod;
     done(secret.created ? 'new router' : 'router exists, joining');
     this.reused = !secret.created;
@@ -194,16 +192,14 @@ export class ServiceTakeover {
         sshPort: own.ssh,
         ports: this.plan.containerPorts,
         readinessProbe: routerReadiness(own),
+        terminationGracePeriodSeconds: ROUTER_GRACE_SECONDS,
         lowPorts: this.plan.routerPorts.some((p) => p.listenPort < 1024),
       });
       await createPod(kc, pod);
       done();
     }
     done = progress.step(secret.created ? 'waiting for the router to be ready' : `router ${namespace}/${this.router} ready`);
-    // Joining a running router: one read usually says it is ready (cheaper than opening a watch).
-    const { CoreV1Api } = await import('@kubernetes/client-node');
-    const current = secret.created ? undefined : await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name: this.router }).catch(() => undefined);
-    const routerPod = current && podReady(current) && !current.metadata?.deletionTimestamp ? current : await waitForPod(kc, { namespace, name: this.router }, podReady, {
+    const routerPod = current && current !== 'leaving' && podReady(current) ? current : await waitForPod(kc, { namespace, name: this.router }, podReady, {
       timeoutMs: 120_000,
       signal: this.opts.signal,
       what: `router ${namespace}/${this.router} to be ready`,
@@ -219,7 +215,8 @@ export class ServiceTakeover {
     const replaced = await switchSelector(kc, namespace, this.name);
     done(replaced === undefined ? 'already' : `was ${JSON.stringify(replaced)}`);
     this.routerIp = routerPod.status?.podIP;
-    await this.waitEndpoints(this.routerIp, 'only');
+    // Already the router's (a developer joining): whoever switched it waited for the Endpoints.
+    if (replaced !== undefined) await this.waitEndpoints(this.routerIp, 'only');
     await this.startWatches();
   }
 
@@ -263,14 +260,23 @@ export class ServiceTakeover {
   /** Registers routes; refused routes throw KT_ERR_ROUTE_TAKEN naming the holder (KT_ERR_ROUTE_LIMIT at a cap, KT_ERR_ROUTE_INVALID for a rule the router cannot run). Re-registered after every reconnect. */
   async addRoutes(specs: RouteSpec[]): Promise<void> {
     const tunnel = await this.session.tunnel();
-    for (const spec of specs) {
-      const entry: { spec: RouteSpec; handle: RouteHandle | undefined } = { spec, handle: undefined };
-      entry.handle = await this.register(tunnel, spec);
-      this.routes.push(entry);
+    const entries = specs.map((spec) => ({ spec, handle: undefined as RouteHandle | undefined }));
+    this.routes.push(...entries);
+    // The announcement (for status) goes out while the routes are registered: a join costs one round trip less.
+    const announced = this.announce().then(() => undefined, (err: unknown) => err);
+    try {
+      for (const entry of entries) entry.handle = await this.register(tunnel, entry.spec);
+    } catch (err) {
+      // Refused (KT_ERR_ROUTE_TAKEN): no route of ours, so no announcement either.
+      await announced;
+      this.routes = this.routes.filter((r) => !entries.includes(r));
+      await annotatePod(this.opts.kc, { namespace: this.namespace, name: this.router }, { [`${ROUTE_ANNOTATION_PREFIX}${this.session.id}`]: null }).catch(() => undefined);
+      throw err;
     }
+    const failed = await announced;
+    if (failed !== undefined) throw toKtError(failed);
     this.reRegisterOnUp(this.session);
     this.routedAt = Date.now();
-    await this.announce();
     this.heartbeat = setInterval(() => {
       this.announce().catch((err: unknown) => this.opts.debug(`route heartbeat failed: ${(err as Error).message}`));
     }, this.opts.heartbeatMs ?? 10_000);
@@ -538,14 +544,18 @@ export class ServiceTakeover {
     const { kc, namespace, progress, debug } = this.opts;
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const stop of this.stopWatches.splice(0)) stop();
-    // Who else routes, as the router itself knows it (routes live exactly as
-    // long as their connections, so a crashed laptop's route is not there).
+    // Our routes go first (the cancel is answered before the next request on
+    // this connection), then: who else routes, as the router itself knows it
+    // (routes live exactly as long as their connections, so a crashed
+    // laptop's route is not there). In that order, of many developers who
+    // leave at once the last to ask sees nobody and gives the Service back;
+    // asked first, each could see the others and none would.
     // Only through a tunnel that came up: a session whose router never got ready has none to ask through.
+    await Promise.all(this.routes.map((r) => r.handle?.close().catch(() => undefined)));
     const live = this.sessionObj && this.tunnelUp && !this.goneOnce ? await this.liveSessions().catch((err: unknown) => {
       debug(`asking the router for its routes: ${(err as Error).message}`);
       return undefined;
     }) : undefined;
-    await Promise.all(this.routes.map((r) => r.handle?.close().catch(() => undefined)));
     if (!this.sessionObj) return;
     await this.sessionObj.close();
     // A session that joined and never routed (refused, interrupted) leaves the router to those who do.
@@ -571,18 +581,19 @@ export class ServiceTakeover {
       progress.note(`${others} other session(s) still route through ${namespace}/${this.router}; leaving it`);
       return;
     }
-    // Selector first; the router goes only once the Endpoints no longer send
-    // it new connections (DESIGN rule 1), then restoreService removes the rest.
+    // Selector first; the router is told to go only once the Endpoints no
+    // longer list it (DESIGN rule 1). It is deleted with its grace period:
+    // the node's service proxy applies the Endpoints change on its own
+    // schedule (kube-proxy: usually within a second), and until it has, new
+    // connections still reach the router, which serves them from the origin
+    // and exits once none has been new for a while (proxy-image/src/router/drain.ts);
+    // the origin Service goes after it (restoreService with drain).
     await restoreSelectorOnly(kc, namespace, this.name).catch((err: unknown) => debug(`restoring the selector: ${(err as Error).message}`));
     await this.waitEndpoints(this.routerIp, 'without');
-    // The service proxy on each node applies the Endpoints change on its own
-    // schedule (kube-proxy: usually within a second); until it has, new
-    // connections still reach the router, which serves them from the origin.
-    if (!this.goneOnce) await new Promise((resolve) => setTimeout(resolve, ROUTER_DRAIN_MS));
-    const done = progress.step(`giving service ${namespace}/${this.name} back to its pods`);
+    const done = progress.step(`giving service ${namespace}/${this.name} back to its pods (the router drains)`);
     for (let attempt = 0; ; attempt++) {
       try {
-        await restoreService(kc, { namespace, name: this.name }, { dryRun: false, strict: false });
+        await restoreService(kc, { namespace, name: this.name }, { dryRun: false, strict: false, drain: !this.goneOnce });
         done();
         return;
       } catch (err) {

@@ -7,6 +7,8 @@
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { RouterPort } from '../protocol/index.ts';
+import { goawayGracefully } from './drain.ts';
+import type { Drain } from './drain.ts';
 import type { HeaderLookup } from './match.ts';
 import { describeTarget, ORIGIN, targetKey } from './upstream.ts';
 import type { Connector, Target } from './upstream.ts';
@@ -23,6 +25,8 @@ export interface H2Deps {
   idleMs?: number;
   /** The router is short of memory (pressure.ts): new streams are refused. */
   overloaded?: () => boolean;
+  /** The router's drain (drain.ts): client sessions get GOAWAY when it starts. */
+  drain?: Drain;
 }
 
 /**
@@ -65,20 +69,21 @@ export function makeH2Router(deps: H2Deps): H2Router {
   });
   const idleMs = deps.idleMs ?? IDLE_MS;
 
+  /** Streams open per client session, for the drain. */
+  const open = new WeakMap<http2.ServerHttp2Session, { n: number }>();
   server.on('session', (s) => {
     upstreams.set(s, new Map());
+    const streams = { n: 0 };
+    open.set(s, streams);
+    const untrack = deps.drain?.track({ busy: () => streams.n > 0, move: () => goawayGracefully(s), end: () => s.close() });
     // An idle client connection (no frame either way) is closed gracefully;
     // one with streams open (a quiet long gRPC stream) is left alone: node
     // re-arms the timer on the next frame.
-    let open = 0;
-    s.on('stream', (st) => {
-      open++;
-      st.once('close', () => open--);
-    });
     s.setTimeout(idleMs, () => {
-      if (open === 0) s.close();
+      if (streams.n === 0) s.close();
     });
     s.on('close', () => {
+      untrack?.();
       const mine = upstreams.get(s);
       upstreams.delete(s);
       for (const key of mine?.keys() ?? []) dropOne(mine as Map<string, Promise<http2.ClientHttp2Session>>, key);
@@ -132,6 +137,14 @@ export function makeH2Router(deps: H2Deps): H2Router {
       // RFC 9113 §8.7: REFUSED_STREAM tells the client nothing was processed; it may retry.
       stream.close(NGHTTP2_REFUSED_STREAM);
       return;
+    }
+    const streams = open.get(stream.session as http2.ServerHttp2Session);
+    if (streams) {
+      streams.n++;
+      stream.once('close', () => {
+        streams.n--;
+        deps.drain?.settled();
+      });
     }
     const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     const target = deps.choose((name) => headers[name]);

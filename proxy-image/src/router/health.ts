@@ -31,7 +31,7 @@ export async function startHealth(host: string, port: number, ready: () => boole
     if (path === '/healthz') {
       const ok = ready();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
-      res.end(ok ? 'ok\n' : 'starting\n');
+      res.end(ok ? 'ok\n' : 'not ready (starting or draining)\n');
     } else if (path === '/routes') {
       const body = JSON.stringify({ routes: routes(), ...traffic?.() }) + '\n';
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });

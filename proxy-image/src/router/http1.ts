@@ -9,6 +9,8 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { splice } from '../ssh/splice.ts';
+import { withConnectionClose } from './drain.ts';
+import type { Drain } from './drain.ts';
 import { ChunkedScanner, MAX_HEAD, leadingCrlf, parseRequestHead, parseResponseHead, responseFraming } from './http1-parse.ts';
 import type { BodyFraming, RequestHead, ResponseHead } from './http1-parse.ts';
 import { describeTarget, ORIGIN, targetKey } from './upstream.ts';
@@ -28,6 +30,8 @@ export interface Http1Deps {
   headMs?: number;
   /** The router is short of memory (pressure.ts): new requests get 503. */
   overloaded?: () => boolean;
+  /** The router's drain (drain.ts): while it is active, answers carry `Connection: close`. */
+  drain?: Drain;
 }
 
 /**
@@ -208,6 +212,7 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps, f
     phase = 'gone';
     clearTimeout(headTimer);
     headTimer = undefined;
+    untrack?.();
     client.removeListener('data', onClientData);
     release();
     if (ex?.up) {
@@ -258,8 +263,19 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps, f
   };
   const idleMs = deps.idleMs ?? IDLE_MS;
   client.setTimeout(idleMs, onTimeout);
+  // Busy while a request is in flight (or its head is coming); at the drain's end an idle one is ended.
+  const untrack = deps.drain?.track({
+    busy: () => phase === 'busy' || (phase === 'head' && buf.length > 0),
+    move: () => undefined,
+    end: () => {
+      if (phase !== 'head' || buf.length > 0) return;
+      teardown();
+      client.end();
+    },
+  });
   /** Another layer takes the socket over (h2c, or a 101 splice). */
   const handOver = () => {
+    untrack?.();
     client.off('data', onClientData).off('end', onClientEnd).off('close', onClientClose).off('drain', onClientDrain);
     client.setTimeout(0).off('timeout', onTimeout);
   };
@@ -509,8 +525,14 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps, f
       retryOrFail(e, `bad response: ${parsed.why}`);
       return false;
     }
-    const res = parsed.head;
-    const all = e.resBuf;
+    let res = parsed.head;
+    let all = e.resBuf;
+    if (res.status >= 200 && deps.drain?.active) {
+      // The router drains (drain.ts): this answer sends the client's next request to a new connection.
+      const head = withConnectionClose(all.subarray(0, res.headLength));
+      all = Buffer.concat([head, all.subarray(res.headLength)]);
+      res = { ...res, headLength: head.length, keepAlive: false };
+    }
     const head = all.subarray(0, res.headLength);
     e.resBuf = all.subarray(res.headLength);
     e.answered = true;

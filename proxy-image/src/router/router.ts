@@ -16,6 +16,7 @@ import { makeRouteCancelHandler, makeRouteHandler, ROUTE_CANCEL_REQUEST } from '
 import { startSshServer } from '../ssh/server.ts';
 import type { SshServer } from '../ssh/server.ts';
 import { Counters } from './counters.ts';
+import { Drain, DRAIN_DEFAULTS } from './drain.ts';
 import { startHealth } from './health.ts';
 import type { HealthServer, RouteStatus } from './health.ts';
 import { makeH2Router } from './h2.ts';
@@ -60,6 +61,8 @@ export interface RouterOptions {
   headTimeoutMs?: number;
   /** Memory limit guarded by pressure.ts; default the cgroup's (process.constrainedMemory()). */
   memoryLimitBytes?: number;
+  /** How drain() ends (drain.ts); defaults DRAIN_DEFAULTS. */
+  drain?: { quietMs?: number; maxMs?: number };
   log?: (msg: string) => void;
 }
 
@@ -69,6 +72,12 @@ export interface Router {
   /** The port actually listened on for a Service port (differs from listenPort when that was 0). */
   listenPort(servicePort: number): number;
   routes(): RouteStatus[];
+  /**
+   * The graceful way out (SIGTERM; see drain.ts): unready at once, every
+   * connection still served, clients told to move; resolves when the router
+   * may close (quiet and idle, or the deadline).
+   */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -92,6 +101,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   let ready = false;
   const watched = new Set<string>();
   const counters = new Counters({ ...(opts.countWindowMs ? { windowMs: opts.countWindowMs } : {}) });
+  const drain = new Drain({ quietMs: opts.drain?.quietMs ?? DRAIN_DEFAULTS.quietMs, maxMs: opts.drain?.maxMs ?? DRAIN_DEFAULTS.maxMs, log });
 
   const register = (ctx: ConnContext, req: Parameters<typeof table.add>[0]): RouteReply | RouteRefusal => {
     if (ctx.closed) return { refused: 'the connection is closing' };
@@ -151,7 +161,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   let health: HealthServer | undefined;
   try {
     for (const port of opts.ports) servers.push(await listenPort(port));
-    health = await startHealth(opts.health.host ?? '0.0.0.0', opts.health.port, () => ready, () => status(table, counters), () => ({
+    health = await startHealth(opts.health.host ?? '0.0.0.0', opts.health.port, () => ready && !drain.active, () => status(table, counters), () => ({
       windowSeconds: counters.windowMs / 1000,
       ports: opts.ports.map((p) => counters.port(p.servicePort)),
     }));
@@ -173,7 +183,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       counters.record(port.servicePort, table.routesOn(port.servicePort), r, lookup);
       return r ? { kind: 'route', route: r } : ORIGIN;
     };
-    const h2 = makeH2Router({ port, choose, connector, log: eventLog, overloaded: guard.overloaded, ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}) });
+    const h2 = makeH2Router({ port, choose, connector, log: eventLog, overloaded: guard.overloaded, drain, ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}) });
     const headMs = opts.headTimeoutMs ?? HEAD_MS;
     const h1deps = {
       choose: (head: { headers: Array<[string, string]> }) => (table.hasRoutes(port.servicePort) ? choose(headerLookup(head.headers)) : choose(noHeaders)),
@@ -188,6 +198,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       log: eventLog,
       headMs,
       overloaded: guard.overloaded,
+      drain,
       ...(opts.idleTimeoutMs ? { idleMs: opts.idleTimeoutMs } : {}),
     };
     // allowHalfOpen: a client may send its request and half-close at once;
@@ -198,6 +209,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
         sock.resetAndDestroy();
         return;
       }
+      drain.connection();
       sockets.add(sock);
       sock.once('close', () => sockets.delete(sock));
       sock.on('error', () => sock.destroy());
@@ -274,6 +286,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       return s.bound;
     },
     routes: () => status(table, counters),
+    drain: () => drain.start(),
     close() {
       closing ??= (async () => {
         ready = false;

@@ -24,7 +24,7 @@ interface SlicePort {
 
 interface SliceEndpoint {
   addresses?: string[];
-  conditions?: { ready?: boolean; terminating?: boolean };
+  conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
 }
 
 export interface ProxyRule {
@@ -41,7 +41,12 @@ const PROTOCOLS: Record<string, 'tcp' | 'udp'> = { TCP: 'tcp', UDP: 'udp' };
 /**
  * The DNAT rules for the given Services and EndpointSlices (kube-proxy reads
  * slices, found by their `kubernetes.io/service-name` label; an endpoint
- * whose `ready` condition is absent counts as ready, as the API documents). Pure.
+ * whose `ready` condition is absent counts as ready, as the API documents).
+ * A terminating pod's endpoint is not ready (the EndpointSlice controller
+ * says so), so it leaves the rules; only when a port has no ready endpoint
+ * at all are the ones still serving while terminating used, as kube-proxy
+ * does since Kubernetes 1.28 (KEP-1669, pkg/proxy/topology.go
+ * CategorizeEndpoints): better a pod that finishes its work than a reset. Pure.
  */
 export function proxyRules(services: KubeObject[], slices: KubeObject[]): ProxyRule[] {
   const bySvc = new Map<string, KubeObject[]>();
@@ -60,19 +65,24 @@ export function proxyRules(services: KubeObject[], slices: KubeObject[]): ProxyR
     for (const sp of spec?.ports ?? []) {
       const protocol = PROTOCOLS[sp.protocol ?? 'TCP'];
       if (!protocol) continue;
-      const backends: { ip: string; port: number }[] = [];
-      const seen = new Set<string>();
-      for (const sl of mine) {
-        const ep = ((sl.ports as SlicePort[] | undefined) ?? []).find((p) => (p.name ?? '') === (sp.name ?? '') && (p.protocol ?? 'TCP') === (sp.protocol ?? 'TCP'));
-        if (!ep?.port) continue;
-        for (const e of (sl.endpoints as SliceEndpoint[] | undefined) ?? []) {
-          if (e.conditions?.ready === false) continue;
-          const ip = e.addresses?.[0];
-          if (!ip || seen.has(`${ip}:${ep.port}`)) continue;
-          seen.add(`${ip}:${ep.port}`);
-          backends.push({ ip, port: ep.port });
+      const pick = (use: (c: SliceEndpoint['conditions']) => boolean): { ip: string; port: number }[] => {
+        const backends: { ip: string; port: number }[] = [];
+        const seen = new Set<string>();
+        for (const sl of mine) {
+          const ep = ((sl.ports as SlicePort[] | undefined) ?? []).find((p) => (p.name ?? '') === (sp.name ?? '') && (p.protocol ?? 'TCP') === (sp.protocol ?? 'TCP'));
+          if (!ep?.port) continue;
+          for (const e of (sl.endpoints as SliceEndpoint[] | undefined) ?? []) {
+            if (!use(e.conditions)) continue;
+            const ip = e.addresses?.[0];
+            if (!ip || seen.has(`${ip}:${ep.port}`)) continue;
+            seen.add(`${ip}:${ep.port}`);
+            backends.push({ ip, port: ep.port });
+          }
         }
-      }
+        return backends;
+      };
+      const ready = pick((c) => c?.ready !== false);
+      const backends = ready.length > 0 ? ready : pick((c) => c?.serving === true && c.terminating === true);
       rules.push({ clusterIp, protocol, port: sp.port, backends });
     }
   }

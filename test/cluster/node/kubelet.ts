@@ -412,7 +412,7 @@ class PodWorker {
   writeStatus(): void {
     if (this.torndown) return;
     const all = [...this.containers.values()];
-    const ready = all.length > 0 && all.every((c) => c.ready) && !this.terminating;
+    const ready = all.length > 0 && all.every((c) => c.ready);
     const status: Obj = {
       phase: this.phase(),
       conditions: [
@@ -458,14 +458,18 @@ class PodWorker {
     if (pod.metadata.deletionTimestamp && !this.terminating) void this.terminate(pod.metadata.deletionGracePeriodSeconds);
   }
 
-  /** Graceful deletion: stop the containers within the grace period, clean up, remove the pod. */
+  /**
+   * Graceful deletion: stop the containers within the grace period, clean
+   * up, remove the pod. As the kubelet does, readiness probes keep running
+   * until the containers stop, so the pod's Ready condition says whether it
+   * still serves (the EndpointSlice controller then marks its endpoint
+   * `ready: false, serving: <Ready>, terminating: true`; a router that drains
+   * turns unready itself, proxy-image/src/router/drain.ts).
+   */
   async terminate(graceSeconds: number | undefined): Promise<void> {
     this.terminating = true;
     clearTimeout(this.pullTimer);
-    for (const cs of this.containers.values()) {
-      this.stopProbe(cs);
-      clearTimeout(cs.restartTimer);
-    }
+    for (const cs of this.containers.values()) clearTimeout(cs.restartTimer);
     this.writeStatus();
     await this.setupDone;
     const grace = graceSeconds ?? this.spec.terminationGracePeriodSeconds ?? 30;

@@ -1,0 +1,162 @@
+// The router's way out, as Kubernetes means a pod to leave: the pod is
+// deleted with a grace period, the kubelet sends SIGTERM, and the router
+//   1. turns itself unready (/healthz answers 503), so whatever still selects
+//      it drops it from its endpoints (the EndpointSlice controller marks a
+//      terminating pod's endpoint not ready);
+//   2. keeps accepting and serving every connection it gets: a node's service
+//      proxy applies an endpoint change on its own schedule, and a SYN it sent
+//      here just before may arrive (or be retransmitted) late;
+//   3. tells clients of kept-alive connections to move, so their next request
+//      opens a connection that the service proxy sends to the original pods:
+//      HTTP/1.1 answers carry `Connection: close` (RFC 9112 §9.6) and the
+//      connection ends after them; HTTP/2 sessions get GOAWAY (RFC 9113 §6.8),
+//      which gRPC channels take as "reconnect", and streams in flight complete;
+//   4. exits once it has seen no new connection for a quiet period and no
+//      HTTP request or stream is in flight — or at a deadline inside the grace
+//      period, before the kubelet's SIGKILL.
+// Plain TCP and WebSocket splices cannot be told to move; they are served
+// until the exit. http1.ts and h2.ts only report to a Drain; the policy is here.
+import http2 from 'node:http2';
+import { ROUTER_DRAIN } from '../protocol/index.ts';
+
+/** Something that carries HTTP: an HTTP/1 client connection or an HTTP/2 session. */
+export interface Drainable {
+  /** A request or stream is in flight. */
+  busy(): boolean;
+  /**
+   * Called once when draining starts, for those there then: HTTP/2 sends
+   * GOAWAY here; HTTP/1 needs nothing, its next answer carries `Connection:
+   * close`. One that arrives while draining came through a service proxy
+   * that has not caught up yet: it is served, and ended at the exit (a
+   * GOAWAY at once would race the first streams it sends).
+   */
+  move(): void;
+  /** Called at the exit for one that is not busy: end it politely. */
+  end(): void;
+}
+
+export interface DrainOptions {
+  /** Exit after this long without a new connection (and nothing in flight). */
+  quietMs: number;
+  /** Exit at the latest this long after draining began: inside the pod's grace period. */
+  maxMs: number;
+  log: (msg: string) => void;
+  now?: () => number;
+}
+
+/** Defaults for a router pod (the shared contract: protocol/index.ts). */
+export const DRAIN_DEFAULTS = { quietMs: ROUTER_DRAIN.quietMs, maxMs: ROUTER_DRAIN.maxMs } as const;
+
+export class Drain {
+  #draining = false;
+  #lastConnection: number;
+  #connections = 0;
+  readonly #tracked = new Set<Drainable>();
+  readonly #opts: DrainOptions;
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | undefined;
+  #done: (() => void) | undefined;
+  #finished: Promise<void> | undefined;
+  #started = 0;
+
+  constructor(opts: DrainOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? (() => performance.now());
+    this.#lastConnection = this.#now();
+  }
+
+  /** True once draining began: HTTP/1 answers carry `Connection: close`. */
+  get active(): boolean {
+    return this.#draining;
+  }
+
+  /** A connection was accepted (any protocol): the quiet period starts again. */
+  connection(): void {
+    this.#lastConnection = this.#now();
+    if (this.#draining) this.#connections++;
+  }
+
+  /** Keeps track of an HTTP carrier; the returned function forgets it (call it when it closes). */
+  track(d: Drainable): () => void {
+    this.#tracked.add(d);
+    return () => {
+      this.#tracked.delete(d);
+      this.settled();
+    };
+  }
+
+  /** Something tracked may have become idle (an answer completed, a stream closed). */
+  settled(): void {
+    if (this.#draining) this.#check();
+  }
+
+  /** Starts draining; resolves when the router may exit. Idempotent. */
+  start(): Promise<void> {
+    this.#finished ??= new Promise<void>((resolve) => {
+      this.#draining = true;
+      this.#started = this.#now();
+      // The quiet period starts now at the earliest: the service proxies apply the endpoint change
+      // after it was made, so a connection can come late however quiet it was before.
+      this.#lastConnection = this.#started;
+      this.#done = resolve;
+      this.#opts.log(`draining: unready; serving every connection until none is new for ${this.#opts.quietMs} ms (at most ${this.#opts.maxMs} ms)`);
+      for (const d of this.#tracked) d.move();
+      this.#check();
+    });
+    return this.#finished;
+  }
+
+  #check(): void {
+    if (!this.#done) return;
+    const now = this.#now();
+    const quietLeft = this.#lastConnection + this.#opts.quietMs - now;
+    const deadlineLeft = this.#started + this.#opts.maxMs - now;
+    const busy = [...this.#tracked].filter((d) => d.busy()).length;
+    if (deadlineLeft > 0 && (quietLeft > 0 || busy > 0)) {
+      // Wake at the end of the quiet period (or the deadline); an answer that completes earlier calls settled().
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => this.#check(), Math.max(1, Math.min(quietLeft > 0 ? quietLeft : deadlineLeft, deadlineLeft)));
+      return;
+    }
+    clearTimeout(this.#timer);
+    const done = this.#done;
+    // Before ending anything: an end() untracks, which comes back here.
+    this.#done = undefined;
+    for (const d of [...this.#tracked]) if (!d.busy()) d.end();
+    this.#opts.log(`drained in ${Math.round(now - this.#started)} ms: ${this.#connections} connection(s) accepted while draining${busy > 0 ? `; ${busy} still busy at the deadline` : ''}`);
+    done();
+  }
+}
+
+/**
+ * The HTTP/1 answer head with `connection: close` in place of the
+ * upstream's own Connection and Keep-Alive fields (hop-by-hop, RFC 9110
+ * §7.6.1: they were about the upstream's connection, not the client's).
+ */
+export function withConnectionClose(head: Buffer): Buffer {
+  const lines = head.toString('latin1').split('\r\n');
+  // The status line, the fields, then the two empty strings of the final CRLF CRLF.
+  const fields = lines.slice(1, -2).filter((l) => !/^(connection|keep-alive)[ \t]*:/i.test(l));
+  return Buffer.from([lines[0], ...fields, 'connection: close', '', ''].join('\r\n'), 'latin1');
+}
+
+/**
+ * RFC 9113 §6.8: GOAWAY with the last stream id processed; open streams run
+ * to their end. The session is not closed here: a stream the client sent
+ * meanwhile is above that id, so the client's own HTTP/2 layer takes it as
+ * never processed (REFUSED_STREAM, §8.7) and retries it elsewhere (gRPC
+ * does so transparently), then closes the connection itself. Closing it
+ * from this side could reset the connection with that stream's bytes
+ * unread (the client would see ECONNRESET, and gRPC fails such a call: the
+ * mesh E2E saw one). The drain's end closes what is left.
+ *
+ * The two-step form (a first GOAWAY with 2^31-1, the real one a PING
+ * later) cannot be had from node:http2: its goaway() marks the session as
+ * having sent GOAWAY, after which nghttp2 ignores new streams silently (a
+ * gRPC call made then waited forever), and nghttp2's shutdown notice is not
+ * exposed.
+ */
+export function goawayGracefully(s: http2.ServerHttp2Session): void {
+  // No arguments: NO_ERROR, and node:http2 fills in the last stream id processed.
+  if (!s.closed && !s.destroyed) s.goaway();
+}
