@@ -27,6 +27,28 @@ const stubNative: esbuild.Plugin = {
   },
 };
 
+// Two parts of ssh2 the proxy never runs but would load at start, measured
+// in its idle resident memory (a bare node process: 41 MiB): ssh2's
+// HTTP(S)-over-SSH agents pull in `https` and with it `tls` (about 9 MiB),
+// and its poly1305 WebAssembly module, instantiated when ssh2 loads, is
+// used only by chacha20-poly1305, which the proxy does not offer
+// (proxy-image/src/ssh/algorithms.ts). In the proxy's bundle both are
+// modules whose parts throw if ever used.
+const proxySsh2Unused: esbuild.Plugin = {
+  name: 'proxy-ssh2-unused',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/(http-agents|crypto\/poly1305)\.js$/ }, (args) =>
+      args.importer.includes(`${join('node_modules', 'ssh2', 'lib')}`) ? { path: args.path, namespace: 'proxy-ssh2-unused' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'proxy-ssh2-unused' }, (args) => ({
+      contents: args.path.includes('poly1305')
+        ? 'const off = () => { throw new Error("chacha20-poly1305 is not in the kt proxy (AES-GCM only)"); };\nmodule.exports = () => Promise.resolve({ _malloc: () => 0, cwrap: () => off });'
+        : 'class Off { constructor() { throw new Error("ssh2 HTTP agents are not in the kt proxy"); } }\nmodule.exports = { SSHTTPAgent: Off, SSHTTPSAgent: Off };',
+      loader: 'js',
+    }));
+  },
+};
+
 // The Kubernetes client goes to a chunk of its own (see plugin/src/kube/chunk.ts):
 // in the plugin's bundle, the package resolves to a module that loads it.
 const chunkLoader = join(root, 'plugin/src/kube/chunk.ts');
@@ -80,6 +102,7 @@ await Promise.all([
     ...common,
     entryPoints: [join(root, 'proxy-image/src/main.ts')],
     outfile: join(root, 'dist/kt-proxy.cjs'),
+    plugins: [stubNative, proxySsh2Unused],
   }),
 ]);
 chmodSync(join(root, 'dist/kubectl-kt'), 0o755);

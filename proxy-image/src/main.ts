@@ -1,11 +1,9 @@
 // kt-proxy: one program, one role per pod (KT_ROLE or argv[2]). The only
 // place in the proxy that exits. Every event is one line on stderr, which is
 // what `kubectl logs` shows for the pod.
-import { startDnsForwarder } from './dns/index.ts';
 import { DEFAULT_IDLE_EXIT_SECONDS, ENV, PORTS, ROLES, ROUTER_ENV, VERSION } from './protocol/index.ts';
 import type { Role } from './protocol/index.ts';
 import { splitKeyLines, startSshServer } from './ssh/index.ts';
-import { DRAIN_DEFAULTS, parseRouterPorts, startRouter } from './router/index.ts';
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
 const env = process.env;
@@ -44,6 +42,9 @@ async function shadow(): Promise<Closable[]> {
     debug: log,
   });
   closables.push(ssh);
+  // Each role loads only its own parts (the router's http2 alone is about
+  // 14 MiB of resident memory in a process that would never use it).
+  const { startDnsForwarder } = await import('./dns/index.ts');
   const dns = await startDnsForwarder({
     host: '127.0.0.1',
     port: intEnv(ENV.dnsPort, PORTS.dns),
@@ -59,6 +60,7 @@ async function router(): Promise<Closable[]> {
   if (keys.length === 0) fail(`${ENV.authorizedKeys} is empty: nobody could register a route`);
   const origin = env[ROUTER_ENV.origin];
   if (!origin) fail(`${ROUTER_ENV.origin} is empty: the router needs the origin Service to fall back to`);
+  const { DRAIN_DEFAULTS, parseRouterPorts, startRouter } = await import('./router/index.ts');
   let ports;
   try {
     ports = parseRouterPorts(env[ROUTER_ENV.ports]);

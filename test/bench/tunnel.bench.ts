@@ -17,11 +17,12 @@ import { fileURLToPath } from 'node:url';
 import { makeSessionKey, openTunnel } from '../../plugin/src/tunnel/index.ts';
 import { PORT_LISTENER_READY, freePort, stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
 import type { BenchRow } from './run.ts';
+import { median } from './stats.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MIB = 1024 * 1024;
 const TOTAL = 256 * MIB;
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 /**
  * A sink that counts bytes and, at EOF, answers with the count (8 bytes).
@@ -64,10 +65,18 @@ async function push(stream: Duplex): Promise<number> {
   return TOTAL / MIB / secs;
 }
 
-async function best(open: () => Promise<Duplex>): Promise<number> {
-  let top = 0;
-  for (let i = 0; i < ROUNDS; i++) top = Math.max(top, await push(await open()));
-  return top;
+/**
+ * Runs every variant once per round, ROUNDS rounds, and gives each one's
+ * median: on a shared machine the load changes within a run, and rounds
+ * that alternate see it alike (a best-of per variant measured the variants
+ * at different times).
+ */
+async function alternate(variants: Array<{ name: string; open: () => Promise<Duplex>; logs?: Array<() => string> }>): Promise<number[]> {
+  const results = variants.map(() => [] as number[]);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, v] of variants.entries()) results[i].push(await step(v.name, v.open().then(push), ...(v.logs ?? [])));
+  }
+  return results.map(median);
 }
 
 function tcp(port: number): Promise<Duplex> {
@@ -166,7 +175,6 @@ export async function run(): Promise<BenchRow[]> {
     const target = await sink();
     cleanups.unshift(() => target.close());
 
-    const raw = await step('raw TCP', best(() => tcp(target.port)));
 
     const key = makeSessionKey();
     // The proxy runs as its own process, as in the pod (and as sshd does
@@ -180,24 +188,27 @@ export async function run(): Promise<BenchRow[]> {
     const ours = { port: Number((await step('kt-proxy start', stderrMatch(proxy, /ssh on 127\.0\.0\.1:(\d+)/, 'kt-proxy')))[1]) };
     const tunnel = await step('our tunnel', openTunnel({ stream: net.connect(ours.port, '127.0.0.1'), privateKey: key.privateKey }));
     cleanups.unshift(() => tunnel.close());
-    const ourTunnel = await step('our client → our server', best(() => tunnel.connect('127.0.0.1', target.port)), proxyLog);
 
     const openssh = await step('sshd start', startSshd(dir));
     cleanups.unshift(() => terminate(openssh.sshd));
     const viaSshd = await step('ssh -L → sshd', sshL({ dir, keyFile: openssh.keyFile, user: process.env.USER ?? 'root', port: openssh.sshdPort, target: target.port }));
     cleanups.unshift(() => terminate(viaSshd.child));
-    const opensshBoth = await step('OpenSSH → sshd', best(() => tcp(viaSshd.port)), viaSshd.log);
 
     const ourKeyFile = join(dir, 'kt-key');
     writeFileSync(ourKeyFile, key.privateKey);
     chmodSync(ourKeyFile, 0o600);
     const viaOurs = await step('ssh -L → our server', sshL({ dir, keyFile: ourKeyFile, user: 'kt', port: ours.port, target: target.port }));
     cleanups.unshift(() => terminate(viaOurs.child));
-    const opensshToOurs = await step('OpenSSH → our server', best(() => tcp(viaOurs.port)), viaOurs.log, proxyLog);
+    const [ourTunnel, opensshBoth, opensshToOurs, raw] = await alternate([
+      { name: 'our client → our server', open: () => tunnel.connect('127.0.0.1', target.port), logs: [proxyLog] },
+      { name: 'OpenSSH → sshd', open: () => tcp(viaSshd.port), logs: [viaSshd.log] },
+      { name: 'OpenSSH → our server', open: () => tcp(viaOurs.port), logs: [viaOurs.log, proxyLog] },
+      { name: 'raw TCP', open: () => tcp(target.port) },
+    ]);
 
     const ref = 'OpenSSH ssh -L → sshd';
     rows.push(
-      { name: 'tunnel: our client → our server', value: ourTunnel, unit: 'MiB/s', reference: ref, refValue: opensshBoth, note: `256 MiB one stream, aes128-gcm, best of ${ROUNDS}` },
+      { name: 'tunnel: our client → our server', value: ourTunnel, unit: 'MiB/s', reference: ref, refValue: opensshBoth, note: `256 MiB one stream, aes128-gcm, median of ${ROUNDS} rounds, the four variants alternating` },
       { name: 'tunnel: OpenSSH ssh -L → our server', value: opensshToOurs, unit: 'MiB/s', reference: ref, refValue: opensshBoth },
       { name: 'tunnel: our client → our server', value: ourTunnel, unit: 'MiB/s', reference: 'raw loopback TCP', refValue: raw },
       { name: 'tunnel: OpenSSH ssh -L → sshd', value: opensshBoth, unit: 'MiB/s', reference: 'raw loopback TCP', refValue: raw },

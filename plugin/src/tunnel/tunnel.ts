@@ -12,6 +12,7 @@ import { decodeHello, encodeHello } from '../../../proxy-image/src/ssh/hello.ts'
 import type { HelloInfo } from '../../../proxy-image/src/ssh/hello.ts';
 import { clientGlobalRequest } from '../../../proxy-image/src/ssh/internals.ts';
 import { CIPHERS } from '../../../proxy-image/src/ssh/algorithms.ts';
+import { batchWrites } from '../../../proxy-image/src/ssh/write-batch.ts';
 import { ReverseForwards } from './forward-in.ts';
 import type { ForwardHandle, ForwardTarget } from './forward-in.ts';
 import { listenLocal } from './listen.ts';
@@ -70,6 +71,7 @@ export function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
   // Nagle's algorithm holds back SSH's small window-adjust packets; with it on
   // a channel runs at 40-100 MiB/s instead of several hundred.
   if (opts.stream instanceof net.Socket) opts.stream.setNoDelay(true);
+  batchWrites(opts.stream);
   const client = new Client();
   // SSH never half-closes its transport (RFC 4253 §11.1 ends a connection
   // with SSH_MSG_DISCONNECT or by closing it): the end of the stream (the

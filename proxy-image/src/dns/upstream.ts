@@ -22,16 +22,31 @@ export interface UpstreamOptions {
 
 interface Pending {
   resolve(resp: Buffer | undefined): void;
-  question: Buffer;
-  timer: NodeJS.Timeout;
+  /** The query as sent: its question is what the answer must repeat. */
+  sent: Buffer;
+  questionEnd: number;
+  index: number;
+  /** performance.now() after which the try has failed. */
+  deadline: number;
 }
+
+/** UDP tries time out this much after their deadline at most: one timer serves all the tries due in that span. */
+const SWEEP_SLACK_MS = 50;
 
 export class UpstreamPool {
   private readonly opts: UpstreamOptions;
   private readonly udp = new Map<number, Promise<UdpSocket | undefined>>();
+  /** The connected socket per server, once its connect has finished. */
+  private readonly udpReady = new Map<number, UdpSocket>();
   private readonly tcp = new Map<number, TcpUpstream>();
-  /** Key: `${server index}/${id}`. */
-  private readonly pendingUdp = new Map<string, Pending>();
+  /**
+   * Key: server index × 0x10000 + ID. In insertion order, which is
+   * deadline order (every try waits timeoutMs), so the sweep stops at the
+   * first try not yet due. One timer for all tries rather than one per
+   * query: at tens of thousands of queries a second a timer each shows.
+   */
+  private readonly pendingUdp = new Map<number, Pending>();
+  private sweep: NodeJS.Timeout | undefined;
   private pendingCount = 0;
   /** The server to start at: stays on one that answers, moves past one that times out (glibc without rotate). */
   private current = 0;
@@ -51,7 +66,6 @@ export class UpstreamPool {
     if (this.closed || this.pendingCount >= this.opts.maxPending) return undefined;
     const qEnd = questionEndOffset(msg);
     if (qEnd < 0) return undefined;
-    const question = lower(msg.subarray(HEADER_LEN, qEnd));
     const n = this.opts.upstreams.length;
     const start = this.current;
     if (this.opts.rotate) this.current = (this.current + 1) % n;
@@ -59,7 +73,7 @@ export class UpstreamPool {
     try {
       for (let attempt = 0; attempt < Math.max(this.opts.attempts, n) && !this.closed; attempt++) {
         const index = (start + attempt) % n;
-        const resp = transport === 'udp' ? await this.tryUdp(index, msg, question) : await this.tryTcp(index, msg);
+        const resp = await (transport === 'udp' ? this.tryUdp(index, msg, qEnd) : this.tryTcp(index, msg));
         if (resp) {
           if (!this.opts.rotate) this.current = index;
           return resp;
@@ -74,28 +88,44 @@ export class UpstreamPool {
     }
   }
 
-  private async tryUdp(index: number, msg: Buffer, question: Buffer): Promise<Buffer | undefined> {
-    const sock = await this.udpSocket(index);
-    if (!sock || this.closed) return undefined;
-    const id = this.freeId((i) => this.pendingUdp.has(`${index}/${i}`));
-    if (id < 0) return undefined;
-    const key = `${index}/${id}`;
+  private tryUdp(index: number, msg: Buffer, questionEnd: number): Promise<Buffer | undefined> {
+    const ready = this.udpReady.get(index);
+    if (ready) return this.sendUdp(index, ready, msg, questionEnd);
+    return this.udpSocket(index).then((sock) => (sock && !this.closed ? this.sendUdp(index, sock, msg, questionEnd) : undefined));
+  }
+
+  private sendUdp(index: number, sock: UdpSocket, msg: Buffer, questionEnd: number): Promise<Buffer | undefined> {
+    const base = index * 0x10000;
+    const id = this.freeId((i) => this.pendingUdp.has(base + i));
+    if (id < 0) return Promise.resolve(undefined);
     const out = Buffer.from(msg);
     out.writeUInt16BE(id, 0);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pendingUdp.delete(key);
-        resolve(undefined);
-      }, this.opts.timeoutMs);
-      this.pendingUdp.set(key, { resolve, question, timer });
-      sock.send(out, (err) => {
-        if (err && this.pendingUdp.get(key)?.timer === timer) {
-          clearTimeout(timer);
-          this.pendingUdp.delete(key);
-          resolve(undefined);
-        }
-      });
+      this.pendingUdp.set(base + id, { resolve, sent: out, questionEnd, index, deadline: performance.now() + this.opts.timeoutMs });
+      this.armSweep();
+      // No send callback (it costs a tick per query): a failed send on a
+      // connected socket is an 'error' event, which fails this server's tries.
+      sock.send(out);
     });
+  }
+
+  /** Runs the sweep when the oldest try is due (plus the slack), while tries are waiting. */
+  private armSweep(): void {
+    if (this.sweep || this.closed) return;
+    const oldest = this.pendingUdp.values().next();
+    if (oldest.done) return;
+    this.sweep = setTimeout(() => this.expire(), Math.max(0, oldest.value.deadline - performance.now()) + SWEEP_SLACK_MS);
+  }
+
+  private expire(): void {
+    this.sweep = undefined;
+    const now = performance.now();
+    for (const [key, p] of this.pendingUdp) {
+      if (p.deadline > now) break;
+      this.pendingUdp.delete(key);
+      p.resolve(undefined);
+    }
+    this.armSweep();
   }
 
   /**
@@ -111,21 +141,24 @@ export class UpstreamPool {
       s.on('message', (buf) => this.onUdpResponse(index, buf));
       s.on('error', (err: NodeJS.ErrnoException) => {
         this.opts.debug(`upstream ${up.host}:${up.port} udp: ${err.message}`);
-        // ICMP port unreachable on a connected socket: nobody listens there,
-        // so fail over now instead of waiting for the timeout.
-        if (err.code === 'ECONNREFUSED') this.failUdp(index);
+        // ICMP port unreachable on a connected socket (nobody listens
+        // there), or a send that failed: fail over now instead of waiting
+        // for the timeout.
+        this.failUdp(index);
       });
       // dgram's send(msg, cb) form is only valid once connected, so every
       // query waits for the connect.
       sock = new Promise((resolve) => {
         const failed = (): void => {
           this.udp.delete(index);
+          this.udpReady.delete(index);
           s.close();
           resolve(undefined);
         };
         s.once('error', failed);
         s.connect(up.port, up.host, () => {
           s.off('error', failed);
+          this.udpReady.set(index, s);
           resolve(s);
         });
       });
@@ -136,8 +169,7 @@ export class UpstreamPool {
 
   private failUdp(index: number): void {
     for (const [key, p] of this.pendingUdp) {
-      if (!key.startsWith(`${index}/`)) continue;
-      clearTimeout(p.timer);
+      if (p.index !== index) continue;
       this.pendingUdp.delete(key);
       p.resolve(undefined);
     }
@@ -150,12 +182,11 @@ export class UpstreamPool {
    */
   private onUdpResponse(index: number, buf: Buffer): void {
     if (buf.length < HEADER_LEN || (buf[2] & 0x80) === 0) return;
-    const key = `${index}/${buf.readUInt16BE(0)}`;
+    const key = index * 0x10000 + buf.readUInt16BE(0);
     const p = this.pendingUdp.get(key);
     if (!p) return;
     const qEnd = questionEndOffset(buf);
-    if (qEnd < 0 || !lower(buf.subarray(HEADER_LEN, qEnd)).equals(p.question)) return;
-    clearTimeout(p.timer);
+    if (qEnd < 0 || !sameQuestion(buf, qEnd, p.sent, p.questionEnd)) return;
     this.pendingUdp.delete(key);
     p.resolve(buf);
   }
@@ -183,16 +214,16 @@ export class UpstreamPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const p of this.pendingUdp.values()) {
-      clearTimeout(p.timer);
-      p.resolve(undefined);
-    }
+    clearTimeout(this.sweep);
+    this.sweep = undefined;
+    for (const p of this.pendingUdp.values()) p.resolve(undefined);
     this.pendingUdp.clear();
     for (const c of this.tcp.values()) c.destroy();
     this.tcp.clear();
     const socks = await Promise.all(this.udp.values());
     await Promise.all(socks.map((s) => s && new Promise<void>((r) => s.close(() => r()))));
     this.udp.clear();
+    this.udpReady.clear();
   }
 }
 
@@ -254,8 +285,17 @@ class TcpUpstream {
   }
 }
 
-function lower(b: Buffer): Buffer {
-  const out = Buffer.from(b);
-  for (let i = 0; i < out.length; i++) if (out[i] >= 0x41 && out[i] <= 0x5a) out[i] |= 0x20;
-  return out;
+/**
+ * The question sections (from the header to aEnd / bEnd) are the same but
+ * for ASCII case: servers may echo a name in another case (DNS 0x20,
+ * draft-vixie-dnsext-dns0x20), and names compare without case (RFC 4343).
+ */
+function sameQuestion(a: Buffer, aEnd: number, b: Buffer, bEnd: number): boolean {
+  if (aEnd !== bEnd) return false;
+  for (let i = HEADER_LEN; i < aEnd; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x !== y && ((x | 0x20) !== (y | 0x20) || (x | 0x20) < 0x61 || (x | 0x20) > 0x7a)) return false;
+  }
+  return true;
 }

@@ -13,6 +13,7 @@ import { generateEd25519, parseAuthorizedKeys } from './keys.ts';
 import { CHANNEL_HANDLERS } from './policy.ts';
 import type { RequestHandler } from './policy.ts';
 import { closeForwards } from './tcpip-forward.ts';
+import { batchWrites } from './write-batch.ts';
 import { rateLimitedLog } from '../ratelog.ts';
 
 /**
@@ -172,6 +173,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       clearTimeout(grace);
       graceTimers.delete(sock);
     });
+    batchWrites(sock);
     ssh.injectSocket(sock);
   });
   await new Promise<void>((resolve, reject) => {
