@@ -1,7 +1,7 @@
 // Parsers for flag and argument values: each turns one string from the
 // command line into a typed value or throws KT_ERR_BAD_VALUE with an exact
-// message, so the command bodies never look at raw strings again (STYLE
-// habit 7, like undici lib/core/request.js validating at the edge).
+// message, so the command bodies never look at raw strings again (ARCHITECTURE.md
+// rule 6, like undici lib/core/request.js validating at the edge).
 // `what` names the flag or argument in the message ("--socks-port", "target").
 import { isIP } from 'node:net';
 import { ktError } from './errors.ts';

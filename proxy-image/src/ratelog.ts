@@ -1,4 +1,4 @@
-// A log that a flood cannot turn into a flood of lines (issue 16: a rapid
+// A log that a flood cannot turn into a flood of lines (a rapid
 // reset storm wrote 144,655 lines in 10 s). Up to `burst` lines pass per
 // interval; the rest are counted and summed up in one line when the
 // interval ends. Used for per-request and per-stream events; start-up,

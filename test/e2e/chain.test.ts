@@ -1,4 +1,4 @@
-// Full-link routing end to end on the test cluster (issue 15). A chain
+// Full-link routing end to end on the test cluster. A chain
 // front → middle → back of demo echo servers in chain mode, each passing
 // `baggage` and `x-kt-version` on to the next hop (test/fixtures/echo/chain.ts,
 // grpc.ts), as instrumented services do:

@@ -1,5 +1,5 @@
 // The built proxy (dist/kt-proxy.cjs) in the router role as a process, with
-// what the hostile-client tests (issue 16) watch from outside: its RSS, CPU
+// what the hostile-client tests watch from outside: its RSS, CPU
 // time and open descriptors from /proc, its log lines, and the latency of
 // normal requests sent through it while a flood runs. Also raw HTTP/2
 // frames, for clients node:http2 would not play (floods, resets, FIN

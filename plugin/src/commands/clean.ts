@@ -4,7 +4,7 @@
 //   - connect/preview proxy pods of dead sessions are deleted, with their
 //     preview Services;
 //   - a taken-over Service whose router holds no live route is restored
-//     (selector first, then the router goes — DESIGN rule 1);
+//     (selector first, then the router goes — ARCHITECTURE.md rule 1);
 //   - --local also undoes what a crashed `connect --mode route` changed here.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY } from '../../../proxy-image/src/protocol/index.ts';

@@ -1,7 +1,7 @@
 // One TCP connection to a pod's port, as a Duplex, through the API server's
 // pods/portforward (client-node's WebSocket client, v4.channel.k8s.io).
 // Everything the plugin sends into the cluster rides such a stream to the
-// proxy pod's SSH server (DESIGN.md: "The two halves").
+// proxy pod's SSH server (ARCHITECTURE.md: "What runs where").
 import { Duplex, PassThrough, Writable } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';

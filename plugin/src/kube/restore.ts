@@ -1,6 +1,6 @@
 // Putting a Service back as it was before exchange or mesh took it over:
 // the original selector first (so traffic reaches the original pods again
-// before anything of ours goes away — DESIGN rule 1), then the router pod,
+// before anything of ours goes away — ARCHITECTURE.md rule 1), then the router pod,
 // the origin Service and the router's Secret, and the replicas of a
 // workload that `exchange --mode scale` scaled to 0.
 import type { KubeConfig } from '@kubernetes/client-node';

@@ -91,7 +91,7 @@ export function proxyPod(s: ProxyPodSpec): Record<string, unknown> & { metadata:
       // kubelet must start it again in the same pod, with the same keys from
       // its env, and every session registers its routes on it again —
       // otherwise the Service would be left with a failed pod as its only
-      // backend (DESIGN rule 1).
+      // backend (ARCHITECTURE.md rule 1).
       restartPolicy: s.role === 'router' ? 'Always' : 'Never',
       automountServiceAccountToken: false,
       enableServiceLinks: false,

@@ -2,7 +2,7 @@
 //
 // Pure planning first (router ports, the origin Service, the router pod, the
 // selector patch, which exposed port is which Service port, the env file),
-// then the I/O that applies it in the order DESIGN rule 1 asks: the origin
+// then the I/O that applies it in the order ARCHITECTURE.md rule 1 asks: the origin
 // Service and the router's Secret, then the router pod until it is Ready,
 // and only then the Service's selector. One router per Service is shared by
 // every developer: the Secret holds the client key pair (and the router's

@@ -7,7 +7,7 @@
 // Watches, not polls: a selector someone overwrites (a redeploy, `kubectl
 // apply`) is taken over again at once, with the new selector kept as the
 // original; a deleted router pod puts the original selector back at once and
-// ends the session with KT_ERR_ROUTER_GONE (DESIGN rule 1: the Service must
+// ends the session with KT_ERR_ROUTER_GONE (ARCHITECTURE.md rule 1: the Service must
 // not point at nothing; running the command again builds a new router).
 import type { KubeConfig, V1Pod, V1Service } from '@kubernetes/client-node';
 import { LABELS, PORTS, PROTOCOL_VERSION, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
@@ -473,7 +473,7 @@ export class ServiceTakeover {
     const { CoreV1Api } = await import('@kubernetes/client-node');
     for (let attempt = 1; !this.closing; attempt++) {
       try {
-        // The Service must not select a router that is gone (DESIGN rule 1), whoever put it back first.
+        // The Service must not select a router that is gone (ARCHITECTURE.md rule 1), whoever put it back first.
         await restoreSelectorOnly(kc, namespace, this.name).catch((err: unknown) => debug(`restoring the selector: ${(err as Error).message}`));
         const svc = await kc.makeApiClient(CoreV1Api).readNamespacedService({ namespace, name: this.name });
         await this.setUp(svc);
@@ -582,7 +582,7 @@ export class ServiceTakeover {
       return;
     }
     // Selector first; the router is told to go only once the Endpoints no
-    // longer list it (DESIGN rule 1). It is deleted with its grace period:
+    // longer list it (ARCHITECTURE.md rule 1). It is deleted with its grace period:
     // the node's service proxy applies the Endpoints change on its own
     // schedule (kube-proxy: usually within a second), and until it has, new
     // connections still reach the router, which serves them from the origin

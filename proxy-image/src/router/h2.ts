@@ -1,4 +1,4 @@
-// HTTP/2 cleartext, routed per stream (DESIGN.md rule 2): node:http2 is the
+// HTTP/2 cleartext, routed per stream (ARCHITECTURE.md rule 2): node:http2 is the
 // server on the client connection and a client to each target — the origin
 // over TCP, a developer over a forwarded-tcpip channel — with one session per
 // target shared by all streams. Each stream is routed on its own headers
@@ -32,7 +32,7 @@ export interface H2Deps {
 /**
  * Streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS,
  * RFC 9113 §6.5.2); more are refused with RST_STREAM. Without it one
- * connection opened ~13,800 streams and node aborted (issue 16). 100 is the
+ * connection opened ~13,800 streams and node aborted. 100 is the
  * floor the RFC recommends and what nginx and Go's server use.
  */
 export const MAX_STREAMS = 100;
@@ -241,7 +241,7 @@ export function makeH2Router(deps: H2Deps): H2Router {
       // client's FIN without GOAWAY (curl does it) means it sends no more
       // frames, so no WINDOW_UPDATE either: close the session gracefully
       // (answers in flight still go out), which frees the socket and the
-      // origin sessions; without this both stayed open forever (issue 16).
+      // origin sessions; without this both stayed open forever.
       socket.once('end', () => {
         if (session && !session.destroyed) session.close();
         else socket.destroy();

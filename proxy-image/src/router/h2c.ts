@@ -18,7 +18,7 @@ const HOP_BY_HOP = new Set(['connection', 'upgrade', 'http2-settings', 'keep-ali
  * preface, a SETTINGS frame of at most the initial SETTINGS_MAX_FRAME_SIZE
  * (16,384, RFC 9113 §4.2, §6.5.2) and a little of what follows. A larger
  * SETTINGS frame is a FRAME_SIZE_ERROR; before, one connection could make
- * the router hold 16 MiB (issue 16).
+ * the router hold 16 MiB.
  */
 export const MAX_PRE_SETTINGS = 64 * 1024;
 const MAX_SETTINGS_FRAME = 16_384;

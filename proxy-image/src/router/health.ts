@@ -1,6 +1,6 @@
 // The router's health and status endpoint (PORTS.routerHealth): /healthz
 // answers 200 once every listener is up (the readiness probe: the selector
-// moves to the router only after this, DESIGN.md rule 1), /routes lists the
+// moves to the router only after this, ARCHITECTURE.md rule 1), /routes lists the
 // routes for `kubectl kt status`.
 import http from 'node:http';
 import type net from 'node:net';

@@ -1,4 +1,4 @@
-// HTTP/1.x on one client connection, routed per request (DESIGN.md rule 2):
+// HTTP/1.x on one client connection, routed per request (ARCHITECTURE.md rule 2):
 // each request head is parsed, matched against the route table, and the
 // request's bytes go unchanged to a pooled keep-alive connection to its
 // target; the response's bytes come back unchanged. Pipelined requests are
@@ -45,7 +45,7 @@ const IDLE_MS = 120_000;
  * A request head must be complete within this long of its first byte, or
  * the client gets 408 (RFC 9110 §15.5.9) and the connection closes: an idle
  * timer alone let a client sending one byte every 50 s hold a connection
- * forever (slowloris, issue 16). nginx's client_header_timeout is 60 s;
+ * forever (slowloris). nginx's client_header_timeout is 60 s;
  * a real client sends its head in one write.
  */
 export const HEAD_MS = 30_000;
@@ -164,7 +164,7 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps, f
   const flow = () => {
     if (phase === 'gone') return;
     // Also stop reading while the answers already written have not drained:
-    // the next pipelined request waits in the kernel, not in our memory (issue 16).
+    // the next pipelined request waits in the kernel, not in our memory.
     if (upBlocked || buf.length > HIGH_WATER || client.writableNeedDrain) client.pause();
     else client.resume();
   };
@@ -410,7 +410,7 @@ export function serveHttp1(client: net.Socket, first: Buffer, deps: Http1Deps, f
     const canRetry = !e.answered && e.sent !== undefined && e.tries < 3;
     if (canRetry && (e.target.kind === 'route' || e.reused)) {
       // A developer's link is gone: the request goes to the origin, never an
-      // error (issue 6). A pooled connection the server had just closed: retry.
+      // error. A pooled connection the server had just closed: retry.
       deps.log(`http1 ${e.req.method} ${e.req.target}: ${why}; retrying on ${e.target.kind === 'route' ? 'origin' : 'a fresh connection'}`);
       e.target = ORIGIN;
       e.reused = false;

@@ -2,7 +2,7 @@
 // matches in time linear in the input whatever the pattern. Header values
 // come from any pod in the cluster, so a backtracking engine (JavaScript's
 // RegExp) would let one request with `(a*)*b` and 30 × `a` hold the router's
-// only thread for minutes (issue 16). RE2 has no backreferences and no
+// only thread for minutes. RE2 has no backreferences and no
 // lookaround (it cannot run them in linear time), so those are refused when
 // the route is registered, and by the plugin when it parses --header.
 import { RE2JS } from 're2js';

@@ -113,7 +113,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
     const route = (ref.route = added.route);
     if (!watched.has(ctx.id)) {
       watched.add(ctx.id);
-      // DESIGN.md rule 1: routes live exactly as long as the connection that made them.
+      // ARCHITECTURE.md rule 1: routes live exactly as long as the connection that made them.
       ctx.conn.once('close', () => {
         watched.delete(ctx.id);
         for (const r of table.removeHolder(ctx.id)) log(`route ${r.id} of ${r.owner} gone with its connection`);

@@ -50,7 +50,7 @@ export function makeConnector(port: RouterPort, originHost: string): Connector {
  * A TCP connection to the origin, resolved once connected. The error
  * listener goes on before net.connect returns: a failure raised at once
  * (EMFILE when descriptors run out, emitted on the next tick) would
- * otherwise find no listener and end the process (issue 16). Callers turn
+ * otherwise find no listener and end the process. Callers turn
  * the rejection into a 502 (HTTP) or a closed connection (raw TCP).
  */
 export function connectOrigin(host: string, port: number): Promise<Duplex> {

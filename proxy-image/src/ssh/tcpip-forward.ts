@@ -1,7 +1,7 @@
 // RFC 4254 §7.1 remote forwarding: the client asks the proxy to listen on an
 // address in the pod and to hand every accepted connection back as a
 // forwarded-tcpip channel. Listeners belong to the SSH connection and close
-// with it (DESIGN.md rule 1: routes live exactly as long as the connection).
+// with it (ARCHITECTURE.md rule 1: routes live exactly as long as the connection).
 import net from 'node:net';
 import type { ConnContext } from './context.ts';
 import { splice } from './splice.ts';
