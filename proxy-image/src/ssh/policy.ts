@@ -1,6 +1,6 @@
 // Deny by default, as the router does (ARCHITECTURE.md rule 2): the channel
-// types and global requests the shadow role serves, one handler each. Anything not in these tables is
-// refused — session (so no shell, exec or subsystem), x11, agent forwarding,
+// types and global requests the shadow role serves, one handler each.
+// Anything not in these tables is refused — session (so no shell, exec or subsystem), x11, agent forwarding,
 // streamlocal, and every type or request nobody named.
 import type { AcceptConnection, RejectConnection, ServerChannel, TcpipRequestInfo } from 'ssh2';
 import { SSH_REQUESTS } from '../protocol/index.ts';
