@@ -454,16 +454,33 @@ export interface KeysResult {
   routerPod: string;
   /** The Secret's resourceVersion (a stale one is deleted on that precondition). */
   resourceVersion?: string;
+  /** When the Secret was made (ms since the epoch), for a joiner that finds no router pod yet. */
+  createdAt?: number;
 }
 
-/** A router pod as it is now, or 'leaving' when it is gone or being deleted (a Secret naming it is stale). */
-export async function routerNow(kc: KubeConfig, namespace: string, name: string): Promise<V1Pod | 'leaving'> {
+/**
+ * The first developer makes the Secret, then the origin Service, then the
+ * router pod: a joiner that reads the Secret in between finds no pod yet.
+ * Within this long of the Secret's creation a missing pod is one being made
+ * (the joiner waits for it); after it, a Secret whose pod is missing was
+ * left behind by a router that went (and is replaced).
+ */
+export const ROUTER_CREATE_GRACE_MS = 30_000;
+
+/**
+ * A router pod as it is now; 'leaving' when it is being deleted or gone (a
+ * Secret naming it is stale); undefined when it is not there yet because
+ * its Secret is younger than ROUTER_CREATE_GRACE_MS (the first developer is
+ * still making it). The age is read against this machine's clock: a skewed
+ * clock only moves where "being made" ends.
+ */
+export async function routerNow(kc: KubeConfig, namespace: string, name: string, secretCreatedAt?: number, now = Date.now()): Promise<V1Pod | 'leaving' | undefined> {
   const { CoreV1Api } = await import('@kubernetes/client-node');
   try {
     const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name });
     return pod.metadata?.deletionTimestamp ? 'leaving' : pod;
   } catch (err) {
-    if (apiStatus(err) === 404) return 'leaving';
+    if (apiStatus(err) === 404) return secretCreatedAt !== undefined && now - secretCreatedAt < ROUTER_CREATE_GRACE_MS ? undefined : 'leaving';
     throw fromApiError(err, { verb: 'get', resource: 'pods', namespace, name });
   }
 }
@@ -497,7 +514,8 @@ export async function ensureRouterSecret(kc: KubeConfig, namespace: string, serv
     const keys = keysFromSecret(s);
     const routerPod = s.metadata?.annotations?.[ANNOTATIONS.routerPod];
     if (!keys || !routerPod) throw ktError('KT_ERR_BAD_STATE', { what: `secret ${namespace}/${name}`, value: Object.keys(s.data ?? {}).join(',') });
-    return { created: false, keys, routerPod, ...(s.metadata?.resourceVersion ? { resourceVersion: s.metadata.resourceVersion } : {}) };
+    const createdAt = s.metadata?.creationTimestamp ? new Date(s.metadata.creationTimestamp).getTime() : undefined;
+    return { created: false, keys, routerPod, ...(s.metadata?.resourceVersion ? { resourceVersion: s.metadata.resourceVersion } : {}), ...(createdAt !== undefined && Number.isFinite(createdAt) ? { createdAt } : {}) };
   };
   const existing = await read();
   if (existing) return joined(existing);

@@ -126,7 +126,7 @@ export class ServiceTakeover {
     let done = progress.step(`reading the router keys of service ${namespace}/${this.name}`);
     let secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
     // Joining a running router: one read usually says it is ready (cheaper than opening a watch).
-    let current = secret.created ? undefined : await routerNow(kc, namespace, secret.routerPod);
+    let current = secret.created ? undefined : await routerNow(kc, namespace, secret.routerPod, secret.createdAt);
     if (current === 'leaving') {
       // The Secret names a router that is gone or being deleted (its sessions ended with
       // KT_ERR_ROUTER_GONE and none was left to remove the Secret): joining it would fail.
@@ -134,7 +134,7 @@ export class ServiceTakeover {
       progress.note(`router ${namespace}/${secret.routerPod} is being deleted; making a new one`);
       await deleteSecretIfUnchanged(kc, namespace, secretName(this.name), secret.resourceVersion);
       secret = await ensureRouterSecret(kc, namespace, this.name, routerName(this.name, newSessionId()));
-      current = secret.created ? undefined : await routerNow(kc, namespace, secret.routerPod);
+      current = secret.created ? undefined : await routerNow(kc, namespace, secret.routerPod, secret.createdAt);
     }
     this.router = secret.routerPod;
     done(secret.created ? 'new router' : 'router exists, joining');
