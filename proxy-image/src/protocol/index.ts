@@ -134,13 +134,16 @@ export const COUNT_WINDOW_ENV = 'KT_COUNT_WINDOW_SECONDS';
  * How a router leaves (proxy-image/src/router/drain.ts). Its pod's grace
  * period; the drain ends 3 s before it. And the quiet period: after SIGTERM
  * it exits once no connection was new for this long. Longer than Linux's
- * SYN retransmission back-off (again after 1 s, then 2 s later: 3 s after
- * the first try), so a client whose SYN a busy router's full accept queue
- * dropped just before, and whose conntrack entry still points here, finds
- * it when it tries again: with 2 s, the mesh E2E's 20 cycles on a machine
- * at load 12-15 lost 1 of 102,567 requests that way (EHOSTUNREACH).
+ * SYN retransmission back-off (again after 1 s, 2 s and 4 s later: 7 s after
+ * the first try), so a client whose SYN was lost on its way here just
+ * before, and whose conntrack entry still points here, finds the router when
+ * it tries again. A SYN that never arrived is no new connection to the
+ * router, so the quiet period must outlast the retransmissions themselves:
+ * with 2 s, the mesh E2E's 20 cycles on a machine at load 12-15 lost 1 of
+ * 102,567 requests (EHOSTUNREACH); with 4 s, a clean-clone CI run lost 8 of
+ * 364,462 (7 EHOSTUNREACH, 1 timeout).
  */
-export const ROUTER_DRAIN = { graceSeconds: 30, quietMs: 4000, maxMs: 27_000 } as const;
+export const ROUTER_DRAIN = { graceSeconds: 30, quietMs: 8000, maxMs: 27_000 } as const;
 
 export interface RouterPort {
   /** Service port name, if any. */
