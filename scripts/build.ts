@@ -5,6 +5,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KUBE_CHUNK } from '../plugin/src/kube/chunk.ts';
+import { pluginSshWindow } from './ssh-window.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
@@ -86,7 +87,7 @@ await Promise.all([
     // `node --`: Node reads `--env-file` anywhere on its command line, even after the script
     // (nodejs/node#54232), and would take `exchange --env-file F` as its own.
     banner: { js: '#!/usr/bin/env -S node --' },
-    plugins: [stubNative, kubeChunk],
+    plugins: [stubNative, kubeChunk, pluginSshWindow],
   }),
   esbuild.build({
     ...common,
