@@ -1,7 +1,7 @@
-// Key generation and authorized-key parsing. Pure (no I/O), so the plugin's
-// session keys and the proxy's host key come from the same checked generator.
+// Key generation. Pure (no I/O), so the plugin's session keys and the
+// proxy's host key come from the same checked generator. (The proxy's
+// authorized-key parsing: proxy-image/src/ssh/authorized-keys.ts.)
 import ssh2 from 'ssh2';
-import type { ParsedKey } from 'ssh2';
 
 const { utils } = ssh2;
 
@@ -27,28 +27,4 @@ export function generateEd25519(comment = 'kt'): KeyPair {
     return { privateKey: pair.private, publicKey: pair.public.trim() };
   }
   throw new Error('could not generate a readable ed25519 key in 20 attempts');
-}
-
-/**
- * Parses OpenSSH public key lines (authorized_keys format without options).
- * Blank lines and # comments are skipped; anything else that does not parse
- * is an error naming the line, because a silently dropped key is a login
- * that fails with no explanation.
- */
-export function parseAuthorizedKeys(lines: readonly string[]): ParsedKey[] {
-  const keys: ParsedKey[] = [];
-  lines.forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) return;
-    const key = utils.parseKey(line);
-    if (key instanceof Error) throw new Error(`authorized key ${i + 1} is not an OpenSSH public key: ${key.message}`);
-    if (key.isPrivateKey()) throw new Error(`authorized key ${i + 1} is a private key; give the public key line`);
-    keys.push(key);
-  });
-  return keys;
-}
-
-/** Splits the KT_AUTHORIZED_KEYS value (newline-separated) into lines. */
-export function splitKeyLines(value: string | undefined): string[] {
-  return (value ?? '').split(/\r?\n/);
 }

@@ -1,27 +1,20 @@
-// The kt-route@kt.dev global request (protocol module, router section): a
-// developer registers an exchange or mesh route for the lifetime of this SSH
-// connection. The payload and the reply are JSON in an SSH string. ssh2
-// cannot attach data to REQUEST_FAILURE, so a refusal is a success reply
-// carrying { refused } (RouteRefusal). Served only by a server started with
-// a route handler (the router role); the shadow refuses the request.
-import { PROTOCOL_VERSION, ROUTE_REFUSAL_CODES } from '../protocol/index.ts';
-import type { RouteRefusal, RouteReply, RouteRequest } from '../protocol/index.ts';
-import type { ConnContext } from './context.ts';
+// The wire form of kt-route@kt.dev and kt-route-cancel@kt.dev (SSH_REQUESTS
+// in contract/protocol.ts): a developer registers an exchange or mesh route
+// for the lifetime of this SSH connection. The payload and the reply are JSON
+// in an SSH string. ssh2 cannot attach data to REQUEST_FAILURE, so a refusal
+// is a success reply carrying { refused, code } (RouteRefusal). The router's
+// handlers are proxy-image/src/ssh/route-handler.ts; the plugin's caller is
+// plugin/src/tunnel/route.ts.
+import { PROTOCOL_VERSION, ROUTE_REFUSAL_CODES } from '../protocol.ts';
+import type { RouteRefusal, RouteReply, RouteRequest } from '../protocol.ts';
 import { readSshString, sshString } from './internals.ts';
-import type { RequestHandler } from './policy.ts';
-
-/** Cancels one route of this connection early: payload { id }. */
-export const ROUTE_CANCEL_REQUEST = 'kt-route-cancel@kt.dev';
-
-/** Registers a validated request for a connection; the router's route table answers. */
-export type RouteRegistrar = (ctx: ConnContext, req: RouteRequest) => RouteReply | RouteRefusal;
-export type RouteCanceller = (ctx: ConnContext, id: string) => boolean;
 
 export function encodeJson(value: unknown): Buffer {
   return sshString(JSON.stringify(value));
 }
 
-function decodeJson(data: unknown): unknown {
+/** JSON in an SSH string; undefined when it is not that. */
+export function decodeJson(data: unknown): unknown {
   if (!Buffer.isBuffer(data)) return undefined;
   const body = readSshString(data);
   if (!body) return undefined;
@@ -30,6 +23,10 @@ function decodeJson(data: unknown): unknown {
   } catch {
     return undefined;
   }
+}
+
+export function encodeRouteRequest(req: RouteRequest): Buffer {
+  return encodeJson(req);
 }
 
 /** Checks the shape of a route request; a string says what is wrong. Header details are the route table's to check. */
@@ -44,30 +41,28 @@ export function decodeRouteRequest(data: unknown): RouteRequest | string {
   return v as RouteRequest;
 }
 
-export function decodeRouteReply(data: Buffer | null | undefined): RouteReply | RouteRefusal | undefined {
+export function encodeRouteReply(reply: RouteReply | RouteRefusal): Buffer {
+  return encodeJson(reply);
+}
+
+/** The router's answer; a refusal without a code (an older router) is `taken`, one with a code this side does not know is `invalid`. */
+export function decodeRouteReply(data: Buffer | null | undefined): RouteReply | Required<RouteRefusal> | undefined {
   const v = decodeJson(data) as Partial<RouteReply & RouteRefusal> | undefined;
   if (!v || typeof v !== 'object') return undefined;
   if (typeof v.refused === 'string') {
-    return v.code !== undefined && ROUTE_REFUSAL_CODES.includes(v.code) ? { refused: v.refused, code: v.code } : { refused: v.refused };
+    if (v.code === undefined) return { refused: v.refused, code: 'taken' };
+    return { refused: v.refused, code: ROUTE_REFUSAL_CODES.includes(v.code) ? v.code : 'invalid' };
   }
   if (typeof v.id === 'string' && typeof v.address === 'string') return { id: v.id, address: v.address };
   return undefined;
 }
 
-export function makeRouteHandler(register: RouteRegistrar): RequestHandler {
-  return async function handleRoute(ctx, data) {
-    const req = decodeRouteRequest(data);
-    const reply: RouteReply | RouteRefusal = typeof req === 'string' ? { refused: req, code: 'invalid' } : register(ctx, req);
-    // Accepted routes are logged by the router (one line each, bounded by its caps); refusals are rate-limited there.
-    if ('refused' in reply) ctx.log(`${ctx.id} route refused: ${reply.refused}`);
-    return encodeJson(reply);
-  };
+export function encodeRouteCancel(id: string): Buffer {
+  return encodeJson({ id });
 }
 
-export function makeRouteCancelHandler(cancel: RouteCanceller): RequestHandler {
-  return async function handleRouteCancel(ctx, data) {
-    const v = decodeJson(data) as { id?: unknown } | undefined;
-    if (!v || typeof v.id !== 'string') return false;
-    return cancel(ctx, v.id);
-  };
+/** The id of the route to cancel; undefined when the payload is not { id: string }. */
+export function decodeRouteCancel(data: unknown): string | undefined {
+  const v = decodeJson(data) as { id?: unknown } | undefined;
+  return v && typeof v === 'object' && typeof v.id === 'string' ? v.id : undefined;
 }

@@ -7,7 +7,7 @@
 //     (selector first, then the router goes — ARCHITECTURE.md rule 1);
 //   - --local also undoes what a crashed `connect --mode route` changed here.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { LABELS, MANAGED_BY } from '../../../proxy-image/src/protocol/index.ts';
+import { LABELS, MANAGED_BY } from '../../../contract/protocol.ts';
 import type { OptionsOf } from '../cli.ts';
 import { cleanLocal } from '../connect/resolver.ts';
 import type { Deps } from '../deps.ts';
