@@ -1,6 +1,6 @@
 // `kubectl kt clean`: remove what dead sessions left. A session is dead when
 // its heartbeat is stale (the laptop stopped renewing it) or its proxy pod
-// ended. Found by the protocol module's labels and annotations alone.
+// ended. Found by the labels and annotations of contract/protocol.ts alone.
 //   - connect/preview proxy pods of dead sessions are deleted, with their
 //     preview Services;
 //   - a taken-over Service whose router holds no live route is restored

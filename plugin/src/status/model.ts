@@ -1,5 +1,5 @@
 // The one picture of who does what, built from the objects kubectl-kt
-// created (found by the label and annotation names of the protocol module
+// created (found by the label and annotation names of contract/protocol.ts
 // alone). `status`, `clean` and the dashboard all read it; the function is
 // pure, so every rule here is tested without a cluster.
 import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX } from '../../../contract/protocol.ts';
