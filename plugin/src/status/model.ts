@@ -92,8 +92,8 @@ export function parseRoutes(annotations: Record<string, string> | undefined, now
     if (!r) continue;
     const age = ageSeconds(r.heartbeat, now);
     out.push({
-      ...r,
       session: k.slice(ROUTE_ANNOTATION_PREFIX.length),
+      ...r,
       heartbeatAgeSeconds: age,
       stale: age > STALE_AFTER_SECONDS,
     });
