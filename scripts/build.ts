@@ -33,7 +33,7 @@ const stubNative: esbuild.Plugin = {
 // HTTP(S)-over-SSH agents pull in `https` and with it `tls` (about 9 MiB),
 // and its poly1305 WebAssembly module, instantiated when ssh2 loads, is
 // used only by chacha20-poly1305, which the proxy does not offer
-// (proxy-image/src/ssh/algorithms.ts). In the proxy's bundle both are
+// (contract/ssh/algorithms.ts). In the proxy's bundle both are
 // modules whose parts throw if ever used.
 const proxySsh2Unused: esbuild.Plugin = {
   name: 'proxy-ssh2-unused',

@@ -13,7 +13,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_IMAGE } from '../proxy-image/src/protocol/index.ts';
+import { DEFAULT_IMAGE } from '../contract/protocol.ts';
 import { HOMEPAGE } from '../krew/manifest.ts';
 import { baseBinary } from './dist-base.ts';
 import { ROOT, packageVersion, sourceDateEpoch } from './dist.ts';

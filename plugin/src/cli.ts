@@ -4,7 +4,7 @@
 // live in commands/: building a command is one line in LOADERS and one file.
 // Loaders are `import()` so that `kubectl kt version` and `--help` never load
 // client-node or ssh2 (test/unit/cli-bundle.test.ts checks the bundle).
-import { DEFAULT_IMAGE, DEFAULT_MESH_HEADER } from '../../proxy-image/src/protocol/index.ts';
+import { DEFAULT_IMAGE, DEFAULT_MESH_HEADER } from '../../contract/protocol.ts';
 import { arg, bool, choice, command, list, optional, optionalArg, suggest, value, type CommandModule, type Flag, type Options, type Table } from './args.ts';
 import { ktError } from './errors.ts';
 import {

@@ -234,7 +234,7 @@ export const ERRORS = {
     (p) => `cannot route ${p.service}: ${p.reason}`,
   ),
   KT_ERR_ROUTE_INVALID: failure<{ service: string; reason: string }>(
-    'The router cannot run the route as given (for example a regex with backreferences or lookaround, which its linear-time RE2 engine refuses).',
+    'The router cannot run the route as given: a regex with backreferences or lookaround (its linear-time RE2 engine refuses them), a port it does not serve, or a request from a plugin of another protocol version.',
     'rewrite the --header rule in RE2 syntax (no backreferences, no lookaround), or use an exact NAME=VALUE',
     (p) => `cannot route ${p.service}: ${p.reason}`,
   ),

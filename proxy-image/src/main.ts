@@ -1,8 +1,8 @@
 // kt-proxy: one program, one role per pod (KT_ROLE or argv[2]). The only
 // place in the proxy that exits. Every event is one line on stderr, which is
 // what `kubectl logs` shows for the pod.
-import { DEFAULT_IDLE_EXIT_SECONDS, ENV, PORTS, ROLES, ROUTER_ENV, VERSION } from './protocol/index.ts';
-import type { Role } from './protocol/index.ts';
+import { DEFAULT_IDLE_EXIT_SECONDS, ENV, PORTS, ROLES, ROUTER_ENV, VERSION } from '../../contract/protocol.ts';
+import type { Role } from '../../contract/protocol.ts';
 import { splitKeyLines, startSshServer } from './ssh/index.ts';
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);

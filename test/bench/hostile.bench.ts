@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import net from 'node:net';
 import { promisify } from 'node:util';
-import { PROTOCOL_VERSION } from '../../proxy-image/src/protocol/index.ts';
+import { PROTOCOL_VERSION } from '../../contract/protocol.ts';
 import { requestRoute } from '../../plugin/src/tunnel/index.ts';
 import { FRAME, frame, GET_BLOCK, rawH2, rst, startProxy } from '../e2e/router-hostile.ts';
 import type { ProxyProc } from '../e2e/router-hostile.ts';

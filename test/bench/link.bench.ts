@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import { startLink, type LinkSettings } from '../cluster/net/link.ts';
-import { PORTS } from '../../proxy-image/src/protocol/index.ts';
+import { PORTS } from '../../contract/protocol.ts';
 import type { BenchRow } from './run.ts';
 import {
   CURL, download, GUARD_MS, json, laptopSpawner, LATENCY_SCRIPT, Lines, openSshArgs, openSshProxyPod, podIp, portForwardPort, serviceOnRouter, setUpBenchNamespace, stop,

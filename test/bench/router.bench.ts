@@ -16,7 +16,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENV, PROTOCOL_VERSION, ROUTER_ENV } from '../../proxy-image/src/protocol/index.ts';
+import { ENV, PROTOCOL_VERSION, ROUTER_ENV } from '../../contract/protocol.ts';
 import { makeSessionKey, openTunnel, requestRoute } from '../../plugin/src/tunnel/index.ts';
 import type { BenchRow } from './run.ts';
 import { quantile } from './stats.ts';

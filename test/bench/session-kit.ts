@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { NODE26, type Cluster } from '../cluster/cluster.ts';
 import type { RunResult } from '../cluster/net/run.ts';
 import type { KubeObject } from '../cluster/store.ts';
-import { DEFAULT_IMAGE, LABELS, SSH_USER } from '../../proxy-image/src/protocol/index.ts';
+import { DEFAULT_IMAGE, LABELS, SSH_USER } from '../../contract/protocol.ts';
 import { proxyPod } from '../../plugin/src/kube/shadow.ts';
 import { makeSessionKey } from '../../plugin/src/tunnel/index.ts';
 import { isReady } from './stats.ts';

@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
-import { ANNOTATIONS, PORTS } from '../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, PORTS } from '../../contract/protocol.ts';
 import type { BenchRow } from './run.ts';
 import { isReady, median } from './stats.ts';
 import {

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import type { KubeObject, WatchEvent } from '../cluster/store.ts';
-import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+import { LABELS, MANAGED_BY } from '../../contract/protocol.ts';
 import { saysOnStdout } from '../e2e/helpers.ts';
 import { clientPod, echoApp } from '../e2e/manifests.ts';
 import type { BenchRow } from './run.ts';

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { NODE26, ROOT, type Cluster } from '../cluster/cluster.ts';
-import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+import { LABELS, MANAGED_BY } from '../../contract/protocol.ts';
 
 const RESTRICTED_POD = '{runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}';
 const RESTRICTED_CONTAINER = '{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}';

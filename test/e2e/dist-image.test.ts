@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import ssh2 from 'ssh2';
-import { DEFAULT_IMAGE } from '../../proxy-image/src/protocol/index.ts';
+import { DEFAULT_IMAGE } from '../../contract/protocol.ts';
 import { ROOT, packageVersion, sha256 } from '../../scripts/dist.ts';
 import { PROXY_PATH, PROXY_UID, buildImage, imageName, type ImageBuild } from '../../scripts/image.ts';
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
-import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../contract/protocol.ts';
 import { exited, waitForLine } from './helpers.ts';
 
 const NS = 'shop';

@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
-import { ANNOTATIONS, LABELS } from '../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, LABELS } from '../../contract/protocol.ts';
 import { ROUTE_ANNOTATION_PREFIX } from '../../plugin/src/status/model.ts';
 import { applyApps, clientPod, echoApp, localEcho, nothingLeftIn, serviceShape, stderrOf, until, who } from './apps.ts';
 import { exited, waitForLine } from './helpers.ts';

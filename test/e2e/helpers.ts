@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import type { Cluster } from '../cluster/cluster.ts';
-import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+import { LABELS, MANAGED_BY } from '../../contract/protocol.ts';
 
 /** Reads a child's stderr until a line matches; rejects if it exits first. */
 export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 60_000): Promise<string> {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
-import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+import { LABELS, MANAGED_BY } from '../../contract/protocol.ts';
 import { exited, saysOnStdout, waitForLine } from './helpers.ts';
 import { clientPod, echoApp } from './manifests.ts';
 

@@ -14,7 +14,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
-import { LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+import { LABELS, MANAGED_BY } from '../../contract/protocol.ts';
 import { exited, saysOnStdout, waitForLine } from './helpers.ts';
 import { clientPod, echoApp } from './manifests.ts';
 

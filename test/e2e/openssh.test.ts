@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import ssh2 from 'ssh2';
 import type { Client as SshClient } from 'ssh2';
-import { SSH_REQUESTS, SSH_USER } from '../../proxy-image/src/protocol/index.ts';
-import { clientGlobalRequest, clientOpenRawChannel, sshString } from '../../proxy-image/src/ssh/internals.ts';
-import { generateEd25519, startSshServer } from '../../proxy-image/src/ssh/index.ts';
+import { SSH_REQUESTS, SSH_USER } from '../../contract/protocol.ts';
+import { clientGlobalRequest, clientOpenRawChannel, sshString } from '../../contract/ssh/internals.ts';
+import { generateEd25519 } from '../../contract/ssh/keys.ts';
+import { startSshServer } from '../../proxy-image/src/ssh/index.ts';
 import { PORT_LISTENER_READY, closeAfter, freePort, sshServer, stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
 import type { ServerUnderTest } from '../unit/ssh-fixtures.ts';
 

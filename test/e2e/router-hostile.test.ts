@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION, ROUTER_ENV } from '../../proxy-image/src/protocol/index.ts';
+import { PROTOCOL_VERSION, ROUTER_ENV } from '../../contract/protocol.ts';
 import { RouteRefusedError, requestRoute } from '../../plugin/src/tunnel/index.ts';
 import { baseline, FRAME, frame, GET_BLOCK, probe, rawH2, rst, startProxy, timedGet, until } from './router-hostile.ts';
 import type { ProxyProc } from './router-hostile.ts';

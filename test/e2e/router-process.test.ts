@@ -8,7 +8,7 @@ import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ENV, PROTOCOL_VERSION, ROUTER_ENV } from '../../proxy-image/src/protocol/index.ts';
+import { ENV, PROTOCOL_VERSION, ROUTER_ENV } from '../../contract/protocol.ts';
 import { makeSessionKey, openTunnel, requestRoute } from '../../plugin/src/tunnel/index.ts';
 import { echo, tag, whoAnswers } from '../unit/router-fixtures.ts';
 

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ENV, VERSION } from '../../proxy-image/src/protocol/index.ts';
+import { ENV, VERSION } from '../../contract/protocol.ts';
 import { makeSessionKey, openTunnel } from '../../plugin/src/tunnel/index.ts';
 import { echoServer, exchange } from '../unit/ssh-fixtures.ts';
 

@@ -7,7 +7,7 @@ import { run } from '../../plugin/src/app.ts';
 import { parseArgv, suggest } from '../../plugin/src/args.ts';
 import { COMMANDS, TABLE } from '../../plugin/src/cli.ts';
 import { isKtError, type ErrorCode } from '../../plugin/src/errors.ts';
-import { DEFAULT_IMAGE, PROTOCOL_VERSION, VERSION } from '../../proxy-image/src/protocol/index.ts';
+import { DEFAULT_IMAGE, PROTOCOL_VERSION, VERSION } from '../../contract/protocol.ts';
 
 interface Result {
   code: number;

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { test, type TestContext } from 'node:test';
 import * as packet from 'dns-packet';
-import { FrameReader, frame } from '../../proxy-image/src/dns/framing.ts';
+import { FrameReader, frame } from '../../contract/dns/framing.ts';
 import { startLocalDns } from '../../plugin/src/connect/cluster-dns.ts';
 import { ask } from '../cluster/dns/client.ts';
 import { startFakeUpstream } from '../cluster/dns/fake-upstream.ts';

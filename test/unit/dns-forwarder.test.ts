@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as packet from 'dns-packet';
 import type { Answer, DecodedPacket } from 'dns-packet';
 import { startDnsForwarder, type DnsForwarder } from '../../proxy-image/src/dns/index.ts';
-import { FrameReader, frame } from '../../proxy-image/src/dns/framing.ts';
+import { FrameReader, frame } from '../../contract/dns/framing.ts';
 import { startFakeUpstream, type FakeUpstream, type ZoneTable } from '../cluster/dns/fake-upstream.ts';
 import { ask, rawQuery } from '../cluster/dns/client.ts';
 

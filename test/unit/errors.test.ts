@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import {
   apiStatus, ERRORS, EXIT_FAILURE, EXIT_USAGE, errorTable, fromApiError, isKtError, ktError, toKtError, type ErrorCode,
 } from '../../plugin/src/errors.ts';
@@ -37,6 +38,9 @@ test('the README table generator lists every code once', () => {
     assert.equal(lines.filter((l) => l.startsWith(`| \`${code}\` |`)).length, 1, code);
   }
   assert.equal(lines.length, Object.keys(ERRORS).length + 2);
+  // The README's table is this output, as generated: a changed meaning or fix shows up there.
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  assert.ok(readme.includes(md.trim()), 'README.md has the table of `node scripts/errors-table.ts`; regenerate it');
 });
 
 test('an error prints as one line: code, what happened, what to do', () => {

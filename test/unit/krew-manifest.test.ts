@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { load } from 'js-yaml';
-import { DEFAULT_IMAGE } from '../../proxy-image/src/protocol/index.ts';
+import { DEFAULT_IMAGE } from '../../contract/protocol.ts';
 import {
   HOMEPAGE, KREW_API_VERSION, PLUGIN_NAME, krewManifest, toYaml, validateManifest, type KrewPlugin, type ReleaseArchive,
 } from '../../krew/manifest.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { podPorts } from '../../plugin/src/commands/preview.ts';
-import { PORTS } from '../../proxy-image/src/protocol/index.ts';
+import { PORTS } from '../../contract/protocol.ts';
 
 test('preview pod ports: high ports as they are; low ports and the proxy\'s own ports moved, never onto each other', () => {
   assert.deepEqual([...podPorts([8080, 80])], [[8080, 8080], [80, 20080]]);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ANNOTATIONS, DOMAIN, LABELS } from '../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, DOMAIN, LABELS } from '../../contract/protocol.ts';
 
 test('every label and annotation name is unique and under the project domain', () => {
   const names = [...Object.values(LABELS), ...Object.values(ANNOTATIONS)];

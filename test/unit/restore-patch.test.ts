@@ -3,7 +3,7 @@
 // took over again in between is not overwritten with a stale selector.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ANNOTATIONS } from '../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS } from '../../contract/protocol.ts';
 import { pointer, restorePatch } from '../../plugin/src/kube/restore.ts';
 
 const ANN = `/metadata/annotations/${ANNOTATIONS.originalSelector.replaceAll('/', '~1')}`;

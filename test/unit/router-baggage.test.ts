@@ -2,9 +2,9 @@
 // baggage conditions of mesh routes. Pure: no sockets.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeValue, encodeValue, mergeBaggage, parseBaggage, parseMember } from '../../proxy-image/src/router/baggage.ts';
+import { decodeValue, encodeValue, mergeBaggage, parseBaggage, parseMember } from '../../contract/http/baggage.ts';
 import { compileConditions, describeConditions, matchesAll } from '../../proxy-image/src/router/match.ts';
-import { PROTOCOL_VERSION, type HeaderMatch } from '../../proxy-image/src/protocol/index.ts';
+import { PROTOCOL_VERSION, type HeaderMatch } from '../../contract/protocol.ts';
 import { RouteTable } from '../../proxy-image/src/router/table.ts';
 
 const members = (b: ReturnType<typeof parseBaggage>) => (b ? Object.fromEntries(b) : undefined);

@@ -2,7 +2,7 @@
 // plugin's reading of them (the "matched nothing" line). Pure: a fake clock.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION, type HeaderMatch } from '../../proxy-image/src/protocol/index.ts';
+import { PROTOCOL_VERSION, type HeaderMatch } from '../../contract/protocol.ts';
 import { Counters } from '../../proxy-image/src/router/counters.ts';
 import { RouteTable } from '../../proxy-image/src/router/table.ts';
 import { quietLine, trafficOf } from '../../plugin/src/session/route-traffic.ts';

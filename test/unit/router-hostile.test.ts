@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION } from '../../proxy-image/src/protocol/index.ts';
+import { PROTOCOL_VERSION } from '../../contract/protocol.ts';
 import { MAX_ROUTES_PER_HOLDER } from '../../proxy-image/src/router/table.ts';
 import { MAX_PENDING_REQUESTS } from '../../proxy-image/src/ssh/global-requests.ts';
 import { MAX_CHANNELS, MAX_UNAUTHENTICATED } from '../../proxy-image/src/ssh/server.ts';

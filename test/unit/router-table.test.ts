@@ -2,8 +2,8 @@
 // removal with the holder; sniffing; KT_ROUTER_PORTS. No sockets.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION } from '../../proxy-image/src/protocol/index.ts';
-import type { HeaderMatch, RouteRequest } from '../../proxy-image/src/protocol/index.ts';
+import { PROTOCOL_VERSION } from '../../contract/protocol.ts';
+import type { HeaderMatch, RouteRequest } from '../../contract/protocol.ts';
 import { compileConditions, matchesAll } from '../../proxy-image/src/router/match.ts';
 import { MAX_ROUTES, MAX_ROUTES_PER_HOLDER, MAX_SCAN_ROUTES, RouteTable } from '../../proxy-image/src/router/table.ts';
 import { sniff } from '../../proxy-image/src/router/sniff.ts';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION } from '../../proxy-image/src/protocol/index.ts';
+import { PROTOCOL_VERSION } from '../../contract/protocol.ts';
 import { requestRoute, RouteRefusedError } from '../../plugin/src/tunnel/index.ts';
 import { bed, SERVICE_PORT, tag, whoAnswers } from './router-fixtures.ts';
 import { freePort, sshServer, tcpServer } from './ssh-fixtures.ts';

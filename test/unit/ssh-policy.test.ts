@@ -5,10 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import ssh2 from 'ssh2';
 import type { AuthContext, ParsedKey } from 'ssh2';
-import { SSH_REQUESTS, SSH_USER } from '../../proxy-image/src/protocol/index.ts';
+import { SSH_REQUESTS, SSH_USER } from '../../contract/protocol.ts';
 import { decideAuth } from '../../proxy-image/src/ssh/auth.ts';
-import { decodeHello, encodeHello } from '../../proxy-image/src/ssh/hello.ts';
-import { generateEd25519, isLoopbackHost, parseAuthorizedKeys } from '../../proxy-image/src/ssh/index.ts';
+import { decodeHello, encodeHello } from '../../contract/ssh/hello.ts';
+import { generateEd25519 } from '../../contract/ssh/keys.ts';
+import { isLoopbackHost, parseAuthorizedKeys } from '../../proxy-image/src/ssh/index.ts';
 import { CHANNEL_HANDLERS, REQUEST_HANDLERS, channelHandler, requestHandler } from '../../proxy-image/src/ssh/policy.ts';
 import { listenHost } from '../../proxy-image/src/ssh/tcpip-forward.ts';
 

@@ -5,9 +5,9 @@ import { once } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { test } from 'node:test';
-import { PROTOCOL_VERSION, SSH_REQUESTS, VERSION } from '../../proxy-image/src/protocol/index.ts';
-import { encodeHello } from '../../proxy-image/src/ssh/hello.ts';
-import { clientGlobalRequest } from '../../proxy-image/src/ssh/internals.ts';
+import { PROTOCOL_VERSION, SSH_REQUESTS, VERSION } from '../../contract/protocol.ts';
+import { encodeHello } from '../../contract/ssh/hello.ts';
+import { clientGlobalRequest } from '../../contract/ssh/internals.ts';
 import { openTunnel } from '../../plugin/src/tunnel/index.ts';
 import { closeAfter, echoServer, exchange, freePort, freezableRelay, readAll, sha256, sshServer, swapServer, tcpServer } from './ssh-fixtures.ts';
 

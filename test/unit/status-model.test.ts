@@ -2,7 +2,7 @@
 // `clean` and the dashboard share, built from kubectl-kt's objects alone.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX } from '../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX } from '../../contract/protocol.ts';
 import { buildStatus, parseRoutes, ROUTE_ANNOTATION_PREFIX, STALE_AFTER_SECONDS, type PodLike, type ServiceLike } from '../../plugin/src/status/model.ts';
 
 const NOW = Date.parse('2026-12-03T12:00:00Z');

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../contract/protocol.ts';
 import { isKtError } from '../../plugin/src/errors.ts';
 import {
   containerEnv, envFileText, keysFromSecret, newOriginal, originService, planPorts, routerName, routerOwnPorts,

@@ -1,13 +1,13 @@
 // `kubectl kt clean`: remove what dead sessions left. A session is dead when
 // its heartbeat is stale (the laptop stopped renewing it) or its proxy pod
-// ended. Found by the protocol module's labels and annotations alone.
+// ended. Found by the labels and annotations of contract/protocol.ts alone.
 //   - connect/preview proxy pods of dead sessions are deleted, with their
 //     preview Services;
 //   - a taken-over Service whose router holds no live route is restored
 //     (selector first, then the router goes — ARCHITECTURE.md rule 1);
 //   - --local also undoes what a crashed `connect --mode route` changed here.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { LABELS, MANAGED_BY } from '../../../proxy-image/src/protocol/index.ts';
+import { LABELS, MANAGED_BY } from '../../../contract/protocol.ts';
 import type { OptionsOf } from '../cli.ts';
 import { cleanLocal } from '../connect/resolver.ts';
 import type { Deps } from '../deps.ts';

@@ -6,7 +6,7 @@ import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { fromApiError, ktError } from '../errors.ts';
 import { clientConfig } from '../kube/config.ts';
-import { ANNOTATIONS, LABELS, MANAGED_BY, PORTS } from '../../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY, PORTS } from '../../../contract/protocol.ts';
 import { ProxySession } from '../session/proxy-session.ts';
 import { progressPrinter } from '../session/progress.ts';
 import type { Tunnel } from '../tunnel/index.ts';

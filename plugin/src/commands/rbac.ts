@@ -1,7 +1,7 @@
 // `kubectl kt rbac`: the namespaced Role every command needs, and a
 // RoleBinding for the subjects given. No cluster-wide rights: everything the
 // plugin touches lives in the namespace it works in.
-import { MANAGED_BY, LABELS } from '../../../proxy-image/src/protocol/index.ts';
+import { MANAGED_BY, LABELS } from '../../../contract/protocol.ts';
 import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 

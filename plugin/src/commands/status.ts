@@ -4,7 +4,7 @@ import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { clientConfig } from '../kube/config.ts';
 import { fetchStatus } from '../status/fetch.ts';
-import { describeMatch, type HeaderMatch } from '../../../proxy-image/src/protocol/index.ts';
+import { describeMatch, type HeaderMatch } from '../../../contract/protocol.ts';
 import type { RouteInfo, StatusReport } from '../status/model.ts';
 
 export async function run(opts: OptionsOf<'status'>, deps: Deps): Promise<StatusReport> {

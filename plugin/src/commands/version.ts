@@ -1,6 +1,6 @@
 // `kubectl kt version`: what runs here and what it would run in the cluster.
 // Reads nothing from the cluster and loads neither client-node nor ssh2.
-import { PROTOCOL_VERSION, VERSION } from '../../../proxy-image/src/protocol/index.ts';
+import { PROTOCOL_VERSION, VERSION } from '../../../contract/protocol.ts';
 import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 

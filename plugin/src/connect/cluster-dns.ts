@@ -4,7 +4,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import type { Duplex } from 'node:stream';
 import { decode } from 'dns-packet';
-import { FrameReader, frame } from '../../../proxy-image/src/dns/framing.ts';
+import { FrameReader, frame } from '../../../contract/dns/framing.ts';
 
 export interface LocalDnsOptions {
   host: string;

@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { promisify } from 'node:util';
 import type { KubeConfig, KubernetesObject, V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
-import { PORTS } from '../../../proxy-image/src/protocol/index.ts';
+import { PORTS } from '../../../contract/protocol.ts';
 import { relay } from './socks.ts';
 import { clusterNameMatcher, startLocalDns, type LocalDns } from './cluster-dns.ts';
 import { undoAddresses, parseResolvConf, removeState, saveState, unwireResolver, wireResolver, RESOLV_CONF, type LocalState } from './resolver.ts';

@@ -7,8 +7,8 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
-import { BAGGAGE_HEADER } from '../../../proxy-image/src/protocol/index.ts';
-import { mergeBaggage } from '../../../proxy-image/src/router/baggage.ts';
+import { BAGGAGE_HEADER } from '../../../contract/protocol.ts';
+import { mergeBaggage } from '../../../contract/http/baggage.ts';
 
 const debug = debuglog('kt');
 

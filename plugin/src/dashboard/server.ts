@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import { LABELS, MANAGED_BY } from '../../../proxy-image/src/protocol/index.ts';
+import { LABELS, MANAGED_BY } from '../../../contract/protocol.ts';
 import { buildStatus, type PodLike, type ServiceLike, type StatusReport } from '../status/model.ts';
 import { restoreService } from '../kube/restore.ts';
 import { cleanNamespace } from '../commands/clean.ts';

@@ -4,7 +4,7 @@
 // the origin Service and the router's Secret, and the replicas of a
 // workload that `exchange --mode scale` scaled to 0.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX, ROUTER_SECRET_PREFIX } from '../../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX, ROUTER_SECRET_PREFIX } from '../../../contract/protocol.ts';
 import { apiStatus, fromApiError, ktError } from '../errors.ts';
 import { waitPodGone } from './pods.ts';
 

@@ -2,7 +2,7 @@
 // Its spec passes Pod Security "restricted" (non-root, no privilege
 // escalation, all capabilities dropped, seccomp RuntimeDefault) and runs with
 // a read-only root filesystem: the proxy writes nothing.
-import { ANNOTATIONS, DEFAULT_IDLE_EXIT_SECONDS, ENV, LABELS, MANAGED_BY, PORTS, type Role } from '../../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, DEFAULT_IDLE_EXIT_SECONDS, ENV, LABELS, MANAGED_BY, PORTS, type Role } from '../../../contract/protocol.ts';
 
 export interface ProxyPodSpec {
   name: string;

@@ -10,7 +10,7 @@
 import type { KubeConfig, V1Deployment, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import {
   ANNOTATIONS, ENV, LABELS, MANAGED_BY, ORIGIN_SUFFIX, PORTS, ROUTER_DRAIN, ROUTER_ENV, ROUTER_SECRET_KEYS, ROUTER_SECRET_PREFIX, type RouterPort,
-} from '../../../proxy-image/src/protocol/index.ts';
+} from '../../../contract/protocol.ts';
 import { apiStatus, fromApiError, ktError, type KtError } from '../errors.ts';
 import type { WorkloadRef } from '../values.ts';
 import { makeSessionKey, type KeyPair } from '../tunnel/index.ts';

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { hostname, userInfo } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ANNOTATIONS, PORTS, PROTOCOL_VERSION, type Role } from '../../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, PORTS, PROTOCOL_VERSION, type Role } from '../../../contract/protocol.ts';
 import { isKtError, ktError, toKtError } from '../errors.ts';
 import { openPortForward, PortForwardError } from '../kube/portforward.ts';
 import { annotatePod, createPod, deletePod, podRunning, waitForPod } from '../kube/pods.ts';

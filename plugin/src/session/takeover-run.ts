@@ -6,7 +6,7 @@
 // before the route goes, so traffic never falls back onto nothing.
 import { writeFile } from 'node:fs/promises';
 import type { KubeConfig, V1Deployment, V1Service } from '@kubernetes/client-node';
-import { ANNOTATIONS, COUNT_WINDOW_ENV, DEFAULT_MESH_HEADER, describeMatch, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, COUNT_WINDOW_ENV, DEFAULT_MESH_HEADER, describeMatch, type HeaderMatch as WireHeader } from '../../../contract/protocol.ts';
 import type { Deps } from '../deps.ts';
 import { fromApiError, ktError, toKtError, type KtError } from '../errors.ts';
 import { clientConfig } from '../kube/config.ts';

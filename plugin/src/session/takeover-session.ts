@@ -10,7 +10,7 @@
 // ends the session with KT_ERR_ROUTER_GONE (ARCHITECTURE.md rule 1: the Service must
 // not point at nothing; running the command again builds a new router).
 import type { KubeConfig, V1Pod, V1Service } from '@kubernetes/client-node';
-import { LABELS, PORTS, PROTOCOL_VERSION, type HeaderMatch as WireHeader } from '../../../proxy-image/src/protocol/index.ts';
+import { LABELS, PORTS, PROTOCOL_VERSION, type HeaderMatch as WireHeader } from '../../../contract/protocol.ts';
 import { apiStatus, fromApiError, ktError, toKtError, type KtError } from '../errors.ts';
 import { annotatePod, createPod, podReady, waitForPod } from '../kube/pods.ts';
 import { restoreService } from '../kube/restore.ts';
@@ -21,7 +21,8 @@ import {
   restoreSelectorOnly, ROUTER_GRACE_SECONDS, routerEnv, routerName, routerSelector, sameLabels, switchSelector, type PortPlan,
 } from '../kube/takeover.ts';
 import { ROUTE_ANNOTATION_PREFIX, parseRoutes, type RouteTraffic } from '../status/model.ts';
-import { requestRoute, RouteRefusedError, type RouteHandle } from '../tunnel/route.ts';
+import { encodeRouteAnnotation } from '../../../contract/route-annotation.ts';
+import { requestRoute, routeRefusalError, RouteRefusedError, type RouteHandle } from '../tunnel/route.ts';
 import type { Tunnel } from '../tunnel/index.ts';
 import { ProxySession, type Progress } from './proxy-session.ts';
 import { quietLine, trafficOf, type RouterAnswer } from './route-traffic.ts';
@@ -322,10 +323,7 @@ export class ServiceTakeover {
         if (!(err instanceof RouteRefusedError)) throw toKtError(err);
         const own = err.refused.includes(`(session ${this.session.id})`);
         if (!own || performance.now() > until || tunnel.closed) {
-          const p = { service: `${this.namespace}/${this.name}`, reason: err.refused };
-          if (err.code === 'limit') throw ktError('KT_ERR_ROUTE_LIMIT', p);
-          if (err.code === 'invalid') throw ktError('KT_ERR_ROUTE_INVALID', p);
-          throw ktError('KT_ERR_ROUTE_TAKEN', p);
+          throw routeRefusalError(err, `${this.namespace}/${this.name}`);
         }
         this.opts.debug(`route for port ${spec.servicePort} still held by this session's old connection; asking again`);
         await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -335,7 +333,7 @@ export class ServiceTakeover {
 
   private routeAnnotation(traffic: RouteTraffic | undefined): string {
     const first = this.routes[0]?.spec;
-    return JSON.stringify({
+    return encodeRouteAnnotation({
       owner: this.session.owner,
       kind: this.opts.kind,
       since: this.session.since,
@@ -343,7 +341,6 @@ export class ServiceTakeover {
       servicePort: first?.servicePort,
       headers: first?.headers ?? [],
       localPort: first?.local,
-      ports: this.routes.map((r) => ({ servicePort: r.spec.servicePort, localPort: r.spec.local })),
       ...(traffic ? { traffic } : {}),
     });
   }

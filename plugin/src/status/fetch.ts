@@ -2,7 +2,7 @@
 // label) and the namespace's Services (a taken-over Service is found by its
 // original-selector annotation, which no label selector can express).
 import type { KubeConfig } from '@kubernetes/client-node';
-import { LABELS, MANAGED_BY } from '../../../proxy-image/src/protocol/index.ts';
+import { LABELS, MANAGED_BY } from '../../../contract/protocol.ts';
 import { fromApiError } from '../errors.ts';
 import { buildStatus, type PodLike, type ServiceLike, type StatusReport } from './model.ts';
 

@@ -1,8 +1,11 @@
 // The one picture of who does what, built from the objects kubectl-kt
-// created (found by the label and annotation names of the protocol module
+// created (found by the label and annotation names of contract/protocol.ts
 // alone). `status`, `clean` and the dashboard all read it; the function is
 // pure, so every rule here is tested without a cluster.
-import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX } from '../../../proxy-image/src/protocol/index.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX } from '../../../contract/protocol.ts';
+import { decodeRouteAnnotation, type RouteAnnotation } from '../../../contract/route-annotation.ts';
+
+export type { RouteTraffic } from '../../../contract/route-annotation.ts';
 
 export interface Meta {
   name?: string;
@@ -23,33 +26,11 @@ export interface ServiceLike {
   spec?: { selector?: Record<string, string>; clusterIP?: string; ports?: { port: number; name?: string; targetPort?: number | string }[] };
 }
 
-/**
- * What the router counted for one session's mesh routes over its count
- * window (proxy-image/src/router/counters.ts), as of `at` (the session's
- * last heartbeat): per Service port, the requests the route took, those that
- * carried its header or baggage key with another value, those that carried
- * neither, and the port's requests and untagged requests overall.
- */
-export interface RouteTraffic {
-  windowSeconds: number;
-  at: string;
-  ports: { servicePort: number; matched: number; otherValue: number; untagged: number; requests: number; portUntagged: number }[];
-}
-
 /** A route a developer holds on a shared router (one annotation per session). */
-export interface RouteInfo {
+export interface RouteInfo extends RouteAnnotation {
   session: string;
-  owner: string;
-  kind: 'exchange' | 'mesh';
-  since: string;
-  heartbeat: string;
   heartbeatAgeSeconds: number;
   stale: boolean;
-  servicePort?: number;
-  /** The route's rules: header rules have a name, baggage rules a `baggage` key (protocol HeaderMatch). */
-  headers?: { name?: string; value?: string; regex?: string; baggage?: string }[];
-  localPort?: number;
-  traffic?: RouteTraffic;
 }
 
 export interface SessionInfo {
@@ -106,25 +87,16 @@ export function parseRoutes(annotations: Record<string, string> | undefined, now
   const out: RouteInfo[] = [];
   for (const [k, v] of Object.entries(annotations ?? {})) {
     if (!k.startsWith(ROUTE_ANNOTATION_PREFIX)) continue;
-    try {
-      const r = JSON.parse(v) as Partial<RouteInfo>;
-      const age = ageSeconds(r.heartbeat, now);
-      out.push({
-        session: k.slice(ROUTE_ANNOTATION_PREFIX.length),
-        owner: String(r.owner ?? 'unknown'),
-        kind: r.kind === 'mesh' ? 'mesh' : 'exchange',
-        since: String(r.since ?? ''),
-        heartbeat: String(r.heartbeat ?? ''),
-        heartbeatAgeSeconds: age,
-        stale: age > STALE_AFTER_SECONDS,
-        servicePort: r.servicePort,
-        headers: r.headers,
-        localPort: r.localPort,
-        ...(r.traffic && typeof r.traffic === 'object' && Array.isArray(r.traffic.ports) ? { traffic: r.traffic } : {}),
-      });
-    } catch {
-      // An annotation someone else wrote by hand: not ours to interpret.
-    }
+    // An annotation someone else wrote by hand that is not JSON: not ours to interpret.
+    const r = decodeRouteAnnotation(v);
+    if (!r) continue;
+    const age = ageSeconds(r.heartbeat, now);
+    out.push({
+      session: k.slice(ROUTE_ANNOTATION_PREFIX.length),
+      ...r,
+      heartbeatAgeSeconds: age,
+      stale: age > STALE_AFTER_SECONDS,
+    });
   }
   return out.sort((a, b) => a.since.localeCompare(b.since));
 }

@@ -5,8 +5,8 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Client, ClientChannel, TcpConnectionDetails } from 'ssh2';
-import { clientExpectForwarded } from '../../../proxy-image/src/ssh/internals.ts';
-import { splice } from '../../../proxy-image/src/ssh/splice.ts';
+import { clientExpectForwarded } from '../../../contract/ssh/internals.ts';
+import { splice } from '../../../contract/ssh/splice.ts';
 
 export type ForwardTarget = { host: string; port: number } | ((stream: Duplex, info: TcpConnectionDetails) => void);
 

@@ -6,6 +6,6 @@ export { makeSessionKey, pinHostKey } from './keys.ts';
 export type { KeyPair } from './keys.ts';
 export type { ForwardHandle, ForwardTarget } from './forward-in.ts';
 export type { ListenHandle } from './listen.ts';
-export type { HelloInfo } from '../../../proxy-image/src/ssh/hello.ts';
+export type { HelloInfo } from '../../../contract/ssh/hello.ts';
 export { requestRoute, RouteRefusedError } from './route.ts';
 export type { RouteHandle } from './route.ts';

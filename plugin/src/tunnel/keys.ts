@@ -2,8 +2,8 @@
 // and passes the public half to the proxy pod (KT_AUTHORIZED_KEYS), so a key
 // never outlives the session that made it.
 import ssh2 from 'ssh2';
-import { generateEd25519 } from '../../../proxy-image/src/ssh/keys.ts';
-import type { KeyPair } from '../../../proxy-image/src/ssh/keys.ts';
+import { generateEd25519 } from '../../../contract/ssh/keys.ts';
+import type { KeyPair } from '../../../contract/ssh/keys.ts';
 
 export type { KeyPair };
 

@@ -4,7 +4,7 @@
 // `connect` option, which is asked for a channel per connection).
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { splice } from '../../../proxy-image/src/ssh/splice.ts';
+import { splice } from '../../../contract/ssh/splice.ts';
 
 export interface ListenHandle {
   port: number;

@@ -3,9 +3,10 @@
 // forwarded-tcpip channels for it (they carry the reply's address and the
 // Service port) to a local port. The route ends with the tunnel, or earlier
 // with close().
-import { SSH_REQUESTS } from '../../../proxy-image/src/protocol/index.ts';
-import type { RouteRefusalCode, RouteRequest } from '../../../proxy-image/src/protocol/index.ts';
-import { decodeRouteReply, encodeJson, ROUTE_CANCEL_REQUEST } from '../../../proxy-image/src/ssh/route-request.ts';
+import { SSH_REQUESTS } from '../../../contract/protocol.ts';
+import type { RouteRefusalCode, RouteRequest } from '../../../contract/protocol.ts';
+import { decodeRouteReply, encodeRouteCancel, encodeRouteRequest } from '../../../contract/ssh/route-request.ts';
+import { ktError, type ErrorCode, type KtError } from '../errors.ts';
 import type { ForwardTarget } from './forward-in.ts';
 import type { Tunnel } from './tunnel.ts';
 
@@ -20,7 +21,7 @@ export interface RouteHandle {
 /** The router said no; `refused` is its reason (for a conflict it names the holder). */
 export class RouteRefusedError extends Error {
   readonly refused: string;
-  /** Why (protocol RouteRefusal.code); a router that sends none is read as `taken`. */
+  /** Why (RouteRefusal.code in contract/protocol.ts; decodeRouteReply reads a missing code as `taken`). */
   readonly code: RouteRefusalCode;
   constructor(refused: string, code: RouteRefusalCode = 'taken') {
     super(`the router refused the route: ${refused}`);
@@ -30,8 +31,20 @@ export class RouteRefusedError extends Error {
   }
 }
 
+/** The plugin's error for each refusal reason (the README's error table says what each means). */
+export const ROUTE_REFUSAL_ERRORS = {
+  taken: 'KT_ERR_ROUTE_TAKEN',
+  limit: 'KT_ERR_ROUTE_LIMIT',
+  invalid: 'KT_ERR_ROUTE_INVALID',
+} as const satisfies Record<RouteRefusalCode, ErrorCode>;
+
+/** The user's error for a refused route of `service` (namespace/name). */
+export function routeRefusalError(err: RouteRefusedError, service: string): KtError {
+  return ktError(ROUTE_REFUSAL_ERRORS[err.code], { service, reason: err.refused });
+}
+
 export async function requestRoute(tunnel: Tunnel, req: RouteRequest, toLocal: ForwardTarget): Promise<RouteHandle> {
-  const raw = await tunnel.request(SSH_REQUESTS.route, encodeJson(req));
+  const raw = await tunnel.request(SSH_REQUESTS.route, encodeRouteRequest(req));
   const reply = decodeRouteReply(raw);
   if (!reply) throw new Error('the router answered the route request with something that is not a route reply (is it a router?)');
   if ('refused' in reply) throw new RouteRefusedError(reply.refused, reply.code);
@@ -45,7 +58,7 @@ export async function requestRoute(tunnel: Tunnel, req: RouteRequest, toLocal: F
         stop();
         if (tunnel.closed) return;
         // Routes die with the connection anyway; a failed cancel changes nothing.
-        await tunnel.request(ROUTE_CANCEL_REQUEST, encodeJson({ id: reply.id })).catch(() => null);
+        await tunnel.request(SSH_REQUESTS.routeCancel, encodeRouteCancel(reply.id)).catch(() => null);
       })()),
   };
 }

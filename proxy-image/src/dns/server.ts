@@ -6,7 +6,7 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { lookup, type LookupOneOptions } from 'node:dns';
 import { createServer, isIP, isIPv6, type Server, type Socket } from 'node:net';
-import { FrameReader, frame } from './framing.ts';
+import { FrameReader, frame } from '../../../contract/dns/framing.ts';
 
 export interface DnsRequestContext {
   readonly transport: 'udp' | 'tcp';
@@ -35,97 +35,29 @@ export interface DnsListener {
   close(): Promise<void>;
 }
 
+type Run = (query: Buffer, ctx: DnsRequestContext) => Promise<Buffer | null>;
+
+/** Runs the handler, counting the queries being answered (`inflight`). */
+interface Runner {
+  run: Run;
+  inflight: number;
+}
+
 export async function serveDns(opts: ServeOptions): Promise<DnsListener> {
   const debug = opts.debug ?? (() => {});
   const maxInflight = opts.maxInflight ?? 4096;
-  const perConn = opts.maxInflightPerConnection ?? 128;
   const sockets = new Set<Socket>();
-  let inflight = 0;
   let closed = false;
-
-  // A handler bug must cost one answer, not the server.
-  const failed = (err: unknown): null => {
-    debug(`dns handler failed: ${(err as Error).stack ?? String(err)}`);
-    return null;
-  };
-  const done = (resp: Buffer | null): Buffer | null => {
-    inflight--;
-    return resp;
-  };
-  // One promise per query, no async wrapper around the handler's: at tens of
-  // thousands of queries a second each await layer shows (test/bench/dns.bench.ts).
-  const run = (query: Buffer, ctx: DnsRequestContext): Promise<Buffer | null> => {
-    inflight++;
-    let p: Promise<Buffer | null>;
-    try {
-      p = opts.handler(query, ctx);
-    } catch (err) {
-      p = Promise.resolve(failed(err));
-    }
-    return p.then(done, (err: unknown) => done(failed(err)));
-  };
-
-  const tcp = createServer((sock) => {
-    if (sockets.size >= (opts.maxConnections ?? 256)) {
-      sock.destroy();
-      return;
-    }
-    sockets.add(sock);
-    sock.setNoDelay(true);
-    sock.setTimeout(opts.tcpIdleMs ?? 30_000);
-    let busy = 0;
-    const remote = `${sock.remoteAddress}:${sock.remotePort}`;
-    const reader = new FrameReader((msg) => {
-      busy++;
-      if (busy >= perConn) sock.pause();
-      void run(Buffer.from(msg), { transport: 'tcp', remote }).then((resp) => {
-        busy--;
-        if (busy < perConn && !sock.destroyed) sock.resume();
-        if (resp && resp.length <= 0xffff && sock.writable) sock.write(frame(resp));
-      });
-    });
-    sock.on('data', (d: Buffer) => reader.push(d));
-    sock.on('timeout', () => {
-      if (busy === 0) sock.destroy();
-    });
-    sock.on('error', (err) => debug(`dns tcp ${remote}: ${err.message}`));
-    sock.on('close', () => sockets.delete(sock));
-  });
-
-  const listenBoth = async (port: number): Promise<UdpSocket> => {
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen({ host: opts.host, port }, () => {
-        tcp.off('error', reject);
-        resolve();
-      });
-    });
-    const bound = (tcp.address() as { port: number }).port;
-    // Answers go to rinfo.address, always an IP literal: a lookup that
-    // answers at once spares dns.lookup's checks and tick on every send.
-    const udp = createSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4', lookup: literalLookup });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind({ address: opts.host, port: bound }, () => {
-          udp.off('error', reject);
-          resolve();
-        });
-      });
-    } catch (err) {
-      udp.close();
-      await closeServer(tcp);
-      throw err;
-    }
-    return udp;
-  };
+  const runner = makeRunner(opts.handler, debug);
+  const { run } = runner;
+  const tcp = createServer((sock) => serveTcp(opts, sockets, run, sock, debug));
 
   // With port 0 the kernel picks a free TCP port; its UDP twin may be taken,
   // so try a few picks before giving up.
   let udp: UdpSocket | undefined;
   for (let tries = 0; !udp; tries++) {
     try {
-      udp = await listenBoth(opts.port);
+      udp = await listenBoth(tcp, opts.host, opts.port);
     } catch (err) {
       if (opts.port !== 0 || tries >= 10 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     }
@@ -139,7 +71,7 @@ export async function serveDns(opts: ServeOptions): Promise<DnsListener> {
     // Keep the system default.
   }
   udpSock.on('message', (msg, rinfo) => {
-    if (inflight >= maxInflight) return;
+    if (runner.inflight >= maxInflight) return;
     void run(msg, new UdpContext(rinfo)).then((resp) => {
       // Answers still in flight when the listener closes have nowhere to go.
       // No send callback: a failed send is an 'error' event (below), and
@@ -157,6 +89,92 @@ export async function serveDns(opts: ServeOptions): Promise<DnsListener> {
       await Promise.all([closeServer(tcp), new Promise<void>((r) => udpSock.close(() => r()))]);
     },
   };
+}
+
+function makeRunner(handler: DnsHandler, debug: (m: string) => void): Runner {
+  // A handler bug must cost one answer, not the server.
+  const failed = (err: unknown): null => {
+    debug(`dns handler failed: ${(err as Error).stack ?? String(err)}`);
+    return null;
+  };
+  const done = (resp: Buffer | null): Buffer | null => {
+    runner.inflight--;
+    return resp;
+  };
+  // One promise per query, no async wrapper around the handler's: at tens of
+  // thousands of queries a second each await layer shows (test/bench/dns.bench.ts).
+  const runner: Runner = {
+    inflight: 0,
+    run: (query, ctx) => {
+      runner.inflight++;
+      let p: Promise<Buffer | null>;
+      try {
+        p = handler(query, ctx);
+      } catch (err) {
+        p = Promise.resolve(failed(err));
+      }
+      return p.then(done, (err: unknown) => done(failed(err)));
+    },
+  };
+  return runner;
+}
+
+/** One TCP connection: many queries, answered as each is ready; reading pauses at maxInflightPerConnection. */
+function serveTcp(opts: ServeOptions, sockets: Set<Socket>, run: Run, sock: Socket, debug: (m: string) => void): void {
+  if (sockets.size >= (opts.maxConnections ?? 256)) {
+    sock.destroy();
+    return;
+  }
+  const perConn = opts.maxInflightPerConnection ?? 128;
+  sockets.add(sock);
+  sock.setNoDelay(true);
+  sock.setTimeout(opts.tcpIdleMs ?? 30_000);
+  let busy = 0;
+  const remote = `${sock.remoteAddress}:${sock.remotePort}`;
+  const reader = new FrameReader((msg) => {
+    busy++;
+    if (busy >= perConn) sock.pause();
+    void run(Buffer.from(msg), { transport: 'tcp', remote }).then((resp) => {
+      busy--;
+      if (busy < perConn && !sock.destroyed) sock.resume();
+      if (resp && resp.length <= 0xffff && sock.writable) sock.write(frame(resp));
+    });
+  });
+  sock.on('data', (d: Buffer) => reader.push(d));
+  sock.on('timeout', () => {
+    if (busy === 0) sock.destroy();
+  });
+  sock.on('error', (err) => debug(`dns tcp ${remote}: ${err.message}`));
+  sock.on('close', () => sockets.delete(sock));
+}
+
+/** Listens on TCP host:port, then binds UDP to the same port; on a UDP failure the TCP listener is closed again. */
+async function listenBoth(tcp: Server, host: string, port: number): Promise<UdpSocket> {
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen({ host, port }, () => {
+      tcp.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (tcp.address() as { port: number }).port;
+  // Answers go to rinfo.address, always an IP literal: a lookup that
+  // answers at once spares dns.lookup's checks and tick on every send.
+  const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind({ address: host, port: bound }, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    udp.close();
+    await closeServer(tcp);
+    throw err;
+  }
+  return udp;
 }
 
 /** The sender of a datagram; its "address:port" text is made only when asked for. */

@@ -5,7 +5,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, isIPv6, type Socket } from 'node:net';
 import type { Upstream } from './resolvconf.ts';
 import { HEADER_LEN, questionEndOffset } from './wire.ts';
-import { FrameReader, frame } from './framing.ts';
+import { FrameReader, frame } from '../../../contract/dns/framing.ts';
 
 export interface UpstreamOptions {
   upstreams: readonly Upstream[];

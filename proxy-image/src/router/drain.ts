@@ -17,7 +17,7 @@
 // Plain TCP and WebSocket splices cannot be told to move; they are served
 // until the exit. http1.ts and h2.ts only report to a Drain; the policy is here.
 import http2 from 'node:http2';
-import { ROUTER_DRAIN } from '../protocol/index.ts';
+import { ROUTER_DRAIN } from '../../../contract/protocol.ts';
 
 /** Something that carries HTTP: an HTTP/1 client connection or an HTTP/2 session. */
 export interface Drainable {

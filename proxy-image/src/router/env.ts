@@ -1,5 +1,5 @@
 // KT_ROUTER_PORTS, validated at the edge: the core never re-checks it.
-import type { RouterPort } from '../protocol/index.ts';
+import type { RouterPort } from '../../../contract/protocol.ts';
 
 const isPort = (n: unknown, min = 1): n is number => Number.isInteger(n) && (n as number) >= min && (n as number) <= 65535;
 

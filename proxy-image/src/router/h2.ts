@@ -6,7 +6,7 @@
 // gRPC puts its status) are relayed.
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
-import type { RouterPort } from '../protocol/index.ts';
+import type { RouterPort } from '../../../contract/protocol.ts';
 import { goawayGracefully } from './drain.ts';
 import type { Drain } from './drain.ts';
 import type { HeaderLookup } from './match.ts';

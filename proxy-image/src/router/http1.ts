@@ -8,7 +8,7 @@
 // takes itself so that every HTTP/2 stream is routed on its own.
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { splice } from '../ssh/splice.ts';
+import { splice } from '../../../contract/ssh/splice.ts';
 import { withConnectionClose } from './drain.ts';
 import type { Drain } from './drain.ts';
 import { ChunkedScanner, MAX_HEAD, leadingCrlf, parseRequestHead, parseResponseHead, responseFraming } from './http1-parse.ts';

@@ -1,12 +1,12 @@
 // Header conditions of a mesh route, compiled once when the route is
 // registered (validate at the edge), then matched per request without
 // allocation. Pure: no I/O, tested without sockets.
-import { describeMatch } from '../protocol/index.ts';
-import type { HeaderMatch } from '../protocol/index.ts';
-import { baggageCondition } from './baggage.ts';
-import { compileLinearRegex } from './regex.ts';
+import { describeMatch } from '../../../contract/protocol.ts';
+import type { HeaderMatch } from '../../../contract/protocol.ts';
+import { baggageCondition } from './baggage-match.ts';
+import { compileLinearRegex } from '../../../contract/http/regex.ts';
 
-export { MAX_REGEX_LENGTH } from './regex.ts';
+export { MAX_REGEX_LENGTH } from '../../../contract/http/regex.ts';
 
 /** RFC 9110 §5.6.2 token: what a header name may be made of. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

@@ -2,7 +2,7 @@
 // says nothing first): it goes whole to the default route — the exchange if
 // there is one, else the origin — as a byte splice.
 import type net from 'node:net';
-import { splice } from '../ssh/splice.ts';
+import { splice } from '../../../contract/ssh/splice.ts';
 import { describeTarget, ORIGIN } from './upstream.ts';
 import type { Connector, Target } from './upstream.ts';
 

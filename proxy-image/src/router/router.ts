@@ -6,13 +6,13 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { debuglog } from 'node:util';
-import { SSH_REQUESTS } from '../protocol/index.ts';
-import type { RouteRefusal, RouteReply, RouterPort } from '../protocol/index.ts';
+import { SSH_REQUESTS } from '../../../contract/protocol.ts';
+import type { RouteRefusal, RouteReply, RouterPort } from '../../../contract/protocol.ts';
 import { rateLimitedLog } from '../ratelog.ts';
 import type { ConnContext } from '../ssh/context.ts';
-import { makeHelloHandler } from '../ssh/hello.ts';
+import { makeHelloHandler } from '../ssh/hello-handler.ts';
 import type { RequestHandler } from '../ssh/policy.ts';
-import { makeRouteCancelHandler, makeRouteHandler, ROUTE_CANCEL_REQUEST } from '../ssh/route-request.ts';
+import { makeRouteCancelHandler, makeRouteHandler } from '../ssh/route-handler.ts';
 import { startSshServer } from '../ssh/server.ts';
 import type { SshServer } from '../ssh/server.ts';
 import { Counters } from './counters.ts';
@@ -132,7 +132,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
 
   const requests = new Map<string, RequestHandler>([
     [SSH_REQUESTS.route, makeRouteHandler(register)],
-    [ROUTE_CANCEL_REQUEST, makeRouteCancelHandler((ctx, id) => table.remove(id, ctx.id))],
+    [SSH_REQUESTS.routeCancel, makeRouteCancelHandler((ctx, id) => table.remove(id, ctx.id))],
     [SSH_REQUESTS.hello, makeHelloHandler('router')],
   ]);
   const ssh: SshServer = await startSshServer({

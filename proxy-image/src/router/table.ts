@@ -13,7 +13,7 @@
 // or baggage rules only), which are tried in turn and capped.
 import { compileConditions, conditionSetKey, describeConditions, matchesAll, valueForms } from './match.ts';
 import type { Condition, HeaderLookup } from './match.ts';
-import type { HeaderMatch, RouteRefusalCode, RouteRequest } from '../protocol/index.ts';
+import type { HeaderMatch, RouteRefusalCode, RouteRequest } from '../../../contract/protocol.ts';
 
 /**
  * Caps (README, Limits). Routes per router: a developer holds one per

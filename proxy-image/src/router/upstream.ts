@@ -4,7 +4,7 @@
 // upstream connections are kept per target and reused (keep-alive).
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { RouterPort } from '../protocol/index.ts';
+import type { RouterPort } from '../../../contract/protocol.ts';
 import type { Route } from './table.ts';
 
 /** What the router needs from a route's SSH connection. */

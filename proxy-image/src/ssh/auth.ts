@@ -2,7 +2,7 @@
 // but does not check either: accepting ctx without verifying the signature
 // would let anyone who knows a public key log in.
 import type { AuthContext, ParsedKey } from 'ssh2';
-import { SSH_USER } from '../protocol/index.ts';
+import { SSH_USER } from '../../../contract/protocol.ts';
 
 export type AuthDecision =
   | { kind: 'accept' }

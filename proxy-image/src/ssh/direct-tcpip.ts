@@ -6,8 +6,8 @@
 import net from 'node:net';
 import type { AcceptConnection, RejectConnection, TcpipRequestInfo, ServerChannel } from 'ssh2';
 import type { ConnContext } from './context.ts';
-import { rejectWithDescription } from './internals.ts';
-import { splice } from './splice.ts';
+import { rejectWithDescription } from '../../../contract/ssh/internals.ts';
+import { splice } from '../../../contract/ssh/splice.ts';
 
 export function handleDirectTcpip(
   ctx: ConnContext,

@@ -3,7 +3,7 @@
 // finish in any order (a listen may take longer than a hello), so each
 // request takes a slot in a queue and the queue drains from the front.
 import type { ConnContext } from './context.ts';
-import { replyGlobalRequest, takeOverGlobalRequests } from './internals.ts';
+import { replyGlobalRequest, takeOverGlobalRequests } from '../../../contract/ssh/internals.ts';
 import { requestHandler } from './policy.ts';
 import type { RequestHandler } from './policy.ts';
 

@@ -3,10 +3,10 @@
 // Anything not in these tables is refused — session (so no shell, exec or subsystem), x11, agent forwarding,
 // streamlocal, and every type or request nobody named.
 import type { AcceptConnection, RejectConnection, ServerChannel, TcpipRequestInfo } from 'ssh2';
-import { SSH_REQUESTS } from '../protocol/index.ts';
+import { SSH_REQUESTS } from '../../../contract/protocol.ts';
 import type { ConnContext } from './context.ts';
 import { handleDirectTcpip } from './direct-tcpip.ts';
-import { makeHelloHandler } from './hello.ts';
+import { makeHelloHandler } from './hello-handler.ts';
 import { handleCancelTcpipForward, handleTcpipForward } from './tcpip-forward.ts';
 
 export type ChannelHandler = (

@@ -3,17 +3,18 @@
 import net from 'node:net';
 import { debuglog } from 'node:util';
 import ssh2 from 'ssh2';
-import type { AuthContext, Connection, ParsedKey } from 'ssh2';
-import { CIPHERS } from './algorithms.ts';
+import type { AuthContext, ClientInfo, Connection, ParsedKey } from 'ssh2';
+import { CIPHERS } from '../../../contract/ssh/algorithms.ts';
 import { decideAuth } from './auth.ts';
 import type { ConnContext, Log } from './context.ts';
 import { serveGlobalRequests } from './global-requests.ts';
-import { socketOf } from './internals.ts';
-import { generateEd25519, parseAuthorizedKeys } from './keys.ts';
+import { socketOf } from '../../../contract/ssh/internals.ts';
+import { parseAuthorizedKeys } from './authorized-keys.ts';
+import { generateEd25519 } from '../../../contract/ssh/keys.ts';
 import { CHANNEL_HANDLERS } from './policy.ts';
 import type { RequestHandler } from './policy.ts';
 import { closeForwards } from './tcpip-forward.ts';
-import { batchWrites } from './write-batch.ts';
+import { batchWrites } from '../../../contract/ssh/write-batch.ts';
 import { rateLimitedLog } from '../ratelog.ts';
 
 /**
@@ -73,6 +74,22 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || (net.isIPv4(host) && host.startsWith('127.'));
 }
 
+/** What the connection and socket handlers of one server share. */
+interface ServerState {
+  opts: SshServerOptions;
+  log: ReturnType<typeof rateLimitedLog>;
+  allowed: readonly ParsedKey[];
+  loginGraceMs: number;
+  connectTimeoutMs: number;
+  /** Open TCP sockets; those not logged in yet also have a grace timer. */
+  sockets: Set<net.Socket>;
+  graceTimers: Map<net.Socket, NodeJS.Timeout>;
+  /** Authenticated connections. */
+  ready: Set<Connection>;
+  idle: IdleTimer;
+  seq: number;
+}
+
 export async function startSshServer(opts: SshServerOptions): Promise<SshServer> {
   const host = opts.host ?? '127.0.0.1';
   if (!isLoopbackHost(host)) throw new Error(`the SSH server listens on loopback only, not ${host}`);
@@ -83,8 +100,6 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
   const log = rateLimitedLog({ log: baseLog, burst: 50, intervalMs: 10_000, what: 'ssh' });
   const hostKey = opts.hostKey ?? generateEd25519('kt-proxy host').privateKey;
   const keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS;
-  const loginGraceMs = opts.loginGraceMs ?? 30_000;
-  const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
 
   const ssh = new Server({
     hostKeys: [hostKey],
@@ -93,116 +108,138 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     keepaliveCountMax: 3,
     ident: 'kt-proxy',
   });
-  const sockets = new Set<net.Socket>();
-  const ready = new Set<Connection>();
-  const idle = idleTimer(opts.idleExitMs, () => {
-    log(`no client for ${opts.idleExitMs} ms: idle`);
-    opts.onIdle?.();
-  });
-  let seq = 0;
-
-  ssh.on('connection', (conn: Connection, info) => {
-    const ctx: ConnContext = { id: `c${++seq}`, conn, forwards: new Map(), closed: false, log, connectTimeoutMs };
-    log(`${ctx.id} connection from ${info.ip}:${info.port} (${info.header.versions.software})`);
-    serveGlobalRequests(ctx, opts.requests);
-    conn.on('authentication', (auth) => onAuthentication(ctx, auth, allowed));
-    conn.on('ready', () => {
-      const sock = socketOf(conn) as net.Socket;
-      clearTimeout(graceTimers.get(sock));
-      graceTimers.delete(sock);
-      ready.add(conn);
-      idle.busy();
-      log(`${ctx.id} authenticated (${ready.size} client(s))`);
-    });
-    let channels = 0;
-    for (const [type, { ssh2Event, handle }] of CHANNEL_HANDLERS) {
-      conn.on(ssh2Event, (accept, reject, chanInfo) => {
-        if (ctx.closed) return reject();
-        // Counted from the request (the handler may accept only after its own connect), released on reject or close.
-        if (channels >= MAX_CHANNELS) {
-          log(`${ctx.id} channel ${type} refused: ${MAX_CHANNELS} open`);
-          return reject();
-        }
-        channels++;
-        const counted: typeof accept = () => {
-          const ch = accept();
-          ch.once('close', () => channels--);
-          return ch;
-        };
-        const refuse: typeof reject = () => {
-          channels--;
-          reject();
-        };
-        handle(ctx, counted, refuse, chanInfo);
-      });
-    }
-    conn.on('error', (err: Error & { level?: string }) => {
-      log(`${ctx.id} error: ${err.message}`);
-      // ssh2 answers a keepalive timeout with end(): a FIN the silent peer
-      // never acknowledges, so 'close' (and with it the end of this
-      // connection's routes and forwards) could wait minutes for TCP to give
-      // up. The peer is judged dead: close now.
-      if (err.level === 'client-timeout') (socketOf(conn) as net.Socket | undefined)?.destroy();
-    });
-    conn.on('close', () => {
-      ctx.closed = true;
-      closeForwards(ctx);
-      if (ready.delete(conn) && ready.size === 0) idle.idle();
-      log(`${ctx.id} closed (${ready.size} client(s))`);
-    });
-  });
-
-  const graceTimers = new Map<net.Socket, NodeJS.Timeout>();
-  const tcp = net.createServer({ noDelay: true }, (sock) => {
-    // Without TCP_NODELAY the small window-adjust and ack packets wait for
-    // Nagle's timer and a single channel drops to 40-100 MiB/s.
-    sock.setNoDelay(true);
-    if (graceTimers.size >= MAX_UNAUTHENTICATED) {
-      log(`socket from ${sock.remoteAddress}:${sock.remotePort} closed: ${MAX_UNAUTHENTICATED} sockets are logging in already`);
-      sock.destroy();
-      return;
-    }
-    sockets.add(sock);
-    const grace = setTimeout(() => {
-      log(`socket from ${sock.remoteAddress}:${sock.remotePort} did not log in within ${loginGraceMs} ms`);
-      sock.destroy();
-    }, loginGraceMs);
-    graceTimers.set(sock, grace);
-    sock.once('close', () => {
-      sockets.delete(sock);
-      clearTimeout(grace);
-      graceTimers.delete(sock);
-    });
-    batchWrites(sock);
-    ssh.injectSocket(sock);
-  });
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen({ host, port: opts.port }, () => {
-      tcp.off('error', reject);
-      resolve();
-    });
-  });
+  const state: ServerState = {
+    opts,
+    log,
+    allowed,
+    loginGraceMs: opts.loginGraceMs ?? 30_000,
+    connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+    sockets: new Set(),
+    graceTimers: new Map(),
+    ready: new Set(),
+    idle: idleTimer(opts.idleExitMs, () => {
+      log(`no client for ${opts.idleExitMs} ms: idle`);
+      opts.onIdle?.();
+    }),
+    seq: 0,
+  };
+  ssh.on('connection', (conn: Connection, info) => serveConnection(state, conn, info));
+  const tcp = net.createServer({ noDelay: true }, (sock) => acceptSocket(state, sock, (s) => ssh.injectSocket(s)));
+  await listen(tcp, host, opts.port);
   tcp.on('error', (err) => log(`ssh listener error: ${err.message}`));
   const port = (tcp.address() as net.AddressInfo).port;
   baseLog(`ssh listening on ${host}:${port}`);
-  idle.idle();
+  state.idle.idle();
 
   let closing: Promise<void> | undefined;
   return {
     port,
-    clients: () => ready.size,
+    clients: () => state.ready.size,
     close() {
       closing ??= new Promise<void>((resolve) => {
-        idle.stop();
+        state.idle.stop();
         log.close();
         tcp.close(() => resolve());
-        for (const conn of ready) conn.end();
-        for (const sock of sockets) sock.destroy();
+        for (const conn of state.ready) conn.end();
+        for (const sock of state.sockets) sock.destroy();
       });
       return closing;
     },
   };
+}
+
+function listen(tcp: net.Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen({ host, port }, () => {
+      tcp.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** One SSH connection: its context, login, channels (capped), and the end of its forwards when it goes. */
+function serveConnection(state: ServerState, conn: Connection, info: ClientInfo): void {
+  const { log, ready, idle, graceTimers } = state;
+  const ctx: ConnContext = { id: `c${++state.seq}`, conn, forwards: new Map(), closed: false, log, connectTimeoutMs: state.connectTimeoutMs };
+  log(`${ctx.id} connection from ${info.ip}:${info.port} (${info.header.versions.software})`);
+  serveGlobalRequests(ctx, state.opts.requests);
+  conn.on('authentication', (auth) => onAuthentication(ctx, auth, state.allowed));
+  conn.on('ready', () => {
+    const sock = socketOf(conn) as net.Socket;
+    clearTimeout(graceTimers.get(sock));
+    graceTimers.delete(sock);
+    ready.add(conn);
+    idle.busy();
+    log(`${ctx.id} authenticated (${ready.size} client(s))`);
+  });
+  serveChannels(ctx);
+  conn.on('error', (err: Error & { level?: string }) => {
+    log(`${ctx.id} error: ${err.message}`);
+    // ssh2 answers a keepalive timeout with end(): a FIN the silent peer
+    // never acknowledges, so 'close' (and with it the end of this
+    // connection's routes and forwards) could wait minutes for TCP to give
+    // up. The peer is judged dead: close now.
+    if (err.level === 'client-timeout') (socketOf(conn) as net.Socket | undefined)?.destroy();
+  });
+  conn.on('close', () => {
+    ctx.closed = true;
+    closeForwards(ctx);
+    if (ready.delete(conn) && ready.size === 0) idle.idle();
+    log(`${ctx.id} closed (${ready.size} client(s))`);
+  });
+}
+
+/** The channel types of policy.ts, at most MAX_CHANNELS open at once. */
+function serveChannels(ctx: ConnContext): void {
+  let channels = 0;
+  for (const [type, { ssh2Event, handle }] of CHANNEL_HANDLERS) {
+    ctx.conn.on(ssh2Event, (accept, reject, chanInfo) => {
+      if (ctx.closed) return reject();
+      // Counted from the request (the handler may accept only after its own connect), released on reject or close.
+      if (channels >= MAX_CHANNELS) {
+        ctx.log(`${ctx.id} channel ${type} refused: ${MAX_CHANNELS} open`);
+        return reject();
+      }
+      channels++;
+      const counted: typeof accept = () => {
+        const ch = accept();
+        ch.once('close', () => channels--);
+        return ch;
+      };
+      const refuse: typeof reject = () => {
+        channels--;
+        reject();
+      };
+      handle(ctx, counted, refuse, chanInfo);
+    });
+  }
+}
+
+/** A new TCP socket: refused beyond MAX_UNAUTHENTICATED logging in, dropped if it does not log in in time, else handed to ssh2. */
+function acceptSocket(state: ServerState, sock: net.Socket, inject: (sock: net.Socket) => void): void {
+  const { log, sockets, graceTimers, loginGraceMs } = state;
+  // Without TCP_NODELAY the small window-adjust and ack packets wait for
+  // Nagle's timer and a single channel drops to 40-100 MiB/s.
+  sock.setNoDelay(true);
+  if (graceTimers.size >= MAX_UNAUTHENTICATED) {
+    log(`socket from ${sock.remoteAddress}:${sock.remotePort} closed: ${MAX_UNAUTHENTICATED} sockets are logging in already`);
+    sock.destroy();
+    return;
+  }
+  sockets.add(sock);
+  const grace = setTimeout(() => {
+    log(`socket from ${sock.remoteAddress}:${sock.remotePort} did not log in within ${loginGraceMs} ms`);
+    sock.destroy();
+  }, loginGraceMs);
+  graceTimers.set(sock, grace);
+  sock.once('close', () => {
+    sockets.delete(sock);
+    clearTimeout(grace);
+    graceTimers.delete(sock);
+  });
+  batchWrites(sock);
+  inject(sock);
 }
 
 function onAuthentication(ctx: ConnContext, auth: AuthContext, allowed: readonly ParsedKey[]): void {

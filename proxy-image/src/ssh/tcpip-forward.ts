@@ -4,7 +4,7 @@
 // with it (ARCHITECTURE.md rule 1: routes live exactly as long as the connection).
 import net from 'node:net';
 import type { ConnContext } from './context.ts';
-import { splice } from './splice.ts';
+import { splice } from '../../../contract/ssh/splice.ts';
 
 export interface ForwardRequest {
   bindAddr: string;

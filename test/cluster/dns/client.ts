@@ -5,7 +5,7 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import * as packet from 'dns-packet';
 import type { DecodedPacket, Packet } from 'dns-packet';
-import { FrameReader, frame } from '../../../proxy-image/src/dns/framing.ts';
+import { FrameReader, frame } from '../../../contract/dns/framing.ts';
 
 export interface Target {
   host: string;

@@ -1,7 +1,8 @@
 // W3C Baggage (https://www.w3.org/TR/baggage/, §3.2 "Header Content"):
 // the `baggage` request header that OpenTelemetry-instrumented services pass
-// on from hop to hop. Pure: no I/O, shared by the router (matching) and the
-// plugin (adding members to requests in `connect`).
+// on from hop to hop. Pure: no I/O, shared by the router (matching:
+// proxy-image/src/router/baggage-match.ts) and the plugin (adding members to
+// requests in `connect`).
 //
 //   baggage-string = list-member 0*179( OWS "," OWS list-member )
 //   list-member    = key OWS "=" OWS value *( OWS ";" OWS property )
@@ -16,8 +17,6 @@
 // Anything malformed makes the whole header set unusable: parseBaggage
 // returns undefined, and a route never matches on it (deny by default; a
 // request with broken baggage goes where an untagged one goes).
-import { BAGGAGE_HEADER } from '../protocol/index.ts';
-import type { Condition } from './match.ts';
 
 /** RFC 9110 §5.6.2 token. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -125,39 +124,4 @@ export function mergeBaggage(lines: readonly string[] | string | undefined, ours
     }
   }
   return [...ours.map((m) => `${m.key}=${encodeValue(m.value)}`), ...kept].join(',');
-}
-
-/**
- * A compiled baggage member condition for match.ts. The last parsed
- * lines are kept: the match and the counters (router/counters.ts) ask about
- * the same request one after the other, and parse it once.
- */
-export function baggageCondition(m: { baggage: unknown; value: unknown }): Condition | string {
-  if (typeof m.baggage !== 'string' || !isBaggageKey(m.baggage)) return `baggage key ${JSON.stringify(m.baggage)} is not a valid key (an HTTP token)`;
-  if (typeof m.value !== 'string') return `baggage condition on ${m.baggage} has no value`;
-  const key = m.baggage;
-  const want = m.value;
-  let lastIn: readonly string[] | string | undefined;
-  let lastOut: ReturnType<typeof parseBaggage>;
-  const parsed = (v: readonly string[] | string): ReturnType<typeof parseBaggage> => {
-    if (!sameLines(v, lastIn)) {
-      lastIn = v;
-      lastOut = parseBaggage(v);
-    }
-    return lastOut;
-  };
-  const testAll = (v: readonly string[] | string): boolean => parsed(v)?.get(key)?.includes(want) ?? false;
-  return {
-    name: BAGGAGE_HEADER,
-    source: { baggage: key, value: want },
-    test: (v) => testAll(v),
-    testAll,
-    carried: (v) => parsed(v)?.has(key) ?? false,
-  };
-}
-
-/** Same header lines (lookups may build a new array per call). */
-function sameLines(a: readonly string[] | string, b: readonly string[] | string | undefined): boolean {
-  if (typeof a === 'string' || typeof b === 'string' || b === undefined) return a === b;
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -1,5 +1,8 @@
-// The contract shared by the plugin and the proxy: names, ports, versions.
-// No I/O here, so both halves (and the tests) can import it freely.
+// The contract shared by the plugin and the proxy: names, ports, versions,
+// and the names of the objects the plugin leaves in the cluster (which every
+// plugin version on every laptop must read alike). No I/O here, so both
+// halves (and the tests) can import it freely. The wire codecs that use
+// these names live next to it in contract/ (ARCHITECTURE.md, "The contract").
 
 declare const KT_VERSION: string | undefined;
 
@@ -89,6 +92,8 @@ export const SSH_USER = 'kt';
 export const SSH_REQUESTS = {
   /** Register a mesh/exchange route on the router for this connection's lifetime. */
   route: 'kt-route@kt.dev',
+  /** Cancel one route of this connection early: payload { id }. */
+  routeCancel: 'kt-route-cancel@kt.dev',
   /** Ask the proxy for its version and protocol version. */
   hello: 'kt-hello@kt.dev',
 } as const;
@@ -119,9 +124,9 @@ export const ROUTER_ENV = {
   healthPort: 'KT_ROUTER_HEALTH_PORT',
   /** Seconds of traffic the per-route counters cover (default 60); the plugin passes KT_COUNT_WINDOW_SECONDS on (tests shorten it). */
   countWindow: 'KT_ROUTER_COUNT_WINDOW_SECONDS',
-  /** Memory limit in MiB the router guards against (router/pressure.ts); default the container's cgroup limit. */
+  /** Memory limit in MiB the router guards against (proxy-image/src/router/pressure.ts); default the container's cgroup limit. */
   memoryLimitMb: 'KT_ROUTER_MEMORY_LIMIT_MB',
-  /** After SIGTERM, exit once no connection was new for this many ms (router/drain.ts). */
+  /** After SIGTERM, exit once no connection was new for this many ms (proxy-image/src/router/drain.ts). */
   drainQuietMs: 'KT_ROUTER_DRAIN_QUIET_MS',
   /** After SIGTERM, exit at the latest after this many ms: inside the pod's grace period. */
   drainMaxMs: 'KT_ROUTER_DRAIN_MAX_MS',
@@ -202,8 +207,10 @@ export interface RouteRefusal {
   /**
    * Why, for the plugin to pick its error code: `taken` (someone holds the
    * slot), `limit` (a cap on routes is reached), `invalid` (the request
-   * itself is wrong: a regex the engine cannot run, a bad header name).
-   * Absent from routers older than this field: the plugin reads it as taken.
+   * itself is wrong: an unknown route kind, a port the router does not
+   * serve, a regex the engine cannot run, a bad header name). Absent from
+   * routers older than this field: the plugin reads it as taken. A code this
+   * plugin does not know (a newer router's) is read as invalid, never taken.
    */
   code?: RouteRefusalCode;
 }
