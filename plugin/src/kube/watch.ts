@@ -67,7 +67,7 @@ export async function watchByName(o: WatchByNameOptions): Promise<() => void> {
     watch.watch(o.path, query, (type: string, obj: Versioned) => {
       if (type === 'ERROR') {
         // 410 Gone: the version is older than what etcd keeps; start afresh.
-        if (obj.code === 410) expired = true;
+        if (apiStatus(obj) === 410) expired = true;
         o.debug(`watch ${o.path} ${o.name}: error event ${JSON.stringify(obj).slice(0, 200)}`);
         return;
       }
