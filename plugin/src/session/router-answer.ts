@@ -1,6 +1,7 @@
 // Asking a shared router who routes: GET /routes on its health port, through
 // the session's tunnel (no Service, no new right), read with node:http's
-// own parser over the tunnelled stream.
+// own parser over the tunnelled stream (createConnection without an agent:
+// the request goes on that stream, with Connection: close).
 import { request } from 'node:http';
 import type { RouterAnswer } from './route-traffic.ts';
 import type { ProxySession } from './proxy-session.ts';
@@ -9,7 +10,7 @@ import type { ProxySession } from './proxy-session.ts';
 const ANSWER_TIMEOUT_MS = 2000;
 
 /** The router's /routes answer: its routes with their counts, and per-port counts. */
-export async function routerAnswer(session: ProxySession, healthPort: number): Promise<RouterAnswer> {
+export async function routerAnswer(session: Pick<ProxySession, 'dial'>, healthPort: number): Promise<RouterAnswer> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_r, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer in ${ANSWER_TIMEOUT_MS / 1000} s`)), ANSWER_TIMEOUT_MS);
@@ -17,7 +18,7 @@ export async function routerAnswer(session: ProxySession, healthPort: number): P
   const body = await Promise.race([timeout, (async () => {
     const stream = await session.dial('127.0.0.1', healthPort);
     return await new Promise<string>((resolve, reject) => {
-      const req = request({ createConnection: () => stream as never, agent: false, method: 'GET', path: '/routes', headers: { host: 'router' } }, (res) => {
+      const req = request({ createConnection: () => stream as never, method: 'GET', path: '/routes', headers: { host: 'router' } }, (res) => {
         let buf = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (buf += d));
