@@ -26,4 +26,14 @@ export default tseslint.config(
       'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
     },
   },
+  {
+    // One seam for the Kubernetes API: only kube/api.ts loads the client
+    // (lazily); everywhere else imports its types only.
+    files: ['plugin/src/**/*.ts'],
+    ignores: ['plugin/src/kube/api.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { paths: [{ name: '@kubernetes/client-node', allowTypeImports: true, message: 'use the KubeApi of deps.api() (plugin/src/kube/api.ts)' }] }],
+      'no-restricted-syntax': ['error', { selector: "ImportExpression[source.value='@kubernetes/client-node']", message: 'use the KubeApi of deps.api() (plugin/src/kube/api.ts)' }],
+    },
+  },
 );
