@@ -15,6 +15,9 @@ function apart(dir, banned, message) {
   }];
 }
 
+const PLUGIN_APART = 'the plugin reaches the proxy only through contract/';
+const PROXY_PATH = '/(^|\\/)(proxy-image)\\//';
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.cluster/**', 'build/**'] },
   ...tseslint.configs.recommended,
@@ -33,7 +36,30 @@ export default tseslint.config(
   // contract"): neither imports the other's files, and the contract imports
   // neither. no-restricted-imports sees static imports and re-exports; the
   // selector, import() with a literal path.
-  ...apart('plugin/src', ['proxy-image'], 'the plugin reaches the proxy only through contract/'),
+  ...apart('plugin/src', ['proxy-image'], PLUGIN_APART),
   ...apart('proxy-image/src', ['plugin'], 'the proxy reaches the plugin only through contract/'),
   ...apart('contract', ['plugin', 'proxy-image'], 'contract/ is what both sides import; it imports neither'),
+  {
+    // Units a reader can hold: a longer function or file says why in a comment
+    // (an eslint-disable line with its reason).
+    files: ['plugin/src/**/*.ts', 'proxy-image/src/**/*.ts', 'contract/**/*.ts'],
+    rules: {
+      'max-lines-per-function': ['error', { max: 120, skipBlankLines: true, skipComments: true }],
+      'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
+    // One seam for the Kubernetes API: only kube/api.ts loads the client
+    // (lazily); everywhere else imports its types only.
+    files: ['plugin/src/**/*.ts'],
+    ignores: ['plugin/src/kube/api.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { paths: [{ name: '@kubernetes/client-node', allowTypeImports: true, message: 'use the KubeApi of deps.api() (plugin/src/kube/api.ts)' }] }],
+      // Both of plugin/src's no-restricted-syntax rules (this one overrides apart()'s).
+      'no-restricted-syntax': ['error',
+        { selector: "ImportExpression[source.value='@kubernetes/client-node']", message: 'use the KubeApi of deps.api() (plugin/src/kube/api.ts)' },
+        { selector: `ImportExpression[source.value=${PROXY_PATH}]`, message: PLUGIN_APART },
+      ],
+    },
+  },
 );

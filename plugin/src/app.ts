@@ -6,7 +6,8 @@ import { parseArgv, type Table } from './args.ts';
 import { TABLE } from './cli.ts';
 import type { BaseDeps, Deps } from './deps.ts';
 import { toKtError } from './errors.ts';
-import { loadKubeconfig, resolveTarget, type KubeTarget } from './kube/config.ts';
+import { apiFor, type KubeApi } from './kube/api.ts';
+import { clientConfig, loadKubeconfig, resolveTarget, type KubeTarget } from './kube/config.ts';
 import { debugDetails, errorLine, render } from './output.ts';
 
 const nodeDebug = debuglog('kt');
@@ -32,10 +33,13 @@ export async function run(argv: readonly string[], base: BaseDeps, table: Table 
 
 function makeDeps(base: BaseDeps, opts: { kubeconfig?: string; context?: string; namespace?: string; debug: boolean }, table: Table): Deps {
   let target: Promise<KubeTarget> | undefined;
+  let api: Promise<KubeApi> | undefined;
+  const kube = (): Promise<KubeTarget> => (target ??= loadKubeconfig({ kubeconfig: opts.kubeconfig, env: base.env })
+    .then((kc) => resolveTarget(kc, { context: opts.context, namespace: opts.namespace })));
   return {
     ...base,
-    kube: () => (target ??= loadKubeconfig({ kubeconfig: opts.kubeconfig, env: base.env })
-      .then((kc) => resolveTarget(kc, { context: opts.context, namespace: opts.namespace }))),
+    kube,
+    api: () => (api ??= kube().then(clientConfig).then(apiFor)),
     debug: opts.debug ? (m) => base.err.write(`kt: ${m}\n`) : (m) => nodeDebug(m),
     table,
   };

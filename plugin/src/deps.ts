@@ -1,6 +1,7 @@
 // What a command gets besides its options: the seams. main.ts
 // fills them from the process; tests fill them with buffers and fakes.
 import type { Table } from './args.ts';
+import type { KubeApi } from './kube/api.ts';
 import type { KubeTarget } from './kube/config.ts';
 
 export interface Writer {
@@ -25,6 +26,12 @@ export interface BaseDeps {
 export interface Deps extends BaseDeps {
   /** The kubeconfig context the global flags select; read on first call, then cached. */
   readonly kube: () => Promise<KubeTarget>;
+  /**
+   * The Kubernetes API of that context (kube/api.ts), the one way commands
+   * reach the cluster; loads the client on first call, then cached. A command
+   * that never calls it never loads the client.
+   */
+  readonly api: () => Promise<KubeApi>;
   /** A line for --debug (or NODE_DEBUG=kt); never for normal output. */
   readonly debug: (message: string) => void;
   /**

@@ -118,8 +118,9 @@ describe('a proxy pod that fails', () => {
   test('the error says why, with the last line the proxy logged', async () => {
     const { loadKubeconfig, resolveTarget, clientConfig } = await import('../../plugin/src/kube/config.ts');
     const { createPod, deletePod, podReady, waitForPod } = await import('../../plugin/src/kube/pods.ts');
+    const { apiFor } = await import('../../plugin/src/kube/api.ts');
     const { DEFAULT_IMAGE, ENV } = await import('../../contract/protocol.ts');
-    const kc = await clientConfig(resolveTarget(await loadKubeconfig({ kubeconfig: cluster.kubeconfig, env: {} }), { namespace: NS }));
+    const kc = await apiFor(await clientConfig(resolveTarget(await loadKubeconfig({ kubeconfig: cluster.kubeconfig, env: {} }), { namespace: NS })));
     const ref = { namespace: NS, name: 'kt-broken-router' };
     // A router with no key to accept: the proxy refuses to start and says so in its log.
     await createPod(kc, {

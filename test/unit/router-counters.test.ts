@@ -8,7 +8,7 @@ import { RouteTable } from '../../proxy-image/src/router/table.ts';
 import { quietLine, trafficOf } from '../../plugin/src/session/route-traffic.ts';
 import { parseRoutes } from '../../plugin/src/status/model.ts';
 import { trafficText } from '../../plugin/src/commands/status.ts';
-import { routerEnv } from '../../plugin/src/kube/takeover.ts';
+import { routerEnv } from '../../plugin/src/kube/router-pod.ts';
 
 const lk = (h: Record<string, string>) => (n: string) => h[n];
 

@@ -6,12 +6,13 @@ import { test } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../contract/protocol.ts';
 import { isKtError } from '../../plugin/src/errors.ts';
+import { containerEnv, envFileText } from '../../plugin/src/kube/env-file.ts';
+import { routerOwnPorts, routerOwnPortsOf } from '../../plugin/src/kube/router-pod.ts';
 import {
-  containerEnv, envFileText, keysFromSecret, newOriginal, originService, planPorts, routerName, routerOwnPorts,
-  routerOwnPortsOf, routerSecret, routerSelector, selects, takeoverPatch,
-} from '../../plugin/src/kube/takeover.ts';
+  keysFromSecret, newOriginal, originService, planPorts, routerName, routerSecret, routerSelector, selects, takeoverPatch,
+} from '../../plugin/src/kube/takeover-plan.ts';
 import { describePorts, exposeNote, routeForExpose } from '../../plugin/src/kube/expose.ts';
-import { generatedHeader, toWire } from '../../plugin/src/session/takeover-run.ts';
+import { generatedHeader, toWire } from '../../plugin/src/session/takeover-command.ts';
 import { makeSessionKey } from '../../plugin/src/tunnel/index.ts';
 
 function code(fn: () => unknown): string {

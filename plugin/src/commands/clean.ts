@@ -1,18 +1,17 @@
 // `kubectl kt clean`: remove what dead sessions left. A session is dead when
 // its heartbeat is stale (the laptop stopped renewing it) or its proxy pod
-// ended. Found by the labels and annotations of contract/protocol.ts alone.
+// ended. Found by the protocol module's labels and annotations alone.
 //   - connect/preview proxy pods of dead sessions are deleted, with their
 //     preview Services;
 //   - a taken-over Service whose router holds no live route is restored
 //     (selector first, then the router goes — ARCHITECTURE.md rule 1);
 //   - --local also undoes what a crashed `connect --mode route` changed here.
-import type { KubeConfig } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY } from '../../../contract/protocol.ts';
 import type { OptionsOf } from '../cli.ts';
 import { cleanLocal } from '../connect/resolver.ts';
 import type { Deps } from '../deps.ts';
 import { apiStatus, fromApiError } from '../errors.ts';
-import { clientConfig } from '../kube/config.ts';
+import type { KubeApi } from '../kube/api.ts';
 import { restoreService } from '../kube/restore.ts';
 import { fetchStatus } from '../status/fetch.ts';
 import { ROUTE_ANNOTATION_PREFIX } from '../status/model.ts';
@@ -29,28 +28,27 @@ export async function run(opts: OptionsOf<'clean'>, deps: Deps): Promise<CleanRe
     actions.push(...(await cleanLocal({ dryRun: opts.dryRun })).map((a) => `local: ${a}`));
   }
   const target = await deps.kube();
-  const kc = await clientConfig(target);
-  actions.push(...(await cleanNamespace(kc, target.namespace, { dryRun: opts.dryRun, now: deps.clock.now() })));
+  actions.push(...(await cleanNamespace(await deps.api(), target.namespace, { dryRun: opts.dryRun, now: deps.clock.now() })));
   return { dryRun: opts.dryRun, actions };
 }
 
 /** The cluster part of clean, for one namespace; the dashboard's Clean button runs it too. */
-export async function cleanNamespace(kc: KubeConfig, namespace: string, opts: { dryRun: boolean; now: number }): Promise<string[]> {
+export async function cleanNamespace(api: KubeApi, namespace: string, opts: { dryRun: boolean; now: number }): Promise<string[]> {
   const actions: string[] = [];
-  const report = await fetchStatus(kc, { namespace, all: false }, opts.now);
+  const report = await fetchStatus(api, { namespace, all: false }, opts.now);
   const dead = new Set<string>();
   for (const s of report.sessions) {
     if (!s.stale && s.phase !== 'Failed' && s.phase !== 'Succeeded') continue;
     dead.add(s.session);
     actions.push(`delete ${s.kind} pod ${s.namespace}/${s.pod} (owner ${s.owner}, heartbeat ${Number.isFinite(s.heartbeatAgeSeconds) ? `${s.heartbeatAgeSeconds}s ago` : 'never'}, ${s.phase})`);
-    if (!opts.dryRun) await deletePod(kc, s.namespace, s.pod);
+    if (!opts.dryRun) await deletePod(api, s.namespace, s.pod);
   }
   const live = new Set(report.sessions.filter((s) => !dead.has(s.session)).map((s) => s.session));
   for (const svc of report.services) {
     if (svc.state === 'previewed') {
       if (svc.session && live.has(svc.session)) continue;
       actions.push(`delete preview service ${svc.namespace}/${svc.name} (owner ${svc.owner ?? 'unknown'})`);
-      if (!opts.dryRun) await deleteService(kc, svc.namespace, svc.name);
+      if (!opts.dryRun) await deleteService(api, svc.namespace, svc.name);
       continue;
     }
     if (svc.routes.some((r) => !r.stale) && svc.router) {
@@ -60,26 +58,24 @@ export async function cleanNamespace(kc: KubeConfig, namespace: string, opts: { 
       if (stale.length === 0) continue;
       actions.push(...stale.map((r) => `forget the stale ${r.kind} route of ${r.owner} on ${svc.namespace}/${svc.name}`));
       if (!opts.dryRun) {
-        await annotatePod(kc, { namespace: svc.namespace, name: svc.router.pod }, Object.fromEntries(stale.map((r) => [`${ROUTE_ANNOTATION_PREFIX}${r.session}`, null])));
+        await annotatePod(api, { namespace: svc.namespace, name: svc.router.pod }, Object.fromEntries(stale.map((r) => [`${ROUTE_ANNOTATION_PREFIX}${r.session}`, null])));
       }
       continue;
     }
-    const r = await restoreService(kc, { namespace: svc.namespace, name: svc.name }, { dryRun: opts.dryRun, strict: false });
+    const r = await restoreService(api, { namespace: svc.namespace, name: svc.name }, { dryRun: opts.dryRun, strict: false });
     actions.push(...r.actions);
   }
   return actions;
 }
 
-async function deletePod(kc: KubeConfig, namespace: string, name: string): Promise<void> {
-  const { CoreV1Api } = await import('@kubernetes/client-node');
-  await kc.makeApiClient(CoreV1Api).deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 }).catch((err: unknown) => {
+async function deletePod(api: KubeApi, namespace: string, name: string): Promise<void> {
+  await api.core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 }).catch((err: unknown) => {
     if (apiStatus(err) !== 404) throw fromApiError(err, { verb: 'delete', resource: 'pods', namespace, name });
   });
 }
 
-async function deleteService(kc: KubeConfig, namespace: string, name: string): Promise<void> {
-  const { CoreV1Api } = await import('@kubernetes/client-node');
-  const core = kc.makeApiClient(CoreV1Api);
+async function deleteService(api: KubeApi, namespace: string, name: string): Promise<void> {
+  const { core } = api;
   // Only ours: a preview Service carries the managed-by label.
   const svc = await core.readNamespacedService({ namespace, name }).catch(() => undefined);
   if (svc?.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY) return;

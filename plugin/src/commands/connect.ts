@@ -8,7 +8,6 @@ import { spawn } from 'node:child_process';
 import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { ktError } from '../errors.ts';
-import { clientConfig } from '../kube/config.ts';
 import { proxyEnv, startProxyServer, type ProxyServer, type ProxyServerOptions } from '../connect/socks.ts';
 import { ProxySession } from '../session/proxy-session.ts';
 import { progressPrinter } from '../session/progress.ts';
@@ -35,10 +34,10 @@ export async function run(opts: OptionsOf<'connect'>, deps: Deps): Promise<Conne
     throw ktError('KT_ERR_NEEDS_ROOT', { what: 'connect --mode route' });
   }
   const target = await deps.kube();
-  const kc = await clientConfig(target);
+  const api = await deps.api();
   const progress = progressPrinter(deps.err, deps.clock.now);
   const session = new ProxySession({
-    kc,
+    api,
     namespace: target.namespace,
     image: opts.image,
     role: 'shadow',
@@ -56,7 +55,7 @@ export async function run(opts: OptionsOf<'connect'>, deps: Deps): Promise<Conne
       const { startRouteMode } = await import('../connect/route.ts');
       const done = progress.step('wiring cluster addresses and DNS into this machine');
       const route = await startRouteMode({
-        kc,
+        api,
         session,
         namespace: target.namespace,
         namespaces: opts.allNamespaces ? 'all' : [target.namespace, ...(opts.namespaces ?? [])],

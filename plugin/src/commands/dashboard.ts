@@ -4,7 +4,6 @@ import { spawn } from 'node:child_process';
 import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { ktError } from '../errors.ts';
-import { clientConfig } from '../kube/config.ts';
 import { startDashboard } from '../dashboard/server.ts';
 
 export interface DashboardResult {
@@ -20,8 +19,7 @@ export function openCommand(platform: NodeJS.Platform, url: string): [string, st
 
 export async function run(opts: OptionsOf<'dashboard'>, deps: Deps): Promise<DashboardResult> {
   const target = await deps.kube();
-  const kc = await clientConfig(target);
-  const dash = await startDashboard({ kc, namespace: target.namespace, all: opts.allNamespaces, port: opts.port, debug: deps.debug }).catch((err: NodeJS.ErrnoException) => {
+  const dash = await startDashboard({ api: await deps.api(), namespace: target.namespace, all: opts.allNamespaces, port: opts.port, debug: deps.debug }).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'EADDRINUSE') throw ktError('KT_ERR_PORT_IN_USE', { port: opts.port ?? 0, host: '127.0.0.1' }, err);
     throw err;
   });

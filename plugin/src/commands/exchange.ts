@@ -4,7 +4,7 @@
 // the origin Service at once, and the selector is restored on exit).
 import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
-import { runTakeover, takeoverText, type TakeoverResult } from '../session/takeover-run.ts';
+import { runTakeover, takeoverText, type TakeoverResult } from '../session/takeover-command.ts';
 
 export async function run(opts: OptionsOf<'exchange'>, deps: Deps): Promise<TakeoverResult> {
   return await runTakeover({

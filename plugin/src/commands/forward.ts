@@ -7,7 +7,6 @@ import type { OptionsOf } from '../cli.ts';
 import { relay } from '../connect/socks.ts';
 import type { Deps } from '../deps.ts';
 import { apiStatus, fromApiError, ktError } from '../errors.ts';
-import { clientConfig } from '../kube/config.ts';
 import { ProxySession } from '../session/proxy-session.ts';
 import { progressPrinter } from '../session/progress.ts';
 
@@ -20,13 +19,12 @@ export interface ForwardResult {
 
 export async function run(opts: OptionsOf<'forward'>, deps: Deps): Promise<ForwardResult> {
   const target = await deps.kube();
-  const kc = await clientConfig(target);
+  const api = await deps.api();
   let host: string;
   if (opts.target.kind === 'service') {
     // Resolve here: a typo fails before any pod is made, and the ClusterIP
     // needs no DNS in the proxy.
-    const { CoreV1Api } = await import('@kubernetes/client-node');
-    const svc = await kc.makeApiClient(CoreV1Api).readNamespacedService({ namespace: target.namespace, name: opts.target.name }).catch((err: unknown) => {
+    const svc = await api.core.readNamespacedService({ namespace: target.namespace, name: opts.target.name }).catch((err: unknown) => {
       if (apiStatus(err) === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'service', name: opts.target.kind === 'service' ? opts.target.name : '', namespace: target.namespace });
       throw fromApiError(err, { verb: 'get', resource: 'services', namespace: target.namespace });
     });
@@ -42,7 +40,7 @@ export async function run(opts: OptionsOf<'forward'>, deps: Deps): Promise<Forwa
     server.listen({ host: '127.0.0.1', port: local }, () => resolve());
   });
   const progress = progressPrinter(deps.err, deps.clock.now);
-  const session = new ProxySession({ kc, namespace: target.namespace, image: opts.image, role: 'shadow', kind: 'forward', progress, debug: deps.debug, signal: deps.signal });
+  const session = new ProxySession({ api, namespace: target.namespace, image: opts.image, role: 'shadow', kind: 'forward', progress, debug: deps.debug, signal: deps.signal });
   let connections = 0;
   try {
     await session.start();

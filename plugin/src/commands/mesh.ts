@@ -4,7 +4,7 @@
 import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { checkRegexHeaders } from '../header-regex.ts';
-import { runTakeover, takeoverText, type TakeoverResult } from '../session/takeover-run.ts';
+import { runTakeover, takeoverText, type TakeoverResult } from '../session/takeover-command.ts';
 
 export async function run(opts: OptionsOf<'mesh'>, deps: Deps): Promise<TakeoverResult> {
   await checkRegexHeaders(opts.header);

@@ -5,7 +5,7 @@
 import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
 import { fromApiError, ktError } from '../errors.ts';
-import { clientConfig } from '../kube/config.ts';
+import type { KubeApi } from '../kube/api.ts';
 import { ANNOTATIONS, LABELS, MANAGED_BY, PORTS } from '../../../contract/protocol.ts';
 import { ProxySession } from '../session/proxy-session.ts';
 import { progressPrinter } from '../session/progress.ts';
@@ -46,27 +46,25 @@ export function podPorts(servicePorts: readonly number[]): Map<number, number> {
 
 export async function run(opts: OptionsOf<'preview'>, deps: Deps): Promise<PreviewResult> {
   const target = await deps.kube();
-  const kc = await clientConfig(target);
+  const api = await deps.api();
   const { namespace } = target;
   const progress = progressPrinter(deps.err, deps.clock.now);
   const ports = opts.expose.map((e) => ({ local: e.local, port: e.remote }));
   const inPod = podPorts(ports.map((p) => p.port));
   const podPort = (servicePort: number): number => inPod.get(servicePort) as number;
   const session = new ProxySession({
-    kc,
+    api,
     namespace,
     image: opts.image,
     role: 'shadow',
     kind: 'preview',
-    name: undefined,
     labels: { [LABELS.target]: opts.name },
     ports: ports.map((p) => ({ name: `p${p.port}`, containerPort: podPort(p.port) })),
     progress,
     debug: deps.debug,
     signal: deps.signal,
   });
-  const { CoreV1Api } = await import('@kubernetes/client-node');
-  const core = kc.makeApiClient(CoreV1Api);
+  const { core } = api;
   let serviceCreated = false;
   const forward = async (t: Tunnel): Promise<void> => {
     for (const p of ports) await t.forwardIn('0.0.0.0', podPort(p.port), { host: '127.0.0.1', port: p.local });
@@ -101,7 +99,7 @@ export async function run(opts: OptionsOf<'preview'>, deps: Deps): Promise<Previ
     }
     serviceCreated = true;
     // Traffic reaches the Service only once its Endpoints list the proxy pod.
-    await waitForEndpoints(kc, namespace, opts.name, deps.signal);
+    await waitForEndpoints(api, namespace, opts.name, deps.signal);
     done();
     const url = `http://${opts.name}.${namespace}.svc.cluster.local:${ports[0].port}/`;
     deps.err.write(`previewing: ${ports.map((p) => `${opts.name}:${p.port} -> localhost:${p.local}`).join(', ')} (try ${url} from a pod); Ctrl-C to stop\n`);
@@ -120,8 +118,7 @@ export function text(data: unknown): string {
   return `preview ${r.namespace}/${r.service} removed`;
 }
 
-async function waitForEndpoints(kc: import('@kubernetes/client-node').KubeConfig, namespace: string, name: string, signal: AbortSignal): Promise<void> {
-  const { Watch } = await import('@kubernetes/client-node');
+async function waitForEndpoints(api: KubeApi, namespace: string, name: string, signal: AbortSignal): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     let ctrl: AbortController | undefined;
     let done = false;
@@ -135,7 +132,7 @@ async function waitForEndpoints(kc: import('@kubernetes/client-node').KubeConfig
     };
     const timer = setTimeout(() => finish(ktError('KT_ERR_TIMEOUT', { what: `endpoints of service ${namespace}/${name}`, seconds: 60 })), 60_000);
     signal.addEventListener('abort', () => finish(ktError('KT_ERR_INTERRUPTED', { what: `endpoints of service ${namespace}/${name}` })), { once: true });
-    new Watch(kc).watch(`/api/v1/namespaces/${namespace}/endpoints`, { fieldSelector: `metadata.name=${name}` }, (_type: string, ep: { subsets?: { addresses?: unknown[] }[] }) => {
+    api.watch.watch(`/api/v1/namespaces/${namespace}/endpoints`, { fieldSelector: `metadata.name=${name}` }, (_type: string, ep: { subsets?: { addresses?: unknown[] }[] }) => {
       if (ep.subsets?.some((s) => (s.addresses?.length ?? 0) > 0)) finish();
     }, (err: unknown) => {
       if (err) finish(fromApiError(err, { verb: 'watch', resource: 'endpoints', namespace, name }));

@@ -2,13 +2,11 @@
 // before exchange or mesh — whoever holds it, alive or not.
 import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
-import { clientConfig } from '../kube/config.ts';
 import { restoreService, type RestoreResult } from '../kube/restore.ts';
 
 export async function run(opts: OptionsOf<'recover'>, deps: Deps): Promise<RestoreResult> {
   const target = await deps.kube();
-  const kc = await clientConfig(target);
-  return await restoreService(kc, { namespace: target.namespace, name: opts.service }, { dryRun: false, strict: true });
+  return await restoreService(await deps.api(), { namespace: target.namespace, name: opts.service }, { dryRun: false, strict: true });
 }
 
 export function text(data: unknown): string {

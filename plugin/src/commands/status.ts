@@ -2,15 +2,13 @@
 // since when, and whether the laptop behind it is still alive.
 import type { OptionsOf } from '../cli.ts';
 import type { Deps } from '../deps.ts';
-import { clientConfig } from '../kube/config.ts';
 import { fetchStatus } from '../status/fetch.ts';
 import { describeMatch, type HeaderMatch } from '../../../contract/protocol.ts';
 import type { RouteInfo, StatusReport } from '../status/model.ts';
 
 export async function run(opts: OptionsOf<'status'>, deps: Deps): Promise<StatusReport> {
   const target = await deps.kube();
-  const kc = await clientConfig(target);
-  return await fetchStatus(kc, { namespace: target.namespace, all: opts.allNamespaces }, deps.clock.now());
+  return await fetchStatus(await deps.api(), { namespace: target.namespace, all: opts.allNamespaces }, deps.clock.now());
 }
 
 function age(seconds: number): string {

@@ -15,17 +15,18 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { promisify } from 'node:util';
-import type { KubeConfig, KubernetesObject, V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
 import { PORTS } from '../../../contract/protocol.ts';
 import { relay } from './socks.ts';
 import { clusterNameMatcher, startLocalDns, type LocalDns } from './cluster-dns.ts';
 import { undoAddresses, parseResolvConf, removeState, saveState, unwireResolver, wireResolver, RESOLV_CONF, type LocalState } from './resolver.ts';
+import type { KubeApi } from '../kube/api.ts';
 import type { ProxySession, Progress } from '../session/proxy-session.ts';
 
 const run = promisify(execFile);
 
 export interface RouteModeOptions {
-  kc: KubeConfig;
+  api: KubeApi;
   session: ProxySession;
   namespace: string;
   namespaces: readonly string[] | 'all';
@@ -83,40 +84,15 @@ export async function startRouteMode(opts: RouteModeOptions): Promise<RouteMode>
   if (process.platform !== 'linux') {
     throw new Error('connect --mode route is built for Linux in this version; use --mode socks');
   }
-  const { makeInformer, CoreV1Api } = await import('@kubernetes/client-node');
-  const api = opts.kc.makeApiClient(CoreV1Api);
-  // Cluster addresses live on a dummy interface of our own when the kernel
-  // has one (systemd-resolved can then route DNS per link), else as labelled
-  // loopback aliases; either is removed by name on exit or by clean --local.
-  const dummy = `kt${opts.session.id}`.slice(0, 15);
-  const label = `lo:kt${opts.session.id}`.slice(0, 15);
-  const state: LocalState = { session: opts.session.id, pid: process.pid };
-  await saveState(state);
-  let iface = dummy;
-  try {
-    await ip(['link', 'add', dummy, 'type', 'dummy']);
-    state.iface = dummy;
-    await saveState(state);
-    await ip(['link', 'set', dummy, 'up']);
-  } catch (err) {
-    opts.debug(`no dummy interface (${(err as Error).message.trim()}); using loopback aliases`);
-    iface = 'lo';
-    state.loLabel = label;
-    await saveState(state);
-  }
-  const addrArgs = (a: string): string[] => (iface === 'lo' ? [`${a}/32`, 'dev', 'lo', 'label', label] : [`${a}/32`, 'dev', iface]);
-
-  const listeners = new Map<Target, Server>();
-  const addresses = new Set<string>();
-  const informers: { stop(): Promise<void> }[] = [];
+  const { state, addrArgs } = await localInterface(opts.session.id, opts.debug);
+  const mirror = new TargetMirror(opts.session, addrArgs, opts.debug);
+  const informers: Informer[] = [];
   let dns: LocalDns | undefined;
-  let closed = false;
 
   const cleanup = async (): Promise<void> => {
-    closed = true;
+    mirror.closed = true;
     await Promise.all(informers.map((i) => i.stop().catch(() => undefined)));
-    await Promise.all([...listeners.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
-    listeners.clear();
+    await mirror.close();
     await dns?.close();
     const warning = await unwireResolver(state.resolver).catch((e: Error) => e.message);
     if (warning) opts.progress.note(warning);
@@ -125,125 +101,187 @@ export async function startRouteMode(opts: RouteModeOptions): Promise<RouteMode>
   };
 
   try {
-    // --- listeners, reconciled against the watched objects -------------------
-    const services = new Map<string, V1Service>();
-    const endpoints = new Map<string, V1Endpoints>();
-    const pods = new Map<string, V1Pod>();
-    let reconciling = Promise.resolve();
-    const reconcile = (): void => {
-      reconciling = reconciling.then(async () => {
-        if (closed) return;
-        const want = desiredTargets([...services.values()], [...endpoints.values()], [...pods.values()]);
-        for (const [t, server] of listeners) {
-          if (!want.has(t)) {
-            listeners.delete(t);
-            server.close();
-          }
-        }
-        const wantIps = new Set([...want].map((t) => splitTarget(t).ip));
-        for (const a of addresses) {
-          if (!wantIps.has(a)) {
-            addresses.delete(a);
-            await ip(['addr', 'del', ...addrArgs(a)]).catch(() => undefined);
-          }
-        }
-        for (const a of wantIps) {
-          if (addresses.has(a)) continue;
-          await ip(['addr', 'add', ...addrArgs(a)]).catch((e: Error) => opts.debug(`addr add ${a}: ${e.message}`));
-          addresses.add(a);
-        }
-        for (const t of want) {
-          if (listeners.has(t)) continue;
-          const { ip: host, port } = splitTarget(t);
-          const server = createServer((sock) => {
-            sock.setNoDelay(true);
-            sock.pause();
-            opts.session.dial(host, port).then(
-              (up) => {
-                relay(sock, up);
-                sock.resume();
-              },
-              (err: Error) => {
-                opts.debug(`route ${t}: ${err.message}`);
-                sock.resetAndDestroy();
-              },
-            );
-          });
-          server.on('error', (err) => opts.debug(`listen ${t}: ${err.message}`));
-          listeners.set(t, server);
-          await new Promise<void>((resolve) => {
-            server.listen({ host, port }, () => resolve());
-            server.once('error', () => resolve());
-          });
-        }
-      }).catch((e: Error) => opts.debug(`reconcile: ${e.message}`));
-    };
-    const keyOf = (o: KubernetesObject): string => `${o.metadata?.namespace}/${o.metadata?.name}`;
-    const watchInto = async <T extends KubernetesObject>(map: Map<string, T>, path: string, list: () => Promise<{ items: T[] }>): Promise<void> => {
-      const inf = makeInformer(opts.kc, path, list as never) as unknown as {
-        on(ev: string, cb: (o?: T) => void): void;
-        start(): Promise<void>;
-        stop(): Promise<void>;
-      };
-      const set = (o?: T): void => {
-        if (o) map.set(keyOf(o), o);
-        reconcile();
-      };
-      inf.on('add', set);
-      inf.on('update', set);
-      inf.on('delete', (o?: T) => {
-        if (o) map.delete(keyOf(o));
-        reconcile();
-      });
-      // client-node's informer stops on a watch error; restart it with a
-      // short delay (its list then brings the cache up to date).
-      inf.on('error', () => {
-        if (!closed) setTimeout(() => void inf.start().catch(() => undefined), 1000).unref();
-      });
-      informers.push(inf);
-      await inf.start();
-    };
     const nsList = opts.namespaces === 'all' ? undefined : [...new Set(opts.namespaces)];
-    if (!nsList) {
-      await watchInto(services, '/api/v1/services', () => api.listServiceForAllNamespaces());
-      await watchInto(endpoints, '/api/v1/endpoints', () => api.listEndpointsForAllNamespaces());
-      await watchInto(pods, '/api/v1/pods', () => api.listPodForAllNamespaces());
-    } else {
-      for (const ns of nsList) {
-        await watchInto(services, `/api/v1/namespaces/${ns}/services`, () => api.listNamespacedService({ namespace: ns }));
-        await watchInto(endpoints, `/api/v1/namespaces/${ns}/endpoints`, () => api.listNamespacedEndpoints({ namespace: ns }));
-        await watchInto(pods, `/api/v1/namespaces/${ns}/pods`, () => api.listNamespacedPod({ namespace: ns }));
-      }
-    }
-    reconcile();
-    await reconciling;
-
-    // --- DNS ---------------------------------------------------------------------
-    const domain = opts.clusterDomain ?? 'cluster.local';
-    const previous = parseResolvConf(await readFile(RESOLV_CONF, 'utf8').catch(() => ''));
-    dns = await startLocalDnsOnFreeLoopback({
-      dialCluster: () => opts.session.dial('127.0.0.1', PORTS.dns),
-      // Never our own address: a crash may have left it in resolv.conf.
-      upstreams: previous.nameservers.filter((n) => !/^127\.0\.[0-3]\.153$/.test(n)),
-      isClusterName: clusterNameMatcher({ domain, namespaces: opts.namespaces }),
-      debug: opts.debug,
-    });
-    const search = [`${opts.namespace}.svc.${domain}`, `svc.${domain}`, domain];
-    await wireResolver(state, {
-      nameserver: dns.host,
-      search,
-      routingDomains: [domain, ...(nsList ?? [])],
-      iface: state.iface,
-    });
+    await watchCluster(opts.api, nsList, mirror, informers);
+    mirror.reconcile();
+    await mirror.reconciling;
+    dns = await startDns(opts, state, nsList);
     return {
-      summary: `${addresses.size} addresses, ${listeners.size} ports, DNS on ${dns.host}`,
-      endpoints: () => [...listeners.keys()],
+      summary: `${mirror.addresses.size} addresses, ${mirror.listeners.size} ports, DNS on ${dns.host}`,
+      endpoints: () => [...mirror.listeners.keys()],
       close: cleanup,
     };
   } catch (err) {
     await cleanup();
     throw err;
   }
+}
+
+/**
+ * Cluster addresses live on a dummy interface of our own when the kernel
+ * has one (systemd-resolved can then route DNS per link), else as labelled
+ * loopback aliases; either is removed by name on exit or by clean --local.
+ */
+async function localInterface(session: string, debug: (m: string) => void): Promise<{ state: LocalState; addrArgs: (a: string) => string[] }> {
+  const dummy = `kt${session}`.slice(0, 15);
+  const label = `lo:kt${session}`.slice(0, 15);
+  const state: LocalState = { session, pid: process.pid };
+  await saveState(state);
+  let iface = dummy;
+  try {
+    await ip(['link', 'add', dummy, 'type', 'dummy']);
+    state.iface = dummy;
+    await saveState(state);
+    await ip(['link', 'set', dummy, 'up']);
+  } catch (err) {
+    debug(`no dummy interface (${(err as Error).message.trim()}); using loopback aliases`);
+    iface = 'lo';
+    state.loLabel = label;
+    await saveState(state);
+  }
+  return { state, addrArgs: (a) => (iface === 'lo' ? [`${a}/32`, 'dev', 'lo', 'label', label] : [`${a}/32`, 'dev', iface]) };
+}
+
+/** The watched objects, and the local addresses and listeners reconciled against them. */
+class TargetMirror {
+  readonly services = new Map<string, V1Service>();
+  readonly endpoints = new Map<string, V1Endpoints>();
+  readonly pods = new Map<string, V1Pod>();
+  readonly listeners = new Map<Target, Server>();
+  readonly addresses = new Set<string>();
+  reconciling = Promise.resolve();
+  closed = false;
+
+  private readonly session: ProxySession;
+  private readonly addrArgs: (a: string) => string[];
+  private readonly debug: (m: string) => void;
+
+  constructor(session: ProxySession, addrArgs: (a: string) => string[], debug: (m: string) => void) {
+    this.session = session;
+    this.addrArgs = addrArgs;
+    this.debug = debug;
+  }
+
+  /** Queues a pass that makes the addresses and listeners what the watched objects say. */
+  reconcile(): void {
+    this.reconciling = this.reconciling.then(async () => {
+      if (this.closed) return;
+      const want = desiredTargets([...this.services.values()], [...this.endpoints.values()], [...this.pods.values()]);
+      for (const [t, server] of this.listeners) {
+        if (!want.has(t)) {
+          this.listeners.delete(t);
+          server.close();
+        }
+      }
+      const wantIps = new Set([...want].map((t) => splitTarget(t).ip));
+      for (const a of this.addresses) {
+        if (!wantIps.has(a)) {
+          this.addresses.delete(a);
+          await ip(['addr', 'del', ...this.addrArgs(a)]).catch(() => undefined);
+        }
+      }
+      for (const a of wantIps) {
+        if (this.addresses.has(a)) continue;
+        await ip(['addr', 'add', ...this.addrArgs(a)]).catch((e: Error) => this.debug(`addr add ${a}: ${e.message}`));
+        this.addresses.add(a);
+      }
+      for (const t of want) if (!this.listeners.has(t)) await this.listen(t);
+    }).catch((e: Error) => this.debug(`reconcile: ${e.message}`));
+  }
+
+  /** A listener that tunnels every accepted connection to the same address and port in the cluster. */
+  private async listen(t: Target): Promise<void> {
+    const { ip: host, port } = splitTarget(t);
+    const server = createServer((sock) => {
+      sock.setNoDelay(true);
+      sock.pause();
+      this.session.dial(host, port).then(
+        (up) => {
+          relay(sock, up);
+          sock.resume();
+        },
+        (err: Error) => {
+          this.debug(`route ${t}: ${err.message}`);
+          sock.resetAndDestroy();
+        },
+      );
+    });
+    server.on('error', (err) => this.debug(`listen ${t}: ${err.message}`));
+    this.listeners.set(t, server);
+    await new Promise<void>((resolve) => {
+      server.listen({ host, port }, () => resolve());
+      server.once('error', () => resolve());
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.listeners.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.listeners.clear();
+  }
+}
+
+interface Informer {
+  on(ev: string, cb: (o?: KubernetesObject) => void): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Services, Endpoints and pods of the namespaces (all: undefined), watched into the mirror. */
+async function watchCluster(api: KubeApi, nsList: string[] | undefined, mirror: TargetMirror, informers: Informer[]): Promise<void> {
+  const keyOf = (o: KubernetesObject): string => `${o.metadata?.namespace}/${o.metadata?.name}`;
+  const watchInto = async <T extends KubernetesObject>(map: Map<string, T>, path: string, list: () => Promise<{ items: T[] }>): Promise<void> => {
+    const inf = api.informer(path, list as never) as unknown as Informer;
+    const set = (o?: KubernetesObject): void => {
+      if (o) map.set(keyOf(o), o as T);
+      mirror.reconcile();
+    };
+    inf.on('add', set);
+    inf.on('update', set);
+    inf.on('delete', (o?: KubernetesObject) => {
+      if (o) map.delete(keyOf(o));
+      mirror.reconcile();
+    });
+    // client-node's informer stops on a watch error; restart it with a
+    // short delay (its list then brings the cache up to date).
+    inf.on('error', () => {
+      if (!mirror.closed) setTimeout(() => void inf.start().catch(() => undefined), 1000).unref();
+    });
+    informers.push(inf);
+    await inf.start();
+  };
+  const core = api.core;
+  if (!nsList) {
+    await watchInto(mirror.services, '/api/v1/services', () => core.listServiceForAllNamespaces());
+    await watchInto(mirror.endpoints, '/api/v1/endpoints', () => core.listEndpointsForAllNamespaces());
+    await watchInto(mirror.pods, '/api/v1/pods', () => core.listPodForAllNamespaces());
+    return;
+  }
+  for (const ns of nsList) {
+    await watchInto(mirror.services, `/api/v1/namespaces/${ns}/services`, () => core.listNamespacedService({ namespace: ns }));
+    await watchInto(mirror.endpoints, `/api/v1/namespaces/${ns}/endpoints`, () => core.listNamespacedEndpoints({ namespace: ns }));
+    await watchInto(mirror.pods, `/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns }));
+  }
+}
+
+/** The local DNS server for cluster names, wired into the OS resolver. */
+async function startDns(opts: RouteModeOptions, state: LocalState, nsList: string[] | undefined): Promise<LocalDns> {
+  const domain = opts.clusterDomain ?? 'cluster.local';
+  const previous = parseResolvConf(await readFile(RESOLV_CONF, 'utf8').catch(() => ''));
+  const dns = await startLocalDnsOnFreeLoopback({
+    dialCluster: () => opts.session.dial('127.0.0.1', PORTS.dns),
+    // Never our own address: a crash may have left it in resolv.conf.
+    upstreams: previous.nameservers.filter((n) => !/^127\.0\.[0-3]\.153$/.test(n)),
+    isClusterName: clusterNameMatcher({ domain, namespaces: opts.namespaces }),
+    debug: opts.debug,
+  });
+  const search = [`${opts.namespace}.svc.${domain}`, `svc.${domain}`, domain];
+  await wireResolver(state, {
+    nameserver: dns.host,
+    search,
+    routingDomains: [domain, ...(nsList ?? [])],
+    iface: state.iface,
+  });
+  return dns;
 }
 
 /**

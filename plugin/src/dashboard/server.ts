@@ -6,16 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY } from '../../../contract/protocol.ts';
 import { buildStatus, type PodLike, type ServiceLike, type StatusReport } from '../status/model.ts';
 import { restoreService } from '../kube/restore.ts';
 import { cleanNamespace } from '../commands/clean.ts';
 import { toKtError } from '../errors.ts';
+import type { KubeApi } from '../kube/api.ts';
 import { PAGE } from './page.ts';
 
 export interface DashboardOptions {
-  kc: KubeConfig;
+  api: KubeApi;
   namespace: string;
   all: boolean;
   port?: number;
@@ -39,55 +40,12 @@ interface InformerLike<T> {
 
 export async function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
   const now = opts.now ?? (() => Date.now());
-  const log = opts.debug ?? (() => undefined);
-  const { makeInformer, CoreV1Api } = await import('@kubernetes/client-node');
-  const api = opts.kc.makeApiClient(CoreV1Api);
   const token = randomBytes(18).toString('base64url');
-  const labelSelector = `${LABELS.managedBy}=${MANAGED_BY}`;
-  const ns = opts.namespace;
-
-  const pods = (opts.all
-    ? makeInformer(opts.kc, '/api/v1/pods', () => api.listPodForAllNamespaces({ labelSelector }), labelSelector)
-    : makeInformer(opts.kc, `/api/v1/namespaces/${ns}/pods`, () => api.listNamespacedPod({ namespace: ns, labelSelector }), labelSelector)) as unknown as InformerLike<KubernetesObject>;
-  const services = (opts.all
-    ? makeInformer(opts.kc, '/api/v1/services', () => api.listServiceForAllNamespaces())
-    : makeInformer(opts.kc, `/api/v1/namespaces/${ns}/services`, () => api.listNamespacedService({ namespace: ns }))) as unknown as InformerLike<KubernetesObject>;
-
-  const clients = new Set<ServerResponse>();
-  let closed = false;
-  let last = '';
-  const snapshot = (): StatusReport => buildStatus({
-    pods: pods.list().map(iso) as PodLike[],
-    services: services.list().map(iso) as ServiceLike[],
-    now: now(),
-    namespaces: opts.all ? 'all' : [ns],
-  });
-  let scheduled = false;
-  // Many watch events arrive together (a rollout, a clean): one update per tick.
-  const publish = (): void => {
-    if (scheduled) return;
-    scheduled = true;
-    queueMicrotask(() => {
-      scheduled = false;
-      const body = JSON.stringify(snapshot());
-      if (body === last) return;
-      last = body;
-      for (const c of clients) c.write(`event: status\ndata: ${body}\n\n`);
-    });
-  };
-  for (const inf of [pods, services]) {
-    inf.on('add', publish);
-    inf.on('update', publish);
-    inf.on('delete', publish);
-    // client-node's informer stops on a watch error; restart it (its list brings the cache back).
-    inf.on('error', (err) => {
-      log(`dashboard watch error: ${String((err as Error | undefined)?.message ?? err)}`);
-      if (!closed) setTimeout(() => void inf.start().catch(() => undefined), 1000).unref();
-    });
-  }
-  await Promise.all([pods.start(), services.start()]);
+  const feed = new StatusFeed(opts, now);
+  await feed.start();
 
   let host = '';
+  const handle = handler(opts, feed, token, () => host, now);
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const e = toKtError(err);
@@ -95,8 +53,117 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       else res.end();
     });
   });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: opts.port ?? 0 }, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  host = `127.0.0.1:${port}`;
+  // Heartbeat ages move with time alone; refresh them for open pages.
+  const ticker = setInterval(() => feed.refresh(), 5000);
+  ticker.unref();
+  return {
+    url: `http://${host}/`,
+    port,
+    close: async () => {
+      clearInterval(ticker);
+      await feed.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+    },
+  };
+}
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** kubectl-kt's pods and the Services, watched, and the status built from them, streamed to every open page. */
+class StatusFeed {
+  private readonly pods: InformerLike<KubernetesObject>;
+  private readonly services: InformerLike<KubernetesObject>;
+  private readonly clients = new Set<ServerResponse>();
+  private closed = false;
+  private last = '';
+  private scheduled = false;
+
+  private readonly opts: DashboardOptions;
+  private readonly now: () => number;
+
+  constructor(opts: DashboardOptions, now: () => number) {
+    this.opts = opts;
+    this.now = now;
+    const { api, namespace: ns } = opts;
+    const core = api.core;
+    const labelSelector = `${LABELS.managedBy}=${MANAGED_BY}`;
+    this.pods = (opts.all
+      ? api.informer('/api/v1/pods', () => core.listPodForAllNamespaces({ labelSelector }), labelSelector)
+      : api.informer(`/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns, labelSelector }), labelSelector)) as unknown as InformerLike<KubernetesObject>;
+    this.services = (opts.all
+      ? api.informer('/api/v1/services', () => core.listServiceForAllNamespaces())
+      : api.informer(`/api/v1/namespaces/${ns}/services`, () => core.listNamespacedService({ namespace: ns }))) as unknown as InformerLike<KubernetesObject>;
+  }
+
+  async start(): Promise<void> {
+    const log = this.opts.debug ?? (() => undefined);
+    const publish = (): void => this.publish();
+    for (const inf of [this.pods, this.services]) {
+      inf.on('add', publish);
+      inf.on('update', publish);
+      inf.on('delete', publish);
+      // client-node's informer stops on a watch error; restart it (its list brings the cache back).
+      inf.on('error', (err) => {
+        log(`dashboard watch error: ${String((err as Error | undefined)?.message ?? err)}`);
+        if (!this.closed) setTimeout(() => void inf.start().catch(() => undefined), 1000).unref();
+      });
+    }
+    await Promise.all([this.pods.start(), this.services.start()]);
+  }
+
+  snapshot(): StatusReport {
+    return buildStatus({
+      pods: this.pods.list().map(iso) as PodLike[],
+      services: this.services.list().map(iso) as ServiceLike[],
+      now: this.now(),
+      namespaces: this.opts.all ? 'all' : [this.opts.namespace],
+    });
+  }
+
+  /** Many watch events arrive together (a rollout, a clean): one update per tick, and none when nothing changed. */
+  private publish(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      const body = JSON.stringify(this.snapshot());
+      if (body === this.last) return;
+      this.last = body;
+      for (const c of this.clients) c.write(`event: status\ndata: ${body}\n\n`);
+    });
+  }
+
+  /** Sends the status again even if unchanged (the ages in it moved). */
+  refresh(): void {
+    this.last = '';
+    this.publish();
+  }
+
+  /** An open page's event stream: the status now, then every change. */
+  subscribe(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.write(`retry: 1000\nevent: status\ndata: ${JSON.stringify(this.snapshot())}\n\n`);
+    this.clients.add(res);
+    req.on('close', () => this.clients.delete(res));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.clients) c.end();
+    this.clients.clear();
+    await Promise.all([this.pods.stop().catch(() => undefined), this.services.stop().catch(() => undefined)]);
+  }
+}
+
+/** The routes: the page, the status (once and as a stream), and the two actions. */
+function handler(opts: DashboardOptions, feed: StatusFeed, token: string, ourHost: () => string, now: () => number): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return async (req, res) => {
+    const host = ourHost();
     // A page elsewhere could resolve its own name to 127.0.0.1; only our host is served.
     if (req.headers.host !== host) {
       json(res, 421, { error: 'misdirected request' });
@@ -113,14 +180,11 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       return;
     }
     if (req.method === 'GET' && url.pathname === '/api/status') {
-      json(res, 200, snapshot());
+      json(res, 200, feed.snapshot());
       return;
     }
     if (req.method === 'GET' && url.pathname === '/api/events') {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-      res.write(`retry: 1000\nevent: status\ndata: ${JSON.stringify(snapshot())}\n\n`);
-      clients.add(res);
-      req.on('close', () => clients.delete(res));
+      feed.subscribe(req, res);
       return;
     }
     if (req.method === 'POST' && (url.pathname === '/api/recover' || url.pathname === '/api/clean')) {
@@ -130,45 +194,19 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       }
       const body = JSON.parse((await readBody(req)) || '{}') as { namespace?: string; name?: string };
       const namespace = String(body.namespace ?? '');
-      if (!namespace || (!opts.all && namespace !== ns)) {
+      if (!namespace || (!opts.all && namespace !== opts.namespace)) {
         json(res, 400, { error: `namespace ${JSON.stringify(namespace)} is not shown by this dashboard` });
         return;
       }
       if (url.pathname === '/api/recover') {
-        const r = await restoreService(opts.kc, { namespace, name: String(body.name ?? '') }, { dryRun: false, strict: true });
+        const r = await restoreService(opts.api, { namespace, name: String(body.name ?? '') }, { dryRun: false, strict: true });
         json(res, 200, { actions: r.actions });
       } else {
-        json(res, 200, { actions: await cleanNamespace(opts.kc, namespace, { dryRun: false, now: now() }) });
+        json(res, 200, { actions: await cleanNamespace(opts.api, namespace, { dryRun: false, now: now() }) });
       }
       return;
     }
     json(res, 404, { error: 'not found' });
-  }
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: opts.port ?? 0 }, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  host = `127.0.0.1:${port}`;
-  // Heartbeat ages move with time alone; refresh them for open pages.
-  const ticker = setInterval(() => {
-    last = '';
-    publish();
-  }, 5000);
-  ticker.unref();
-  return {
-    url: `http://${host}/`,
-    port,
-    close: async () => {
-      closed = true;
-      clearInterval(ticker);
-      for (const c of clients) c.end();
-      clients.clear();
-      await Promise.all([pods.stop().catch(() => undefined), services.stop().catch(() => undefined)]);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-    },
   };
 }
 

@@ -1,7 +1,7 @@
 // Kubeconfig loading and merging, as kubectl does it, without client-node:
 // `kubectl kt version` and `--help` must not pay for loading it. The
 // client-node KubeConfig is built only when a command talks to the API
-// (clientConfig below imports it lazily).
+// (clientConfig below, through kube/api.ts, loads it lazily).
 //
 // Merge rules (k8s.io/client-go/tools/clientcmd, "loading rules"): KUBECONFIG
 // is a list of files separated by the OS path delimiter; files that do not
@@ -14,6 +14,7 @@ import { load as parseYaml } from 'js-yaml';
 import { readFile } from 'node:fs/promises';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { ktError } from '../errors.ts';
+import { loadClient } from './api.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -136,7 +137,7 @@ export function resolveTarget(kc: Kubeconfig, opts: { context?: string; namespac
 
 /** A client-node KubeConfig holding just the target's context; loads client-node on first use. */
 export async function clientConfig(target: KubeTarget): Promise<KubeConfig> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { KubeConfig } = await loadClient();
   const kc = new KubeConfig();
   // client-node's own parser maps the kubeconfig field names (token-file,
   // exec, auth-provider, ...), so hand it a minified kubeconfig document.

@@ -8,7 +8,7 @@
 // 80→8080, 8080→9090 with REMOTE 8080 means Service port 8080). Pure.
 import { ktError } from '../errors.ts';
 import type { PortMapping } from '../values.ts';
-import type { ContainerPortLike, ServicePortLike } from './takeover.ts';
+import type { ContainerPortLike, ServicePortLike } from './takeover-plan.ts';
 
 export interface ExposeRoute {
   servicePort: number;

@@ -1,29 +1,26 @@
 // Pod operations the sessions need, on client-node, with every failure turned
 // into a KtError that names namespace, verb and resource.
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
-import { fromApiError, ktError } from '../errors.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import { apiStatus, fromApiError, ktError } from '../errors.ts';
+import type { KubeApi } from './api.ts';
 
 export interface PodRef {
   namespace: string;
   name: string;
 }
 
-export async function createPod(kc: KubeConfig, pod: Record<string, unknown> & { metadata: PodRef }): Promise<V1Pod> {
-  const { CoreV1Api } = await import('@kubernetes/client-node');
-  const api = kc.makeApiClient(CoreV1Api);
+export async function createPod(api: KubeApi, pod: Record<string, unknown> & { metadata: PodRef }): Promise<V1Pod> {
   try {
-    return await api.createNamespacedPod({ namespace: pod.metadata.namespace, body: pod as V1Pod });
+    return await api.core.createNamespacedPod({ namespace: pod.metadata.namespace, body: pod as V1Pod });
   } catch (err) {
     throw fromApiError(err, { verb: 'create', resource: 'pods', namespace: pod.metadata.namespace, name: pod.metadata.name });
   }
 }
 
 /** Deletes a pod; a pod that is already gone is fine. */
-export async function deletePod(kc: KubeConfig, ref: PodRef, gracePeriodSeconds?: number): Promise<void> {
-  const { CoreV1Api } = await import('@kubernetes/client-node');
-  const api = kc.makeApiClient(CoreV1Api);
+export async function deletePod(api: KubeApi, ref: PodRef, gracePeriodSeconds?: number): Promise<void> {
   try {
-    await api.deleteNamespacedPod({ namespace: ref.namespace, name: ref.name, gracePeriodSeconds });
+    await api.core.deleteNamespacedPod({ namespace: ref.namespace, name: ref.name, gracePeriodSeconds });
   } catch (err) {
     const e = fromApiError(err, { verb: 'delete', resource: 'pods', namespace: ref.namespace, name: ref.name });
     if (e.code !== 'KT_ERR_API_NOT_FOUND') throw e;
@@ -31,13 +28,11 @@ export async function deletePod(kc: KubeConfig, ref: PodRef, gracePeriodSeconds?
 }
 
 /** Merge-patches metadata.annotations (the heartbeat, routes). */
-export async function annotatePod(kc: KubeConfig, ref: PodRef, annotations: Record<string, string | null>): Promise<void> {
-  const { CoreV1Api, setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
-  const api = kc.makeApiClient(CoreV1Api);
+export async function annotatePod(api: KubeApi, ref: PodRef, annotations: Record<string, string | null>): Promise<void> {
   try {
-    await api.patchNamespacedPod(
+    await api.core.patchNamespacedPod(
       { namespace: ref.namespace, name: ref.name, body: { metadata: { annotations } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      api.mergePatch(),
     );
   } catch (err) {
     throw fromApiError(err, { verb: 'patch', resource: 'pods', namespace: ref.namespace, name: ref.name });
@@ -69,13 +64,12 @@ export function podReady(pod: V1Pod): boolean {
 }
 
 /** The last line a pod's container logged (its timestamp cut), or undefined; never throws, gives up after 2 s. */
-export async function lastLogLine(kc: KubeConfig, ref: PodRef): Promise<string | undefined> {
-  const { CoreV1Api } = await import('@kubernetes/client-node');
+export async function lastLogLine(api: KubeApi, ref: PodRef): Promise<string | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const give = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), 2000);
   });
-  const read = kc.makeApiClient(CoreV1Api).readNamespacedPodLog({ namespace: ref.namespace, name: ref.name, tailLines: 5 }).then(
+  const read = api.core.readNamespacedPodLog({ namespace: ref.namespace, name: ref.name, tailLines: 5 }).then(
     (text) => String(text).split('\n').map((l) => l.trim()).filter(Boolean).pop()?.replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z\s+/, '').slice(0, 300),
     () => undefined,
   );
@@ -92,13 +86,11 @@ export async function lastLogLine(kc: KubeConfig, ref: PodRef): Promise<string |
  * time runs out.
  */
 export async function waitForPod(
-  kc: KubeConfig,
+  api: KubeApi,
   ref: PodRef,
   until: (pod: V1Pod) => boolean,
   opts: { timeoutMs: number; signal?: AbortSignal; what: string },
 ): Promise<V1Pod> {
-  const { Watch } = await import('@kubernetes/client-node');
-  const watch = new Watch(kc);
   return await new Promise<V1Pod>((resolve, reject) => {
     let ctrl: AbortController | undefined;
     let settled = false;
@@ -115,7 +107,7 @@ export async function waitForPod(
     const onAbort = (): void => finish(ktError('KT_ERR_INTERRUPTED', { what: opts.what }));
     opts.signal?.addEventListener('abort', onAbort);
     const path = `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/pods`;
-    watch
+    api.watch
       .watch(
         path,
         { fieldSelector: `metadata.name=${ref.name}` },
@@ -129,7 +121,7 @@ export async function waitForPod(
           if (failure) {
             // What the proxy said last says why (a port it could not bind, a bad key): one line of its log.
             const ran = (obj.status?.containerStatuses ?? []).some((c) => c.state?.terminated || c.lastState?.terminated);
-            void (ran ? lastLogLine(kc, ref) : Promise.resolve(undefined)).then((line) => {
+            void (ran ? lastLogLine(api, ref) : Promise.resolve(undefined)).then((line) => {
               finish(ktError('KT_ERR_PROXY_FAILED', { pod: ref.name, namespace: ref.namespace, reason: line ? `${failure}; its log ends: ${line}` : failure }));
             });
           }
@@ -155,14 +147,13 @@ export async function waitForPod(
  * delete, the kubelet removes it once its containers have exited. True when
  * it went within the time, false otherwise.
  */
-export async function waitPodGone(kc: KubeConfig, ref: PodRef, timeoutMs: number): Promise<boolean> {
-  const { CoreV1Api, Watch } = await import('@kubernetes/client-node');
+export async function waitPodGone(api: KubeApi, ref: PodRef, timeoutMs: number): Promise<boolean> {
   let resourceVersion: string | undefined;
   try {
-    const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace: ref.namespace, name: ref.name });
+    const pod = await api.core.readNamespacedPod({ namespace: ref.namespace, name: ref.name });
     resourceVersion = pod.metadata?.resourceVersion;
   } catch (err) {
-    if ((err as { code?: number }).code === 404) return true;
+    if (apiStatus(err) === 404) return true;
     throw err;
   }
   return await new Promise<boolean>((resolve) => {
@@ -177,7 +168,7 @@ export async function waitPodGone(kc: KubeConfig, ref: PodRef, timeoutMs: number
     };
     const timer = setTimeout(() => finish(false), timeoutMs);
     // From the version read: a DELETED event between the read and the watch is not missed.
-    void new Watch(kc).watch(`/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/pods`, { fieldSelector: `metadata.name=${ref.name}`, ...(resourceVersion ? { resourceVersion } : {}) },
+    void api.watch.watch(`/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/pods`, { fieldSelector: `metadata.name=${ref.name}`, ...(resourceVersion ? { resourceVersion } : {}) },
       (type: string) => {
         if (type === 'DELETED') finish(true);
       },

@@ -4,7 +4,8 @@
 // proxy pod's SSH server (ARCHITECTURE.md: "What runs where").
 import { Duplex, PassThrough, Writable } from 'node:stream';
 import { debuglog } from 'node:util';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { apiStatus } from '../errors.ts';
+import type { KubeApi } from './api.ts';
 
 const debug = debuglog('kt');
 
@@ -37,8 +38,7 @@ interface WsLike {
  * destroyed with a PortForwardError when the kubelet reports an error (for
  * example "connection refused" to the pod port).
  */
-export async function openPortForward(kc: KubeConfig, target: PortForwardTarget): Promise<Duplex> {
-  const { PortForward } = await import('@kubernetes/client-node');
+export async function openPortForward(api: KubeApi, target: PortForwardTarget): Promise<Duplex> {
   const input = new PassThrough();
   let errText = '';
   // Frames may arrive before the Duplex exists; they wait in `early`.
@@ -65,7 +65,7 @@ export async function openPortForward(kc: KubeConfig, target: PortForwardTarget)
     },
   });
   // disconnectOnErr=true: any stream number beyond data/error closes the socket.
-  const pf = new PortForward(kc, true);
+  const pf = api.portForward(true);
   let ws: WsLike;
   try {
     ws = (await pf.portForward(target.namespace, target.pod, [target.port], output, errOut, input)) as unknown as WsLike;
@@ -109,10 +109,10 @@ export async function openPortForward(kc: KubeConfig, target: PortForwardTarget)
 }
 
 function toPortForwardError(err: unknown, target: PortForwardTarget): PortForwardError {
-  const e = err as { message?: string; statusCode?: number; code?: number; target?: { _req?: { res?: { statusCode?: number } } } };
-  const text = String(e?.message ?? err);
-  // The ws client reports a refused upgrade as "Unexpected server response: 404".
+  const text = String((err as { message?: string } | undefined)?.message ?? err);
+  // The ws client reports a refused upgrade only in its message ("Unexpected
+  // server response: 404"): it carries no status field to read.
   const m = /Unexpected server response: (\d+)/.exec(text);
-  const status = m ? Number(m[1]) : e?.statusCode;
+  const status = m ? Number(m[1]) : apiStatus(err);
   return new PortForwardError(`port-forward to ${target.namespace}/${target.pod}:${target.port} failed: ${text}`, status);
 }

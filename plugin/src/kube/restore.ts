@@ -3,15 +3,15 @@
 // before anything of ours goes away — ARCHITECTURE.md rule 1), then the router pod,
 // the origin Service and the router's Secret, and the replicas of a
 // workload that `exchange --mode scale` scaled to 0.
-import type { KubeConfig } from '@kubernetes/client-node';
 import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX, ROUTER_SECRET_PREFIX } from '../../../contract/protocol.ts';
 import { apiStatus, fromApiError, ktError } from '../errors.ts';
+import type { KubeApi } from './api.ts';
 import { waitPodGone } from './pods.ts';
 
 /**
  * How long a drained restore waits for the router pods to be gone before it
  * removes the origin Service anyway: the router's grace period (30 s,
- * plugin/src/kube/takeover.ts) and a little more.
+ * plugin/src/kube/takeover-apply.ts) and a little more.
  */
 const ROUTER_DRAIN_WAIT_MS = 35_000;
 
@@ -45,13 +45,11 @@ function notFound(err: unknown): boolean {
  * passes over it.
  */
 export async function restoreService(
-  kc: KubeConfig,
+  api: KubeApi,
   ref: { namespace: string; name: string },
   opts: { dryRun: boolean; strict: boolean; drain?: boolean },
 ): Promise<RestoreResult> {
-  const { CoreV1Api, AppsV1Api, setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
-  const core = kc.makeApiClient(CoreV1Api);
-  const apps = kc.makeApiClient(AppsV1Api);
+  const { core, apps } = api;
   const { namespace, name } = ref;
   const actions: string[] = [];
   let svc;
@@ -72,7 +70,7 @@ export async function restoreService(
     actions.push(`restore the selector of service ${namespace}/${name} to ${JSON.stringify(original)}`);
     if (!opts.dryRun) {
       try {
-        await core.patchNamespacedService({ namespace, name, body: restorePatch(original) }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+        await core.patchNamespacedService({ namespace, name, body: restorePatch(original) }, api.jsonPatch());
       } catch (err) {
         throw fromApiError(err, { verb: 'patch', resource: 'services', namespace, name });
       }
@@ -103,7 +101,7 @@ export async function restoreService(
     ['secret', `${ROUTER_SECRET_PREFIX}${name}`, () => core.deleteNamespacedSecret({ namespace, name: `${ROUTER_SECRET_PREFIX}${name}` })],
     ['service', `${name}${ORIGIN_SUFFIX}`, async () => {
       if (opts.drain) {
-        await Promise.all(routers.items.map((p) => waitPodGone(kc, { namespace, name: p.metadata?.name ?? '' }, ROUTER_DRAIN_WAIT_MS)));
+        await Promise.all(routers.items.map((p) => waitPodGone(api, { namespace, name: p.metadata?.name ?? '' }, ROUTER_DRAIN_WAIT_MS)));
         // A new takeover began meanwhile (its Secret is there): the origin Service is its now.
         const again = await core.readNamespacedSecret({ namespace, name: `${ROUTER_SECRET_PREFIX}${name}` }).then(() => true, () => false);
         if (again) return;
@@ -141,7 +139,7 @@ export async function restoreService(
         namespace,
         name: dn,
         body: { spec: { replicas: Number(replicas) }, metadata: { annotations: { [ANNOTATIONS.originalReplicas]: null, [ANNOTATIONS.scaledFor]: null } } },
-      }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)).catch((err: unknown) => {
+      }, api.mergePatch()).catch((err: unknown) => {
         throw fromApiError(err, { verb: 'patch', resource: 'deployments', namespace, name: dn });
       });
     }

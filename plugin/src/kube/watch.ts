@@ -6,10 +6,11 @@
 // deletion it did not see still arrives as DELETED. This is what client-go's
 // reflector does (list, then watch from the list's resourceVersion; relist
 // on 410): https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes
-import type { KubeConfig } from '@kubernetes/client-node';
+import { apiStatus } from '../errors.ts';
+import type { KubeApi } from './api.ts';
 
 export interface WatchByNameOptions {
-  kc: KubeConfig;
+  api: KubeApi;
   /** The collection, e.g. /api/v1/namespaces/shop/pods. */
   path: string;
   name: string;
@@ -33,8 +34,7 @@ interface Versioned {
 
 /** Starts watching; returns stop(). */
 export async function watchByName(o: WatchByNameOptions): Promise<() => void> {
-  const { Watch } = await import('@kubernetes/client-node');
-  const watch = new Watch(o.kc);
+  const watch = o.api.watch;
   let ctrl: AbortController | undefined;
   let retry: NodeJS.Timeout | undefined;
   let version: string | undefined;
@@ -67,7 +67,7 @@ export async function watchByName(o: WatchByNameOptions): Promise<() => void> {
     watch.watch(o.path, query, (type: string, obj: Versioned) => {
       if (type === 'ERROR') {
         // 410 Gone: the version is older than what etcd keeps; start afresh.
-        if (obj.code === 410) expired = true;
+        if (apiStatus(obj) === 410) expired = true;
         o.debug(`watch ${o.path} ${o.name}: error event ${JSON.stringify(obj).slice(0, 200)}`);
         return;
       }
@@ -78,8 +78,7 @@ export async function watchByName(o: WatchByNameOptions): Promise<() => void> {
       o.onEvent(type, obj);
     }, (err: unknown) => {
       if (o.stopped()) return;
-      const status = (err as { statusCode?: number } | null)?.statusCode;
-      if (expired || status === 410) {
+      if (expired || apiStatus(err) === 410) {
         o.debug(`watch ${o.path} ${o.name}: resourceVersion ${version} expired (410); starting afresh`);
         version = undefined;
       }

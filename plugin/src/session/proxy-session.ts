@@ -6,9 +6,9 @@
 import { EventEmitter } from 'node:events';
 import { hostname, userInfo } from 'node:os';
 import type { Duplex } from 'node:stream';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { ANNOTATIONS, PORTS, PROTOCOL_VERSION, type Role } from '../../../contract/protocol.ts';
 import { isKtError, ktError, toKtError } from '../errors.ts';
+import type { KubeApi } from '../kube/api.ts';
 import { openPortForward, PortForwardError } from '../kube/portforward.ts';
 import { annotatePod, createPod, deletePod, podRunning, waitForPod } from '../kube/pods.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
@@ -22,7 +22,7 @@ export interface Progress {
 }
 
 export interface ProxySessionOptions {
-  kc: KubeConfig;
+  api: KubeApi;
   namespace: string;
   image: string;
   role: Role;
@@ -30,22 +30,10 @@ export interface ProxySessionOptions {
   /** Pod name; default kt-<kind>-<session>. */
   name?: string;
   labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  env?: Record<string, string>;
   ports?: { name: string; containerPort: number; protocol?: 'TCP' | 'UDP' }[];
-  readinessProbe?: Record<string, unknown>;
-  /** Wait for the Ready condition (routers) rather than Running (shadows). */
-  waitReady?: boolean;
   progress: Progress;
   debug: (msg: string) => void;
   signal: AbortSignal;
-  /** Heartbeat period; default 10 s. */
-  heartbeatMs?: number;
-  /** How long to wait for the pod to start; default 120 s. */
-  startTimeoutMs?: number;
-  /** Proxy exits after this long without a client (crash cleanup); default 600 s in the proxy. */
-  idleExitSeconds?: number;
-  now?: () => Date;
   /**
    * Keys to use instead of fresh per-session ones: a shared router's client
    * pair and host key come from its Secret, so every developer's session
@@ -112,7 +100,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
     this.podName = opts.name ?? `kt-${opts.kind}-${this.id}`;
     this.namespace = opts.namespace;
     this.owner = `${safeUser()}@${hostname()}`;
-    this.since = (opts.now?.() ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
+    this.since = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   }
 
   /** The tunnel, waiting for a reconnect when it is down. */
@@ -135,7 +123,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
 
   /** Creates the pod and brings the tunnel up; throws a KtError (and removes the pod) on failure. */
   async start(): Promise<Tunnel> {
-    const { kc, namespace, progress } = this.opts;
+    const { api, namespace, progress } = this.opts;
     if (this.opts.attach) {
       try {
         const done = progress.step(`opening the tunnel to ${namespace}/${this.podName}`);
@@ -149,7 +137,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
     }
     try {
       let done = progress.step(`creating proxy pod ${namespace}/${this.podName}`);
-      await createPod(kc, proxyPod({
+      await createPod(api, proxyPod({
         name: this.podName,
         namespace,
         image: this.opts.image,
@@ -160,19 +148,14 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
         since: this.since,
         authorizedKey: this.key.publicKey,
         hostKey: this.hostKey.privateKey,
-        idleExitSeconds: this.opts.idleExitSeconds,
         labels: this.opts.labels,
-        annotations: this.opts.annotations,
-        env: this.opts.env,
         ports: this.opts.ports,
-        readinessProbe: this.opts.readinessProbe,
       }));
       this.podCreated = true;
       done();
       done = progress.step('waiting for the proxy pod');
-      const { podReady } = await import('../kube/pods.ts');
-      await waitForPod(kc, { namespace, name: this.podName }, this.opts.waitReady ? podReady : podRunning, {
-        timeoutMs: this.opts.startTimeoutMs ?? 120_000,
+      await waitForPod(api, { namespace, name: this.podName }, podRunning, {
+        timeoutMs: 120_000,
         signal: this.opts.signal,
         what: `pod ${namespace}/${this.podName} to run`,
       });
@@ -244,7 +227,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   }
 
   private async connectOnceUnbounded(): Promise<Tunnel> {
-    const stream = await openPortForward(this.opts.kc, { namespace: this.namespace, pod: this.podName, port: this.sshPort }).catch((err: unknown) => {
+    const stream = await openPortForward(this.opts.api, { namespace: this.namespace, pod: this.podName, port: this.sshPort }).catch((err: unknown) => {
       // RBAC checks the upgrade as `create` on pods/portforward (a WebSocket
       // GET included, since Kubernetes 1.30): name that call, as for any API refusal.
       const status = err instanceof PortForwardError ? err.status : undefined;
@@ -295,10 +278,10 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
   }
 
   private startHeartbeat(): void {
-    const every = this.opts.heartbeatMs ?? 10_000;
+    const every = 10_000;
     const beat = (): void => {
-      const now = (this.opts.now?.() ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
-      annotatePod(this.opts.kc, { namespace: this.namespace, name: this.podName }, { [ANNOTATIONS.heartbeat]: now }).catch((err: unknown) => {
+      const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      annotatePod(this.opts.api, { namespace: this.namespace, name: this.podName }, { [ANNOTATIONS.heartbeat]: now }).catch((err: unknown) => {
         this.opts.debug(`heartbeat failed: ${(err as Error).message}`);
       });
     };
@@ -316,7 +299,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
     this.current = undefined;
     await t?.close().catch(() => undefined);
     if (this.podCreated) {
-      await deletePod(this.opts.kc, { namespace: this.namespace, name: this.podName }, 0).catch((err: unknown) => {
+      await deletePod(this.opts.api, { namespace: this.namespace, name: this.podName }, 0).catch((err: unknown) => {
         this.opts.progress.note(`could not delete pod ${this.namespace}/${this.podName}: ${(err as Error).message}; \`kubectl kt clean\` removes it`);
       });
     }

@@ -1,14 +1,13 @@
 // Reads what buildStatus needs from the API server: kubectl-kt's pods (by
 // label) and the namespace's Services (a taken-over Service is found by its
 // original-selector annotation, which no label selector can express).
-import type { KubeConfig } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY } from '../../../contract/protocol.ts';
 import { fromApiError } from '../errors.ts';
+import type { KubeApi } from '../kube/api.ts';
 import { buildStatus, type PodLike, type ServiceLike, type StatusReport } from './model.ts';
 
-export async function fetchStatus(kc: KubeConfig, scope: { namespace: string; all: boolean }, now: number): Promise<StatusReport> {
-  const { CoreV1Api } = await import('@kubernetes/client-node');
-  const api = kc.makeApiClient(CoreV1Api);
+export async function fetchStatus(kube: KubeApi, scope: { namespace: string; all: boolean }, now: number): Promise<StatusReport> {
+  const api = kube.core;
   const labelSelector = `${LABELS.managedBy}=${MANAGED_BY}`;
   const ns = scope.all ? undefined : scope.namespace;
   let pods: PodLike[];
