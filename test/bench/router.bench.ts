@@ -418,14 +418,20 @@ export async function run(): Promise<BenchRow[]> {
     }
     if (!halfDirect || !halfRouted) throw new Error('no measurement');
 
-    // The tagged path to the laptop, and the same requests through OpenSSH's `ssh -R` alternately.
+    // The tagged path to the laptop, the same requests through OpenSSH's
+    // `ssh -R`, and through our SSH pair alone (a tcpip-forward on the
+    // router's SSH server to the same client: no HTTP routing), alternately.
+    const ourR = await tunnel.forwardIn('127.0.0.1', 0, { host: '127.0.0.1', port: laptopPort });
+    await load(ourR.port, '', 1000);
     let tagged: Load | undefined;
     let viaSshR: Load | undefined;
+    let viaOurR: Load | undefined;
     for (let i = 0; i < ROUNDS; i++) {
       tagged = best(tagged, await load(meshRouter.port, 'x-kt-version: bench\r\n'));
       viaSshR = best(viaSshR, await load(openssh.port, ''));
+      viaOurR = best(viaOurR, await load(ourR.port, ''));
     }
-    if (!tagged || !viaSshR) throw new Error('no measurement');
+    if (!tagged || !viaSshR || !viaOurR) throw new Error('no measurement');
 
     // HTTP/2 cleartext: a second router whose origin speaks h2c.
     const h2origin = await start(['-e', H2_ORIGIN], { NAME: 'h2origin' }, /listening on (\d+)/);
@@ -442,7 +448,7 @@ export async function run(): Promise<BenchRow[]> {
     }
     if (!h2direct || !h2routed) throw new Error('no measurement');
 
-    const errs = halfDirect.errors + halfRouted.errors + direct.errors + routed.errors + tagged.errors + viaSshR.errors + withRoute.errors + h2direct.errors + h2routed.errors + (viaNginx?.errors ?? 0);
+    const errs = halfDirect.errors + halfRouted.errors + direct.errors + routed.errors + tagged.errors + viaSshR.errors + viaOurR.errors + withRoute.errors + h2direct.errors + h2routed.errors + (viaNginx?.errors ?? 0);
     const note = `${CONNS} keep-alive connections, ${DURATION_MS / 1000} s per run, better of ${ROUNDS} alternating runs, ${WRK ? 'wrk' : 'own load generator (no wrk: apt-get install wrk)'}; errors ${errs}`;
     const nginxRows: BenchRow[] = viaNginx
       ? [
@@ -455,6 +461,8 @@ export async function run(): Promise<BenchRow[]> {
       { name: 'router h1 keep-alive → origin', value: routed.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps, note: note + (NGINX ? '' : '; no nginx (apt-get install nginx): no nginx rows') },
       { name: 'router h1 → origin, mesh route present', value: withRoute.rps, unit: 'req/s', reference: 'router h1, no route', refValue: routed.rps, note: 'goal ≥ 0.9× (untagged requests, a second router with one mesh route)' },
       { name: 'router h1 tagged → laptop (SSH)', value: tagged.rps, unit: 'req/s', reference: 'OpenSSH ssh -R → laptop', refValue: viaSshR.rps, note: 'goal ≥ 0.8×; the reference is sshd listening, each connection a forwarded-tcpip channel to ssh -R, which connects to the laptop' },
+      { name: 'our SSH remote forward → laptop, no router', value: viaOurR.rps, unit: 'req/s', reference: 'OpenSSH ssh -R → laptop', refValue: viaSshR.rps, note: 'the tagged path\'s SSH hop alone: the router\'s SSH server and the plugin\'s client (ssh2), a tcpip-forward' },
+      { name: 'router h1 tagged → laptop (SSH)', value: tagged.rps, unit: 'req/s', reference: 'our SSH remote forward, no router', refValue: viaOurR.rps },
       { name: 'router h1 tagged → laptop (SSH)', value: tagged.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps },
       { name: 'router h1 p50 latency', value: routed.p50, unit: 'ms', reference: 'direct p50', refValue: direct.p50 },
       { name: 'router h1 p99 latency', value: routed.p99, unit: 'ms', reference: 'direct p99', refValue: direct.p99 },
