@@ -2,15 +2,17 @@
 // the router (a kt-proxy process in the router role) on the default route to
 // an origin, vs the same load sent to the origin directly and through nginx
 // proxy_pass configured the same way (one worker, upstream keep-alive: KT
-// Connect's router was nginx, so it is the anchor); the tagged path to a
-// developer over SSH; the router's RSS idle and under load. The load
+// Connect's router was nginx, so it is the anchor); untagged requests with a
+// mesh route present (a second router) vs none; the tagged path to a
+// developer over SSH vs the same requests through OpenSSH's `ssh -R`; h2c
+// streams; the router's RSS idle and under load. The load
 // generator is wrk (apt) with CONNS keep-alive connections for DURATION_MS,
 // or, without wrk, our own below. Origin and laptop are the smallest
 // node:http servers, each its own process, so the router is what is measured.
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -18,12 +20,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, PROTOCOL_VERSION, ROUTER_ENV } from '../../contract/protocol.ts';
 import { makeSessionKey, openTunnel, requestRoute } from '../../plugin/src/tunnel/index.ts';
+import { stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
 import type { BenchRow } from './run.ts';
+import { opensshArgs, startSshd, stderrTail } from './tunnel.bench.ts';
 import { quantile } from './stats.ts';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'proxy-image', 'src', 'main.ts');
 const CONNS = 50;
 const DURATION_MS = 4000;
+/** Alternating rounds of the h1 paths; the better run of each is kept. */
+const ROUNDS = 3;
 
 const ORIGIN = `
 const http = require('node:http');
@@ -289,54 +295,110 @@ async function loadOwn(port: number, headers: string, duration = DURATION_MS, ra
   return { rps: lat.length / secs, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors };
 }
 
+/** A router process (the kt-proxy in the router role) for one Service port, to origin; its SSH and Service ports. */
+async function startRouter(key: { publicKey: string }, originPort: number): Promise<Proc & { sshPort: number; port: number }> {
+  const p = await start(
+    [MAIN],
+    {
+      [ENV.role]: 'router',
+      [ENV.sshPort]: '0',
+      [ENV.authorizedKeys]: key.publicKey,
+      [ROUTER_ENV.healthPort]: '0',
+      [ROUTER_ENV.origin]: '127.0.0.1',
+      [ROUTER_ENV.ports]: JSON.stringify([{ servicePort: 80, listenPort: 0, originPort }]),
+    },
+    /router: ssh on 127\.0\.0\.1:(\d+), health on :(\d+), ports 80→(\d+)/,
+  );
+  return { ...p, sshPort: Number(p.match[1]), port: Number(p.match[3]) };
+}
+
+/**
+ * OpenSSH's remote forward to the laptop: sshd listens, each connection
+ * rides a forwarded-tcpip channel to `ssh -R`, which connects to the laptop
+ * — the tagged path's SSH hop, without the router.
+ */
+async function sshR(dir: string, laptopPort: number): Promise<{ port: number; stop(): Promise<void> }> {
+  const openssh = await startSshd(dir);
+  const port = await freePort();
+  const forward = ['-R', `127.0.0.1:${port}:127.0.0.1:${laptopPort}`];
+  const child = spawn('/usr/bin/ssh', opensshArgs({ dir, keyFile: openssh.keyFile, user: process.env.USER ?? 'root', port: openssh.sshdPort }, forward), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const log = stderrTail(child, 'ssh -R');
+  try {
+    await stderrMatch(child, /remote forward success/, 'ssh -R');
+  } catch (err) {
+    await terminate(child);
+    await terminate(openssh.sshd);
+    throw new Error(`${(err as Error).message}\n${log()}`, { cause: err });
+  }
+  return {
+    port,
+    async stop() {
+      await terminate(child);
+      await terminate(openssh.sshd);
+    },
+  };
+}
+
 export async function run(): Promise<BenchRow[]> {
   const procs: Proc[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'kt-bench-router-'));
+  // sshd refuses to start without its privilege separation directory.
+  const madeRunSshd = !existsSync('/run/sshd');
+  if (madeRunSshd) mkdirSync('/run/sshd', { mode: 0o755 });
   let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
+  let openssh: Awaited<ReturnType<typeof sshR>> | undefined;
+  let tunnel: Awaited<ReturnType<typeof openTunnel>> | undefined;
   try {
     const origin = await start(['-e', ORIGIN], { NAME: 'origin' }, /listening on (\d+)/);
     procs.push(origin);
     const laptop = await start(['-e', ORIGIN], { NAME: 'laptop' }, /listening on (\d+)/);
     procs.push(laptop);
     const originPort = Number(origin.match[1]);
+    const laptopPort = Number(laptop.match[1]);
     const key = makeSessionKey();
-    const router = await start(
-      [MAIN],
-      {
-        [ENV.role]: 'router',
-        [ENV.sshPort]: '0',
-        [ENV.authorizedKeys]: key.publicKey,
-        [ROUTER_ENV.healthPort]: '0',
-        [ROUTER_ENV.origin]: '127.0.0.1',
-        [ROUTER_ENV.ports]: JSON.stringify([{ servicePort: 80, listenPort: 0, originPort }]),
-      },
-      /router: ssh on 127\.0\.0\.1:(\d+), health on :(\d+), ports 80→(\d+)/,
-    );
+    const router = await startRouter(key, originPort);
     procs.push(router);
-    const routerPort = Number(router.match[3]);
+    const routerPort = router.port;
     const pid = router.child.pid as number;
+    // A second router with a developer's mesh route: untagged requests to it
+    // are matched against the route and go to origin, tagged ones go to the
+    // laptop over SSH; alternating with the first measures what the route costs.
+    const meshRouter = await startRouter(key, originPort);
+    procs.push(meshRouter);
+    tunnel = await openTunnel({ stream: net.connect(meshRouter.sshPort, '127.0.0.1'), privateKey: key.privateKey });
+    await requestRoute(
+      tunnel,
+      { protocol: PROTOCOL_VERSION, kind: 'mesh', servicePort: 80, headers: [{ name: 'x-kt-version', value: 'bench' }], owner: 'bench', session: 'bench' },
+      { host: '127.0.0.1', port: laptopPort },
+    );
 
     if (NGINX) nginx = await startNginx(dir, originPort);
+    openssh = await sshR(dir, laptopPort);
 
     // Warm up every path (JIT, pools), then measure.
     await load(originPort, '', 1000);
     await load(routerPort, '', 1000);
+    await load(meshRouter.port, '', 1000);
+    await load(meshRouter.port, 'x-kt-version: bench\r\n', 1000);
+    await load(openssh.port, '', 1000);
     if (nginx) await load(nginx.port, '', 1000);
     const rssIdle = rssMiB(pid);
     // Other work on the machine moves these numbers by 2×: measure the
-    // paths alternately, twice, and keep the better run of each.
+    // paths alternately, ROUNDS times, and keep the better run of each.
     let rssPeak = 0;
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMiB(pid))), 200);
     const best = (a: Load | undefined, b: Load) => (a && a.rps >= b.rps ? a : b);
     let direct: Load | undefined;
     let routed: Load | undefined;
+    let withRoute: Load | undefined;
     let viaNginx: Load | undefined;
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < ROUNDS; i++) {
       direct = best(direct, await load(originPort, ''));
       routed = best(routed, await load(routerPort, ''));
+      withRoute = best(withRoute, await load(meshRouter.port, ''));
       if (nginx) viaNginx = best(viaNginx, await load(nginx.port, ''));
     }
-    if (!direct || !routed) throw new Error('no measurement');
+    if (!direct || !routed || !withRoute) throw new Error('no measurement');
     clearInterval(sampler);
 
     // Half of what the router sustains, both paths alternately; the lower p99 of two runs each.
@@ -356,41 +418,38 @@ export async function run(): Promise<BenchRow[]> {
     }
     if (!halfDirect || !halfRouted) throw new Error('no measurement');
 
-    const tunnel = await openTunnel({ stream: net.connect(Number(router.match[1]), '127.0.0.1'), privateKey: key.privateKey });
-    await requestRoute(
-      tunnel,
-      { protocol: PROTOCOL_VERSION, kind: 'mesh', servicePort: 80, headers: [{ name: 'x-kt-version', value: 'bench' }], owner: 'bench', session: 'bench' },
-      { host: '127.0.0.1', port: Number(laptop.match[1]) },
-    );
-    await load(routerPort, 'x-kt-version: bench\r\n', 1000);
-    const tagged = await load(routerPort, 'x-kt-version: bench\r\n');
-    // Untagged traffic with a mesh route present: every head is matched.
-    const withRoute = await load(routerPort, '');
-    await tunnel.close();
+    // The tagged path to the laptop, the same requests through OpenSSH's
+    // `ssh -R`, and through our SSH pair alone (a tcpip-forward on the
+    // router's SSH server to the same client: no HTTP routing), alternately.
+    const ourR = await tunnel.forwardIn('127.0.0.1', 0, { host: '127.0.0.1', port: laptopPort });
+    await load(ourR.port, '', 1000);
+    let tagged: Load | undefined;
+    let viaSshR: Load | undefined;
+    let viaOurR: Load | undefined;
+    for (let i = 0; i < ROUNDS; i++) {
+      tagged = best(tagged, await load(meshRouter.port, 'x-kt-version: bench\r\n'));
+      viaSshR = best(viaSshR, await load(openssh.port, ''));
+      viaOurR = best(viaOurR, await load(ourR.port, ''));
+    }
+    if (!tagged || !viaSshR || !viaOurR) throw new Error('no measurement');
 
     // HTTP/2 cleartext: a second router whose origin speaks h2c.
     const h2origin = await start(['-e', H2_ORIGIN], { NAME: 'h2origin' }, /listening on (\d+)/);
     procs.push(h2origin);
-    const h2router = await start(
-      [MAIN],
-      {
-        [ENV.role]: 'router',
-        [ENV.sshPort]: '0',
-        [ENV.authorizedKeys]: key.publicKey,
-        [ROUTER_ENV.healthPort]: '0',
-        [ROUTER_ENV.origin]: '127.0.0.1',
-        [ROUTER_ENV.ports]: JSON.stringify([{ servicePort: 80, listenPort: 0, originPort: Number(h2origin.match[1]) }]),
-      },
-      /router: ssh on 127\.0\.0\.1:(\d+), health on :(\d+), ports 80→(\d+)/,
-    );
+    const h2router = await startRouter(key, Number(h2origin.match[1]));
     procs.push(h2router);
     await loadH2(Number(h2origin.match[1]), 1000);
-    await loadH2(Number(h2router.match[3]), 1000);
-    const h2direct = await loadH2(Number(h2origin.match[1]));
-    const h2routed = await loadH2(Number(h2router.match[3]));
+    await loadH2(h2router.port, 1000);
+    let h2direct: Load | undefined;
+    let h2routed: Load | undefined;
+    for (let i = 0; i < ROUNDS; i++) {
+      h2direct = best(h2direct, await loadH2(Number(h2origin.match[1])));
+      h2routed = best(h2routed, await loadH2(h2router.port));
+    }
+    if (!h2direct || !h2routed) throw new Error('no measurement');
 
-    const errs = halfDirect.errors + halfRouted.errors + direct.errors + routed.errors + tagged.errors + withRoute.errors + h2direct.errors + h2routed.errors + (viaNginx?.errors ?? 0);
-    const note = `${CONNS} keep-alive connections, ${DURATION_MS / 1000} s per run, better of 2 alternating runs, ${WRK ? 'wrk' : 'own load generator (no wrk: apt-get install wrk)'}; errors ${errs}`;
+    const errs = halfDirect.errors + halfRouted.errors + direct.errors + routed.errors + tagged.errors + viaSshR.errors + viaOurR.errors + withRoute.errors + h2direct.errors + h2routed.errors + (viaNginx?.errors ?? 0);
+    const note = `${CONNS} keep-alive connections, ${DURATION_MS / 1000} s per run, better of ${ROUNDS} alternating runs, ${WRK ? 'wrk' : 'own load generator (no wrk: apt-get install wrk)'}; errors ${errs}`;
     const nginxRows: BenchRow[] = viaNginx
       ? [
         { name: 'router h1 keep-alive → origin', value: routed.rps, unit: 'req/s', reference: 'nginx proxy_pass, 1 worker, keepalive', refValue: viaNginx.rps, note: 'goal ≥ 0.7× nginx' },
@@ -400,7 +459,10 @@ export async function run(): Promise<BenchRow[]> {
     return [
       ...nginxRows,
       { name: 'router h1 keep-alive → origin', value: routed.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps, note: note + (NGINX ? '' : '; no nginx (apt-get install nginx): no nginx rows') },
-      { name: 'router h1 → origin, mesh route present', value: withRoute.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps },
+      { name: 'router h1 → origin, mesh route present', value: withRoute.rps, unit: 'req/s', reference: 'router h1, no route', refValue: routed.rps, note: 'goal ≥ 0.9× (untagged requests, a second router with one mesh route)' },
+      { name: 'router h1 tagged → laptop (SSH)', value: tagged.rps, unit: 'req/s', reference: 'OpenSSH ssh -R → laptop', refValue: viaSshR.rps, note: 'goal ≥ 0.8×; the reference is sshd listening, each connection a forwarded-tcpip channel to ssh -R, which connects to the laptop' },
+      { name: 'our SSH remote forward → laptop, no router', value: viaOurR.rps, unit: 'req/s', reference: 'OpenSSH ssh -R → laptop', refValue: viaSshR.rps, note: 'the tagged path\'s SSH hop alone: the router\'s SSH server and the plugin\'s client (ssh2), a tcpip-forward' },
+      { name: 'router h1 tagged → laptop (SSH)', value: tagged.rps, unit: 'req/s', reference: 'our SSH remote forward, no router', refValue: viaOurR.rps },
       { name: 'router h1 tagged → laptop (SSH)', value: tagged.rps, unit: 'req/s', reference: 'direct to origin', refValue: direct.rps },
       { name: 'router h1 p50 latency', value: routed.p50, unit: 'ms', reference: 'direct p50', refValue: direct.p50 },
       { name: 'router h1 p99 latency', value: routed.p99, unit: 'ms', reference: 'direct p99', refValue: direct.p99 },
@@ -409,13 +471,16 @@ export async function run(): Promise<BenchRow[]> {
         note: `added ${(halfRouted.p99 - halfDirect.p99).toFixed(2)} ms at p99, ${(halfRouted.p50 - halfDirect.p50).toFixed(2)} ms at p50; goal: ≤ 1 ms added at p99; `
           + `${Math.round(halfRouted.rps)} req/s routed, ${Math.round(halfDirect.rps)} direct (${WRK ? `wrk, ${pause} ms between requests per connection` : 'open loop'})`,
       },
-      { name: 'router h2c streams → origin', value: h2routed.rps, unit: 'req/s', reference: 'h2c direct to origin', refValue: h2direct.rps, note: `${H2_SESSIONS} connections × ${H2_STREAMS} streams in flight` },
+      { name: 'router h2c streams → origin', value: h2routed.rps, unit: 'req/s', reference: 'h2c direct to origin', refValue: h2direct.rps, note: `${H2_SESSIONS} connections × ${H2_STREAMS} streams in flight, better of ${ROUNDS} alternating runs; goal ≥ 0.6×` },
       { name: 'router h2c p99 latency', value: h2routed.p99, unit: 'ms', reference: 'h2c direct p99', refValue: h2direct.p99 },
       { name: 'router RSS under load', value: rssPeak, unit: 'MiB', reference: 'router RSS idle', refValue: rssIdle },
     ];
   } finally {
+    await tunnel?.close();
     await nginx?.stop();
+    await openssh?.stop();
     for (const p of procs.reverse()) await stop(p);
     rmSync(dir, { recursive: true, force: true });
+    if (madeRunSshd) rmSync('/run/sshd', { recursive: true, force: true });
   }
 }

@@ -84,14 +84,14 @@ function tcp(port: number): Promise<Duplex> {
   return once(s, 'connect').then(() => s);
 }
 
-interface OpenSsh {
+export interface OpenSsh {
   dir: string;
   keyFile: string;
   sshdPort: number;
   sshd: ChildProcess;
 }
 
-async function startSshd(dir: string): Promise<OpenSsh> {
+export async function startSshd(dir: string): Promise<OpenSsh> {
   const gen = (file: string) => {
     const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
     if (r.status !== 0) throw new Error(`ssh-keygen: ${r.stderr}`);
@@ -125,30 +125,31 @@ async function startSshd(dir: string): Promise<OpenSsh> {
   return { dir, keyFile: join(dir, 'user'), sshdPort, sshd };
 }
 
+/** OpenSSH client arguments for a forward (`-L …` or `-R …`) through a server on 127.0.0.1:port. */
+export function opensshArgs(o: { dir: string; keyFile: string; user: string; port: number }, forward: string[]): string[] {
+  return [
+    '-F', '/dev/null', '-v', '-N',
+    '-i', o.keyFile,
+    '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no',
+    '-o', `UserKnownHostsFile=${join(o.dir, 'known_hosts')}`,
+    '-o', 'Ciphers=aes128-gcm@openssh.com', '-o', 'ExitOnForwardFailure=yes',
+    '-p', String(o.port),
+    ...forward,
+    `${o.user}@127.0.0.1`,
+  ];
+}
+
 /** `ssh -N -L` to a server; resolves with the local port once ssh listens on it. */
 async function sshL(o: { dir: string; keyFile: string; user: string; port: number; target: number }): Promise<{ port: number; child: ChildProcess; log: () => string }> {
   const port = await freePort();
-  const child = spawn(
-    '/usr/bin/ssh',
-    [
-      '-F', '/dev/null', '-v', '-N',
-      '-i', o.keyFile,
-      '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no',
-      '-o', `UserKnownHostsFile=${join(o.dir, 'known_hosts')}`,
-      '-o', 'Ciphers=aes128-gcm@openssh.com', '-o', 'ExitOnForwardFailure=yes',
-      '-p', String(o.port),
-      '-L', `127.0.0.1:${port}:127.0.0.1:${o.target}`,
-      `${o.user}@127.0.0.1`,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const child = spawn('/usr/bin/ssh', opensshArgs(o, ['-L', `127.0.0.1:${port}:127.0.0.1:${o.target}`]), { stdio: ['ignore', 'ignore', 'pipe'] });
   const log = stderrTail(child, `ssh -L → port ${o.port}`);
   await stderrMatch(child, PORT_LISTENER_READY, 'ssh -L');
   return { port, child, log };
 }
 
 /** Keeps the last few KiB a child wrote to stderr, for error messages. */
-function stderrTail(child: ChildProcess, what: string): () => string {
+export function stderrTail(child: ChildProcess, what: string): () => string {
   let buf = '';
   child.stderr?.on('data', (d: Buffer) => (buf = (buf + d.toString()).slice(-4096)));
   return () => `--- ${what} (exit ${child.exitCode ?? child.signalCode ?? 'running'}) ---\n${buf}`;

@@ -92,15 +92,6 @@ export function makeH2Router(deps: H2Deps): H2Router {
   server.on('sessionError', (err) => deps.log(`h2 client session: ${err.message}`));
   server.on('stream', (stream, headers, flags) => routeStream(stream as http2.ServerHttp2Stream, headers, flags));
 
-  function dropOne(mine: Map<string, Promise<http2.ClientHttp2Session>>, key: string): void {
-    const s = mine.get(key);
-    mine.delete(key);
-    s?.then(
-      (sess) => sess.close(),
-      () => {},
-    );
-  }
-
   /** The client connection's session to a target; one that closes or fails is forgotten. */
   function session(client: http2.ServerHttp2Session, target: Target): Promise<http2.ClientHttp2Session> {
     const mine = upstreams.get(client);
@@ -185,68 +176,8 @@ export function makeH2Router(deps: H2Deps): H2Router {
     );
   }
 
-  function relay(stream: http2.ServerHttp2Stream, up: http2.ClientHttp2Stream, endStream: boolean, refused: () => void): void {
-    let trailers: http2.IncomingHttpHeaders | undefined;
-    let responded = false;
-    up.on('response', (h, flags) => {
-      if (stream.destroyed) return;
-      responded = true;
-      // A trailers-only answer (gRPC errors) ends in its HEADERS frame; keep it so.
-      if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
-        stream.respond(h, { endStream: true });
-        return;
-      }
-      stream.respond(h, { waitForTrailers: true });
-      up.pipe(stream);
-    });
-    up.on('trailers', (t) => {
-      trailers = t;
-    });
-    stream.on('wantTrailers', () => {
-      if (trailers) stream.sendTrailers(trailers);
-      else stream.sendTrailers({});
-    });
-    up.on('error', () => {});
-    up.on('close', () => {
-      if (stream.destroyed || stream.closed) return;
-      if (!responded && up.rstCode === NGHTTP2_REFUSED_STREAM) {
-        refused();
-        return;
-      }
-      if (!responded) {
-        if (!stream.headersSent) {
-          stream.respond({ ':status': 502, 'content-type': 'text/plain' });
-          stream.end('upstream closed the stream\n');
-        }
-        return;
-      }
-      if (up.rstCode !== undefined && up.rstCode !== 0) stream.close(up.rstCode);
-    });
-    stream.on('close', () => {
-      if (!up.closed && !up.destroyed) up.close(stream.rstCode && stream.rstCode !== 0 ? stream.rstCode : NGHTTP2_CANCEL);
-    });
-    if (!endStream) stream.pipe(up);
-  }
-
   return {
-    serve(socket) {
-      let session: http2.ServerHttp2Session | undefined;
-      const take = (s: http2.ServerHttp2Session) => {
-        session = s;
-      };
-      server.once('session', take);
-      server.emit('connection', socket);
-      server.off('session', take);
-      // The router's sockets allow half-open (HTTP/1 needs it). An HTTP/2
-      // client's FIN without GOAWAY (curl does it) means it sends no more
-      // frames, so no WINDOW_UPDATE either: close the session gracefully
-      // (answers in flight still go out), which frees the socket and the
-      // origin sessions; without this both stayed open forever.
-      socket.once('end', () => {
-        if (session && !session.destroyed) session.close();
-        else socket.destroy();
-      });
-    },
+    serve: (socket) => serveOn(server, socket),
     drop(key) {
       for (const mine of upstreams.values()) dropOne(mine, key);
     },
@@ -254,4 +185,78 @@ export function makeH2Router(deps: H2Deps): H2Router {
       for (const client of [...upstreams.keys()]) client.destroy();
     },
   };
+}
+
+/** Closes a client connection's session to one target, once it is open. */
+function dropOne(mine: Map<string, Promise<http2.ClientHttp2Session>>, key: string): void {
+  const s = mine.get(key);
+  mine.delete(key);
+  s?.then(
+    (sess) => sess.close(),
+    () => {},
+  );
+}
+
+/** Relays one stream both ways: the answer's head, body and trailers back, the request body up, resets either way. */
+function relay(stream: http2.ServerHttp2Stream, up: http2.ClientHttp2Stream, endStream: boolean, refused: () => void): void {
+  let trailers: http2.IncomingHttpHeaders | undefined;
+  let responded = false;
+  up.on('response', (h, flags) => {
+    if (stream.destroyed) return;
+    responded = true;
+    // A trailers-only answer (gRPC errors) ends in its HEADERS frame; keep it so.
+    if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
+      stream.respond(h, { endStream: true });
+      return;
+    }
+    stream.respond(h, { waitForTrailers: true });
+    up.pipe(stream);
+  });
+  up.on('trailers', (t) => {
+    trailers = t;
+  });
+  stream.on('wantTrailers', () => {
+    if (trailers) stream.sendTrailers(trailers);
+    else stream.sendTrailers({});
+  });
+  up.on('error', () => {});
+  up.on('close', () => {
+    if (stream.destroyed || stream.closed) return;
+    if (!responded && up.rstCode === NGHTTP2_REFUSED_STREAM) {
+      refused();
+      return;
+    }
+    if (!responded) {
+      if (!stream.headersSent) {
+        stream.respond({ ':status': 502, 'content-type': 'text/plain' });
+        stream.end('upstream closed the stream\n');
+      }
+      return;
+    }
+    if (up.rstCode !== undefined && up.rstCode !== 0) stream.close(up.rstCode);
+  });
+  stream.on('close', () => {
+    if (!up.closed && !up.destroyed) up.close(stream.rstCode && stream.rstCode !== 0 ? stream.rstCode : NGHTTP2_CANCEL);
+  });
+  if (!endStream) stream.pipe(up);
+}
+
+/** Serves HTTP/2 on a client connection through node:http2's server. */
+function serveOn(server: http2.Http2Server, socket: Duplex): void {
+  let session: http2.ServerHttp2Session | undefined;
+  const take = (s: http2.ServerHttp2Session) => {
+    session = s;
+  };
+  server.once('session', take);
+  server.emit('connection', socket);
+  server.off('session', take);
+  // The router's sockets allow half-open (HTTP/1 needs it). An HTTP/2
+  // client's FIN without GOAWAY (curl does it) means it sends no more
+  // frames, so no WINDOW_UPDATE either: close the session gracefully
+  // (answers in flight still go out), which frees the socket and the
+  // origin sessions; without this both stayed open forever.
+  socket.once('end', () => {
+    if (session && !session.destroyed) session.close();
+    else socket.destroy();
+  });
 }

@@ -307,3 +307,31 @@ export function headerLookup(headers: Array<[string, string]>): (name: string) =
     return out;
   };
 }
+
+/**
+ * Finds the CRLFCRLF that ends a head across reads, looking at each byte
+ * once: a head sent a byte at a time costs O(n), not a rescan per byte.
+ */
+export class HeadEnd {
+  #matched = 0;
+  reset(): void {
+    this.#matched = 0;
+  }
+  /** True when the bytes fed so far contain the end of a head. */
+  feed(d: Buffer): boolean {
+    let m = this.#matched;
+    for (let i = 0; i < d.length; i++) {
+      const c = d[i];
+      if (c === (m % 2 === 0 ? 0x0d : 0x0a)) {
+        if (++m === 4) {
+          this.#matched = 0;
+          return true;
+        }
+      } else {
+        m = c === 0x0d ? 1 : 0;
+      }
+    }
+    this.#matched = m;
+    return false;
+  }
+}
