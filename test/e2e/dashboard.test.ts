@@ -9,32 +9,11 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
+import { applyApps, echoApp, namespace } from '../fixtures/workloads.ts';
 import { exited, waitForLine, waitNoKtPods } from './helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const NS = 'shop';
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ${NS}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: ${NS}, labels: {app: web}}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: echo
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-    image: kt-demo/echo
-    ports: [{containerPort: 8080}]
-`;
 
 let cluster: Cluster;
 let dashboard: ChildProcess;
@@ -44,8 +23,7 @@ let browser: import('playwright-core').Browser;
 
 before(async () => {
   cluster = await startCluster();
-  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-  assert.equal(applied.code, 0, applied.stderr);
+  await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'web', { pod: true })], { pods: ['web'] });
   // The dashboard needs only the API server, which the root namespace reaches
   // too; running it there lets Chromium (also in the root namespace) load it.
   dashboard = spawn(join(ROOT, 'dist', 'kubectl-kt'), ['dashboard', '-n', NS, '--no-open'], { env: cluster.laptopEnv, stdio: ['ignore', 'pipe', 'pipe'] });
