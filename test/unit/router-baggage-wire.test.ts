@@ -9,8 +9,8 @@ import http2 from 'node:http2';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { bed } from './router-fixtures.ts';
-import { grpc, grpcClient, grpcServer } from './router-grpc-fixture.ts';
-import type { Reply } from './router-grpc-fixture.ts';
+import { grpc, grpcClient, grpcServer } from '../fixtures/grpc/kt-echo.ts';
+import type { Reply } from '../fixtures/grpc/kt-echo.ts';
 
 const run = promisify(execFile);
 const baggage = (key: string, value: string) => [{ baggage: key, value }];
