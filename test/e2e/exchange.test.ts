@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { ANNOTATIONS, LABELS } from '../../proxy-image/src/protocol/index.ts';
-import { applyApps, clientPod, CONTAINER_SECURITY, echoApp, localEcho, namespace } from '../fixtures/workloads.ts';
+import { applyApps, clientPod, deployment, echoApp, localEcho, namespace, service } from '../fixtures/workloads.ts';
 import { exited, ktObjectsIn, nothingLeftIn, serviceShape, stderrOf, until, waitForLine, who } from './helpers.ts';
 
 const NS = 'shop';
@@ -34,7 +34,18 @@ const WEB = echoApp(NS, 'web', {
   ],
   envFrom: [{ configMapRef: { name: 'web-config' }, prefix: 'CFG_' }],
 });
-const MANIFEST = `apiVersion: v1
+// 80 is below 1024; 8081 and 2222 are the router's own default health and SSH ports.
+const LOW = [
+  service(NS, 'low', [{ name: 'http', port: 80, targetPort: 80 }, { name: 'admin', port: 8081, targetPort: 8081 }, { name: 'ssh', port: 2222, targetPort: 2222 }]),
+  // Port 80 as a non-root user: the namespaced sysctl Pod Security "restricted" allows.
+  deployment(NS, 'low', {
+    name: 'echo', image: 'kt-demo/echo', env: [{ name: 'PORT', value: '80' }], ports: [{ containerPort: 80 }],
+    readinessProbe: { httpGet: { path: '/healthz', port: 80 }, periodSeconds: 1 },
+  }, { podSecurity: { sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }] } }),
+];
+// Two Service ports on one pod port: --expose 8080 does not say which.
+const TWIN = service(NS, 'twin', [{ name: 'a', port: 80, targetPort: 8080 }, { name: 'b', port: 81, targetPort: 8080 }]);
+const CONFIG = `apiVersion: v1
 kind: ConfigMap
 metadata: {name: web-config, namespace: ${NS}}
 data: {LOG_LEVEL: debug, GREETING: "hello world"}
@@ -43,41 +54,6 @@ apiVersion: v1
 kind: Secret
 metadata: {name: web-secret, namespace: ${NS}}
 data: {DB_PASSWORD: czNjcjN0}
----
-apiVersion: v1
-kind: Service
-metadata: {name: low, namespace: ${NS}}
-spec:
-  selector: {app: low}
-  # 80 is below 1024; 8081 and 2222 are the router's own default health and SSH ports.
-  ports: [{name: http, port: 80, targetPort: 80}, {name: admin, port: 8081, targetPort: 8081}, {name: ssh, port: 2222, targetPort: 2222}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: twin, namespace: ${NS}}
-spec:
-  # Two Service ports on one pod port: --expose 8080 does not say which.
-  selector: {app: twin}
-  ports: [{name: a, port: 80, targetPort: 8080}, {name: b, port: 81, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: low, namespace: ${NS}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: low}}
-  template:
-    metadata: {labels: {app: low}}
-    spec:
-      # Port 80 as a non-root user: the namespaced sysctl Pod Security "restricted" allows.
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}, sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: "0"}]}
-      containers:
-      - name: echo
-        securityContext: ${CONTAINER_SECURITY}
-        image: kt-demo/echo
-        env: [{name: PORT, value: "80"}]
-        ports: [{containerPort: 80}]
-        readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}
 `;
 
 let cluster: Cluster;
@@ -101,7 +77,7 @@ function exchange(args: string[]): ChildProcess {
 
 before(async () => {
   cluster = await startCluster();
-  await applyApps(cluster, NS, [namespace(NS), WEB, MANIFEST, clientPod(NS)], { deployments: ['web', 'low'], pods: ['client'] });
+  await applyApps(cluster, NS, [namespace(NS), CONFIG, WEB, ...LOW, TWIN, clientPod(NS)], { deployments: ['web', 'low'], pods: ['client'] });
   // The developer's local server: the same echo app, answering as "laptop".
   laptopServer = await localEcho(cluster, LOCAL, 'laptop');
 });

@@ -15,40 +15,22 @@ import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import { LABELS } from '../../proxy-image/src/protocol/index.ts';
-import { applyApps, clientPod, CONTAINER_SECURITY, echoApp, localEcho, namespace, POD_SECURITY } from '../fixtures/workloads.ts';
+import { applyApps, clientPod, deployment, echoApp, localEcho, namespace, service } from '../fixtures/workloads.ts';
 import { exited, nothingLeftIn, saysOnStdout, serviceShape, stderrOf, waitForLine } from './helpers.ts';
 
 const NS = 'shop';
 const PORTS = { alice: 18081, bob: 18082, carol: 18083 } as const;
 const GRPC_LAPTOP = 19000;
 const URL = `http://web.${NS}.svc.cluster.local/who`;
-const RPC = `apiVersion: v1
-kind: Service
-metadata: {name: rpc, namespace: ${NS}}
-spec:
-  selector: {app: rpc}
-  ports: [{name: grpc, port: 9000, targetPort: 9000}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: rpc, namespace: ${NS}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: rpc}}
-  template:
-    metadata: {labels: {app: rpc}}
-    spec:
-      securityContext: ${POD_SECURITY}
-      containers:
-      - name: grpc
-        securityContext: ${CONTAINER_SECURITY}
-        image: shell
-        command: [${JSON.stringify(NODE26)}, ${JSON.stringify(join(ROOT, 'test/fixtures/grpc/server.ts'))}]
-        env:
-        - {name: PORT, value: "9000"}
-        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-        ports: [{containerPort: 9000}]
-        readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}`;
+const RPC = [
+  service(NS, 'rpc', [{ name: 'grpc', port: 9000, targetPort: 9000 }]),
+  deployment(NS, 'rpc', {
+    name: 'grpc', image: 'shell', command: [NODE26, join(ROOT, 'test/fixtures/grpc/server.ts')],
+    env: [{ name: 'PORT', value: '9000' }, { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+    ports: [{ containerPort: 9000 }],
+    readinessProbe: { tcpSocket: { port: 9000 }, periodSeconds: 1 },
+  }),
+];
 
 let cluster: Cluster;
 const servers: ChildProcess[] = [];
@@ -122,7 +104,7 @@ async function stop(child: ChildProcess, out: () => string): Promise<void> {
 
 before(async () => {
   cluster = await startCluster();
-  await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'web'), RPC, clientPod(NS)], { deployments: ['web'], pods: ['client'] });
+  await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'web'), ...RPC, clientPod(NS)], { deployments: ['web'], pods: ['client'] });
   for (const [name, port] of Object.entries(PORTS)) servers.push(await localEcho(cluster, port, name));
 });
 
