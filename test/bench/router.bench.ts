@@ -164,6 +164,22 @@ async function load(port: number, headers: string, duration = DURATION_MS, scrip
 }
 
 /** nginx as a reverse proxy to the origin, configured like the router: one worker, upstream keep-alive. */
+/** The router process (the image's main.ts) with service port 80 on originPort; match: ssh port, health port, listen port. */
+function startRouter(authorizedKey: string, originPort: number): Promise<Proc> {
+  return start(
+    [MAIN],
+    {
+      [ENV.role]: 'router',
+      [ENV.sshPort]: '0',
+      [ENV.authorizedKeys]: authorizedKey,
+      [ROUTER_ENV.healthPort]: '0',
+      [ROUTER_ENV.origin]: '127.0.0.1',
+      [ROUTER_ENV.ports]: JSON.stringify([{ servicePort: 80, listenPort: 0, originPort }]),
+    },
+    /router: ssh on 127\.0\.0\.1:(\d+), health on :(\d+), ports 80→(\d+)/,
+  );
+}
+
 async function startNginx(dir: string, originPort: number): Promise<{ port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const conf = join(dir, 'nginx.conf');
@@ -300,18 +316,7 @@ export async function run(): Promise<BenchRow[]> {
     procs.push(laptop);
     const originPort = Number(origin.match[1]);
     const key = makeSessionKey();
-    const router = await start(
-      [MAIN],
-      {
-        [ENV.role]: 'router',
-        [ENV.sshPort]: '0',
-        [ENV.authorizedKeys]: key.publicKey,
-        [ROUTER_ENV.healthPort]: '0',
-        [ROUTER_ENV.origin]: '127.0.0.1',
-        [ROUTER_ENV.ports]: JSON.stringify([{ servicePort: 80, listenPort: 0, originPort }]),
-      },
-      /router: ssh on 127\.0\.0\.1:(\d+), health on :(\d+), ports 80→(\d+)/,
-    );
+    const router = await startRouter(key.publicKey, originPort);
     procs.push(router);
     const routerPort = Number(router.match[3]);
     const pid = router.child.pid as number;
@@ -371,18 +376,7 @@ export async function run(): Promise<BenchRow[]> {
     // HTTP/2 cleartext: a second router whose origin speaks h2c.
     const h2origin = await start(['-e', H2_ORIGIN], { NAME: 'h2origin' }, /listening on (\d+)/);
     procs.push(h2origin);
-    const h2router = await start(
-      [MAIN],
-      {
-        [ENV.role]: 'router',
-        [ENV.sshPort]: '0',
-        [ENV.authorizedKeys]: key.publicKey,
-        [ROUTER_ENV.healthPort]: '0',
-        [ROUTER_ENV.origin]: '127.0.0.1',
-        [ROUTER_ENV.ports]: JSON.stringify([{ servicePort: 80, listenPort: 0, originPort: Number(h2origin.match[1]) }]),
-      },
-      /router: ssh on 127\.0\.0\.1:(\d+), health on :(\d+), ports 80→(\d+)/,
-    );
+    const h2router = await startRouter(key.publicKey, Number(h2origin.match[1]));
     procs.push(h2router);
     await loadH2(Number(h2origin.match[1]), 1000);
     await loadH2(Number(h2router.match[3]), 1000);
