@@ -75,6 +75,21 @@ function exchange(args: string[]): ChildProcess {
   return cluster.spawnInLaptop('kubectl', ['kt', 'exchange', '-n', NS, ...args]);
 }
 
+/** Runs exchange ARGS and, once it says "exchanging:", `body`; then Ctrl-C: it must exit 0 and leave nothing behind. */
+async function whileExchanging(args: string[], body: (out: () => string) => Promise<void>): Promise<void> {
+  const child = exchange(args);
+  const out = stderrOf(child);
+  try {
+    await waitForLine(child, /^exchanging:/);
+    await body(out);
+  } finally {
+    child.kill('SIGINT');
+    await exited(child);
+  }
+  assert.equal(child.exitCode, 0, out());
+  await nothingLeftIn(cluster, NS);
+}
+
 before(async () => {
   cluster = await startCluster();
   await applyApps(cluster, NS, [namespace(NS), CONFIG, WEB, ...LOW, TWIN, clientPod(NS)], { deployments: ['web', 'low'], pods: ['client'] });
@@ -125,10 +140,7 @@ describe('exchange', () => {
   });
 
   test('a second exchange of the Service is refused naming the holder; the first keeps routing', async () => {
-    const child = exchange(['svc/web', '--expose', `${LOCAL}:80`]);
-    const out = stderrOf(child);
-    try {
-      await waitForLine(child, /^exchanging:/);
+    await whileExchanging(['svc/web', '--expose', `${LOCAL}:80`], async () => {
       const podsBefore = ktObjectsIn(cluster, NS).filter((o) => o.startsWith('pods/'));
       const second = await cluster.inLaptop('kubectl', ['kt', 'exchange', '-n', NS, 'svc/web', '--expose', '18081:80'], { timeoutMs: 60_000 });
       assert.notEqual(second.code, 0);
@@ -136,12 +148,7 @@ describe('exchange', () => {
       assert.match(second.stderr, /already exchanged by \S+@\S+/);
       assert.deepEqual(ktObjectsIn(cluster, NS).filter((o) => o.startsWith('pods/')), podsBefore);
       await routed();
-    } finally {
-      child.kill('SIGINT');
-      await exited(child);
-    }
-    assert.equal(child.exitCode, 0, out());
-    await nothingLeftIn(cluster, NS);
+    });
   });
 
   test('bad input fails with one coded line and creates nothing', async () => {
@@ -163,19 +170,11 @@ describe('exchange', () => {
   });
 
   test('--expose LOCAL:REMOTE with REMOTE the pods\' port (a named targetPort) takes the one Service port it stands for, and says so', async () => {
-    const child = exchange(['svc/web', '--expose', `${LOCAL}:8080`]);
-    const out = stderrOf(child);
-    try {
-      await waitForLine(child, /^exchanging:/);
+    await whileExchanging(['svc/web', '--expose', `${LOCAL}:8080`], async (out) => {
       assert.match(out(), /• --expose 18080:8080: 8080 is the pods' port "http" \(targetPort\) of service web port 80; routing web:80 -> localhost:18080\n/);
       assert.match(out(), /^exchanging: web:80 -> localhost:18080/m);
       await routed();
-    } finally {
-      child.kill('SIGINT');
-      await exited(child);
-    }
-    assert.equal(child.exitCode, 0, out());
-    await nothingLeftIn(cluster, NS);
+    });
   });
 
   test('an overwritten selector is taken over again and the new one kept as the original', async () => {
