@@ -21,6 +21,15 @@ let url = '';
 // playwright-core's types are loaded with it, lazily: the test needs Chromium.
 let browser: import('playwright-core').Browser;
 
+/** Ctrl-C to a session (it must exit 0), then the time until its row leaves the page, printed. */
+async function goneFromPage(page: import('playwright-core').Page, session: ChildProcess, row: string, what: string): Promise<void> {
+  session.kill('SIGINT');
+  assert.equal(await exited(session), 0);
+  const t1 = performance.now();
+  await page.waitForSelector(row, { state: 'detached', timeout: 10_000 });
+  process.stdout.write(`# dashboard: ${what} gone from the page ${(performance.now() - t1).toFixed(0)} ms after the plugin exited\n`);
+}
+
 before(async () => {
   cluster = await startCluster();
   await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'web', { pod: true })], { pods: ['web'] });
@@ -63,11 +72,7 @@ describe('dashboard', { skip: !existsSync(CHROMIUM) && 'chromium is not installe
     mkdirSync(join(ROOT, 'test-results'), { recursive: true });
     await page.screenshot({ path: join(ROOT, 'test-results', 'dashboard.png'), fullPage: true });
 
-    preview.kill('SIGINT');
-    assert.equal(await exited(preview), 0);
-    const t1 = performance.now();
-    await page.waitForSelector('tr[data-service="web-alice"]', { state: 'detached', timeout: 10_000 });
-    process.stdout.write(`# dashboard: preview gone from the page ${(performance.now() - t1).toFixed(0)} ms after the plugin exited\n`);
+    await goneFromPage(page, preview, 'tr[data-service="web-alice"]', 'preview');
     server.kill();
     await waitNoKtPods(cluster);
 
@@ -112,11 +117,7 @@ describe('dashboard', { skip: !existsSync(CHROMIUM) && 'chromium is not installe
       assert.match(text, /x-kt-version: dash/);
       assert.match(text, /@/, 'the owner (user@host) is shown');
       await page.screenshot({ path: join(ROOT, 'test-results', 'dashboard-mesh.png'), fullPage: true });
-      mesh.kill('SIGINT');
-      assert.equal(await exited(mesh), 0);
-      const t1 = performance.now();
-      await page.waitForSelector('tr[data-service="web"]', { state: 'detached', timeout: 10_000 });
-      process.stdout.write(`# dashboard: mesh gone from the page ${(performance.now() - t1).toFixed(0)} ms after the plugin exited\n`);
+      await goneFromPage(page, mesh, 'tr[data-service="web"]', 'mesh');
     } finally {
       server.kill();
       await page.close();
