@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { startCluster, NODE26, type Cluster } from '../cluster/cluster.ts';
 import type { BenchRow } from './run.ts';
-import { isReady, median } from './stats.ts';
+import { isReady } from '../fixtures/workloads.ts';
+import { median } from './stats.ts';
 
 const MIB = 1024 * 1024;
 const SIZE = 256 * MIB;

@@ -170,6 +170,7 @@ async function load(port: number, headers: string, duration = DURATION_MS, scrip
 }
 
 /** nginx as a reverse proxy to the origin, configured like the router: one worker, upstream keep-alive. */
+
 async function startNginx(dir: string, originPort: number): Promise<{ port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const conf = join(dir, 'nginx.conf');

@@ -11,7 +11,7 @@ import type { KubeObject } from '../cluster/store.ts';
 import { DEFAULT_IMAGE, LABELS, SSH_USER } from '../../contract/protocol.ts';
 import { proxyPod } from '../../plugin/src/kube/shadow.ts';
 import { makeSessionKey } from '../../plugin/src/tunnel/index.ts';
-import { isReady } from './stats.ts';
+import { applyApps, clientPod, CONTAINER_SECURITY, echoApp, isReady, namespace, POD_SECURITY } from '../fixtures/workloads.ts';
 
 /** A guard against a hung child, not a measurement: every wait normally ends on an event long before. */
 export const GUARD_MS = 120_000;
@@ -41,58 +41,21 @@ http.createServer((req, res) => {
  * The benchmarks' namespace: Service web (two echo pods), a client pod to
  * send requests from, and a source pod serving bytes on :9000.
  */
-export function benchManifest(NS: string): string {
-  return `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ${NS}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ${NS}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  terminationGracePeriodSeconds: 0
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
----
-apiVersion: v1
+export function benchManifest(NS: string): string[] {
+  return [namespace(NS), echoApp(NS, 'web'), clientPod(NS), `apiVersion: v1
 kind: Pod
 metadata: {name: source, namespace: ${NS}}
 spec:
   terminationGracePeriodSeconds: 0
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
+  securityContext: ${POD_SECURITY}
   containers:
   - name: main
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+    securityContext: ${CONTAINER_SECURITY}
     image: shell
     command: [${JSON.stringify(NODE26)}, -e, ${JSON.stringify(SOURCE)}]
     ports: [{containerPort: 9000}]
     readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}
-`;
+`];
 }
 
 // N sequential keep-alive GETs on one connection; prints {"p50","p99","pods"}. argv: url, N, [headers as JSON].
@@ -300,12 +263,8 @@ export async function serviceOnRouter(c: Cluster, ns: string, name: string): Pro
  */
 export async function setUpBenchNamespace(c: Cluster, ns: string): Promise<{ sourceIp: string; web: KubeObject }> {
   await c.grantDev(ns);
-  const applied = await c.kubectl(['apply', '-f', '-'], { input: benchManifest(ns) });
-  if (applied.code !== 0) throw new Error(`apply: ${applied.stderr}`);
-  const rollout = await c.kubectl(['rollout', 'status', '-n', ns, 'deploy/web', '--timeout=120s']);
-  if (rollout.code !== 0) throw new Error(`rollout: ${rollout.stderr}`);
-  await c.waitFor('pods', ns, 'client', isRunning, GUARD_MS);
-  const sourceIp = podIp(await c.waitFor('pods', ns, 'source', isReady, GUARD_MS));
+  await applyApps(c, ns, benchManifest(ns), { deployments: ['web'], pods: ['client', 'source'], timeoutMs: GUARD_MS });
+  const sourceIp = podIp(c.store.get('pods', ns, 'source'));
   const web = c.store.list('pods', ns).find((p) => p.metadata.name.startsWith('web-') && isReady(p));
   if (!web) throw new Error(`no ready pod of service ${ns}/web`);
   return { sourceIp, web };

@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
 import { ANNOTATIONS, PORTS } from '../../contract/protocol.ts';
 import type { BenchRow } from './run.ts';
-import { isReady, median } from './stats.ts';
+import { isReady } from '../fixtures/workloads.ts';
+import { median } from './stats.ts';
 import {
   CURL, download, epochMs, exited, GUARD_MS, json, laptopSpawner, LATENCY_SCRIPT, Lines, openSshArgs, openSshProxyPod, podIp, portForwardPort, serviceOnRouter, setUpBenchNamespace, stop,
 } from './session-kit.ts';

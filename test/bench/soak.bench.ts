@@ -15,11 +15,10 @@ import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
+import { NODE26, startCluster, type Cluster } from '../cluster/cluster.ts';
 import type { KubeObject, WatchEvent } from '../cluster/store.ts';
 import { LABELS, MANAGED_BY } from '../../contract/protocol.ts';
-import { saysOnStdout } from '../e2e/helpers.ts';
-import { clientPod, echoApp } from '../e2e/manifests.ts';
+import { applyApps, clientPod, echoApp, localEcho, namespace } from '../fixtures/workloads.ts';
 import type { BenchRow } from './run.ts';
 
 // The namespace the limited user `dev` is bound in (test/cluster: default and shop).
@@ -33,10 +32,6 @@ const FAULT_EVERY_MS = 8000;
 const SLICES = 'endpointslices.discovery.k8s.io';
 /** A session still running this long after its router was deleted is stuck (it ends within a second normally). */
 const STUCK_MS = 60_000;
-
-function manifest(): string {
-  return [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}`, ...SERVICES.map((name) => echoApp(NS, name)), clientPod(NS)].join('\n---\n');
-}
 
 /** One developer's mesh session; `child` is undefined while it is down. */
 export interface Session {
@@ -143,17 +138,9 @@ export async function run(): Promise<BenchRow[]> {
   let laptops: ChildProcess | undefined;
   const sessions: Session[] = [];
   try {
-    const applied = await cluster.kubectl(['apply', '-f', '-'], { input: manifest() });
-    if (applied.code !== 0) throw new Error(applied.stderr);
-    for (const name of SERVICES) {
-      const r = await cluster.kubectl(['rollout', 'status', '-n', NS, `deploy/${name}`, '--timeout=120s']);
-      if (r.code !== 0) throw new Error(r.stderr);
-    }
-    await cluster.waitFor('pods', NS, 'client', (o) => (o?.status as { phase?: string } | undefined)?.phase === 'Running', 120_000);
-    await cluster.serviceProxySynced();
+    await applyApps(cluster, NS, [namespace(NS), ...SERVICES.map((name) => echoApp(NS, name)), clientPod(NS)], { deployments: [...SERVICES], pods: ['client'], timeoutMs: 120_000 });
     const count = SERVICES.length * PER_SERVICE;
-    laptops = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/many.ts')], { env: { BASE_PORT: String(BASE_PORT), COUNT: String(count), PREFIX: 'dev-' } });
-    await saysOnStdout(laptops, 'echo listening');
+    laptops = await localEcho(cluster, BASE_PORT, 'dev-', { program: 'many', env: { BASE_PORT: String(BASE_PORT), COUNT: String(count), PREFIX: 'dev-' } });
 
     // The longest stretch without a ready backend, per Service, from the store's events.
     const since = new Map<string, number | undefined>(SERVICES.map((s) => [s, undefined]));

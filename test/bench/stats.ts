@@ -1,7 +1,5 @@
-// Small pieces every benchmark uses: the median of a sample, the quantile of
-// a sorted one, and whether a test-cluster pod is Ready. (Not in run.ts:
-// importing that would start the runner.)
-import type { KubeObject } from '../cluster/store.ts';
+// Small pieces every benchmark uses: the median of a sample and the quantile
+// of a sorted one. (Not in run.ts: importing that would start the runner.)
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -13,7 +11,3 @@ export function quantile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 }
 
-export function isReady(o: KubeObject | undefined): boolean {
-  const conds = (o?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions;
-  return conds?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-}

@@ -9,6 +9,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } fr
 import { createConnection } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { echoApp, manifest, namespace } from '../fixtures/workloads.ts';
 import { runResult } from './net/run.ts';
 import { isClusterProcess, LOCK_DIR, readState, teardown } from './net/state.ts';
 
@@ -103,46 +104,7 @@ async function sweep(): Promise<void> {
   }
 }
 
-export const DEMO_MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-  labels: {app: web}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo:1.0
-        ports:
-        - {name: http, containerPort: 8080}
-        readinessProbe:
-          httpGet: {path: /, port: http}
-          periodSeconds: 2
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-  namespace: shop
-spec:
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: http}
-`;
+export const DEMO_MANIFEST = manifest([namespace('shop'), echoApp('shop', 'web')]);
 
 async function demo(dir: string): Promise<void> {
   await up(dir);

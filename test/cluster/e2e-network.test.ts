@@ -6,66 +6,18 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from './cluster.ts';
+import { applyApps, clientPod, echoApp, namespace } from '../fixtures/workloads.ts';
 import type { KubeObject } from './store.ts';
 
 const NS = 'net';
 
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
----
-apiVersion: v1
+// A Service with no pods behind it: a ClusterIP that must refuse at once.
+const NOBODY = `apiVersion: v1
 kind: Service
-metadata:
-  name: web
-  namespace: ${NS}
-spec:
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: 8080}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: nobody
-  namespace: ${NS}
+metadata: {name: nobody, namespace: ${NS}}
 spec:
   selector: {app: nobody}
-  ports:
-  - {port: 80, targetPort: 8080}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: ${NS}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: echo
-        image: kt-demo/echo
-        ports: [{containerPort: 8080}]
-        readinessProbe:
-          httpGet: {path: /ready, port: 8080}
-          periodSeconds: 1
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: client
-  namespace: ${NS}
-spec:
-  containers:
-  - name: shell
-    image: shell
-    command: [sleep, infinity]
+  ports: [{port: 80, targetPort: 8080}]
 `;
 
 let c: Cluster;
@@ -85,12 +37,7 @@ async function curlJson(from: (cmd: string, args: string[]) => ReturnType<Cluste
 describe('pod and service networking', { timeout: 300_000 }, () => {
   before(async () => {
     c = await startCluster();
-    const r = await c.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-    assert.equal(r.code, 0, r.stderr);
-    const rollout = await c.kubectl(['rollout', 'status', '-n', NS, 'deployment/web', '--timeout=60s']);
-    assert.equal(rollout.code, 0, rollout.stderr);
-    const wait = await c.kubectl(['wait', '-n', NS, '--for=condition=Ready', 'pod/client', '--timeout=60s']);
-    assert.equal(wait.code, 0, wait.stderr);
+    await applyApps(c, NS, [namespace(NS), echoApp(NS, 'web'), NOBODY, clientPod(NS)], { deployments: ['web'], pods: ['client'] });
     // Both web pods in the Service's Endpoints, and the proxy has them.
     await c.waitFor('endpoints', NS, 'web', (o) => ((o?.subsets as { addresses?: unknown[] }[] | undefined)?.[0]?.addresses?.length ?? 0) === 2);
     webIp = (c.store.get('services', NS, 'web')?.spec as { clusterIP: string }).clusterIP;

@@ -7,46 +7,12 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from './cluster.ts';
+import { echoApp, manifest } from '../fixtures/workloads.ts';
 
 const NS = 'app';
 
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-  namespace: ${NS}
-spec:
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: http}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: ${NS}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: echo
-        image: kt-demo/echo:1.0
-        ports:
-        - {name: http, containerPort: 8080}
-        readinessProbe:
-          tcpSocket: {port: http}
-          periodSeconds: 1
-`;
+// targetPort by the container port's name, as this file always applied it.
+const MANIFEST = manifest([echoApp(NS, 'web', { targetPort: 'name' })]);
 
 let c: Cluster;
 

@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
-import { exited, waitForLine, waitNoKtPods } from './helpers.ts';
+import { applyApps, clientPod, ECHO_GRPC_PORT, echoApp, localEcho, namespace } from '../fixtures/workloads.ts';
+import { exited, stderrOf, waitForLine, waitNoKtPods } from './helpers.ts';
 
 const NS = 'shop';
 const CHROMIUM = '/usr/bin/chromium';
@@ -27,60 +28,17 @@ const LAPTOP = { http: 18091, grpc: 18092 } as const;
 const GRPC_CLIENT = join(ROOT, 'test/fixtures/echo/grpc-client.ts');
 const fqdn = (svc: string): string => `${svc}.${NS}.svc.cluster.local`;
 
+/** One hop of the chain: the echo server over HTTP and gRPC, passing requests on to `next`. */
 function hop(name: string, next?: string): string {
   const env = [
-    { name: 'GRPC_PORT', value: '9090' },
-    ...(next ? [{ name: 'NEXT_URL', value: `http://${fqdn(next)}` }, { name: 'GRPC_NEXT', value: `${fqdn(next)}:9090` }] : []),
+    { name: 'GRPC_PORT', value: String(ECHO_GRPC_PORT) },
+    ...(next ? [{ name: 'NEXT_URL', value: `http://${fqdn(next)}` }, { name: 'GRPC_NEXT', value: `${fqdn(next)}:${ECHO_GRPC_PORT}` }] : []),
   ];
-  return `---
-apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: ${NS}}
-spec:
-  selector: {app: ${name}}
-  ports: [{name: http, port: 80, targetPort: 8080}, {name: grpc, port: 9090, targetPort: 9090}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: ${name}, namespace: ${NS}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: ${name}}}
-  template:
-    metadata: {labels: {app: ${name}}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        env: ${JSON.stringify(env)}
-        ports: [{containerPort: 8080}, {containerPort: 9090}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
-`;
+  return echoApp(NS, name, { replicas: 1, grpc: true, env });
 }
-
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
-${hop('back')}${hop('middle', 'back')}${hop('front', 'middle')}---
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
-`;
 
 let cluster: Cluster;
 let laptop: ChildProcess;
-
-function collect(child: ChildProcess): () => string {
-  let buf = '';
-  child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
-  return () => buf;
-}
 
 /** Resolves once the output collected so far matches (checked now and on each chunk of stderr). */
 function outputMatches(child: ChildProcess, out: () => string, re: RegExp, timeoutMs = 10_000): Promise<void> {
@@ -152,23 +110,9 @@ function mesh(args: string[], env?: Record<string, string>): ChildProcess {
 
 before(async () => {
   cluster = await startCluster();
-  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-  assert.equal(applied.code, 0, applied.stderr);
-  for (const d of ['back', 'middle', 'front']) {
-    const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, `deploy/${d}`, '--timeout=60s']);
-    assert.equal(rollout.code, 0, rollout.stderr);
-  }
-  await cluster.waitFor('pods', NS, 'client', (o) => (o?.status as { phase?: string } | undefined)?.phase === 'Running', 60_000);
+  await applyApps(cluster, NS, [namespace(NS), hop('back'), hop('middle', 'back'), hop('front', 'middle'), clientPod(NS)], { deployments: ['back', 'middle', 'front'], pods: ['client'] });
   // Alice's laptop runs her version of back: the demo app, HTTP and gRPC, answering as "alice".
-  laptop = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/server.ts')], { env: { PORT: String(LAPTOP.http), GRPC_PORT: String(LAPTOP.grpc), POD_NAME: 'alice' } });
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    laptop.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('echo listening')) resolve();
-    });
-    laptop.once('exit', (code) => reject(new Error(`alice's laptop server exited with ${code}`)));
-  });
+  laptop = await localEcho(cluster, LAPTOP.http, 'alice', { env: { GRPC_PORT: String(LAPTOP.grpc) } });
 });
 
 after(async () => {
@@ -189,7 +133,7 @@ describe('full-link routing', () => {
     assert.ok(endsOnBack(await grpcChain(`${fqdn('front')}:9090`, 'kt=alice')));
 
     const child = mesh(['--expose', `${LAPTOP.http}:80,${LAPTOP.grpc}:9090`, '--baggage', 'kt=alice']);
-    const out = collect(child);
+    const out = stderrOf(child);
     try {
       await waitForLine(child, /^meshing: back:80 -> localhost:18091, back:9090 -> localhost:18092 for requests with baggage kt=alice/);
       await outputMatches(child, out, /note: connections opened before this \(gRPC channels, HTTP keep-alive pools, WebSockets\) stay on the original pods/);
@@ -228,7 +172,7 @@ describe('full-link routing', () => {
 
   test('connect --header x-kt-version=alice -- curl reaches the meshed laptop; a plain connect -- curl the originals', async () => {
     const child = mesh(['--expose', `${LAPTOP.http}:80`, '--header', 'x-kt-version=alice']);
-    const out = collect(child);
+    const out = stderrOf(child);
     const curl = async (flags: string[], svc: string) => {
       const r = await cluster.inLaptop('kubectl', ['kt', 'connect', '-n', NS, ...flags, '--', 'curl', '-sS', '--max-time', '10', `http://${svc}/who`], { timeoutMs: 90_000 });
       assert.equal(r.code, 0, r.stderr);
@@ -256,7 +200,7 @@ describe('full-link routing', () => {
 
   test('the router counts matching, mismatching and untagged requests; status -o json and the dashboard show the same numbers', async () => {
     const child = mesh(['--expose', `${LAPTOP.http}:80`, '--baggage', 'kt=alice']);
-    const out = collect(child);
+    const out = stderrOf(child);
     const want = { matched: 7, otherValue: 5, untagged: 9 };
     let dashboard: ChildProcess | undefined;
     let browser: import('playwright-core').Browser | undefined;
@@ -317,7 +261,7 @@ describe('full-link routing', () => {
 
   test('mesh says so when its route matched nothing for a whole window while the Service had requests (KT_COUNT_WINDOW_SECONDS=5)', async () => {
     const child = mesh(['--expose', `${LAPTOP.http}:80`, '--baggage', 'kt=carol'], { KT_COUNT_WINDOW_SECONDS: '5' });
-    const out = collect(child);
+    const out = stderrOf(child);
     try {
       await waitForLine(child, /^meshing: /);
       const router = cluster.store.list('pods', NS).find((p) => p.metadata.name.startsWith('kt-router-back'));
@@ -351,7 +295,7 @@ describe('full-link routing', () => {
       const first = await ask('who kt=alice');
       assert.match(first.pod ?? '', /^back-/, first.error ?? 'no pod');
       child = mesh(['--expose', `${LAPTOP.grpc}:9090`, '--baggage', 'kt=alice']);
-      out = collect(child);
+      out = stderrOf(child);
       await waitForLine(child, /^meshing: /);
       // New channels are routed: the mesh works.
       await eventually(() => grpcChain(`${fqdn('back')}:9090`, 'kt=alice'), (p) => p === 'alice', 10_000, 'a new channel reaches alice');

@@ -8,37 +8,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
+import { applyApps, echoApp, namespace } from '../fixtures/workloads.ts';
 import { exited, ktObjects, waitForLine, waitNoKtPods } from './helpers.ts';
 
 const NS = 'shop';
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ${NS}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ${NS}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        ports: [{containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
-`;
 
 let cluster: Cluster;
 let podIp = '';
@@ -58,10 +31,7 @@ async function curlLaptop(args: string[]): Promise<{ code: number; stdout: strin
 
 before(async () => {
   cluster = await startCluster();
-  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-  assert.equal(applied.code, 0, applied.stderr);
-  const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, 'deploy/web', '--timeout=60s']);
-  assert.equal(rollout.code, 0, rollout.stderr);
+  await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'web')], { deployments: ['web'] });
   const svc = cluster.store.get('services', NS, 'web');
   clusterIp = String((svc?.spec as { clusterIP: string }).clusterIP);
   const pod = cluster.store.list('pods', NS).find((p) => p.metadata.name.startsWith('web-'));

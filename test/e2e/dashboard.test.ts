@@ -9,32 +9,11 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
+import { applyApps, echoApp, namespace } from '../fixtures/workloads.ts';
 import { exited, waitForLine, waitNoKtPods } from './helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const NS = 'shop';
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ${NS}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: ${NS}, labels: {app: web}}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: echo
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-    image: kt-demo/echo
-    ports: [{containerPort: 8080}]
-`;
 
 let cluster: Cluster;
 let dashboard: ChildProcess;
@@ -42,10 +21,18 @@ let url = '';
 // playwright-core's types are loaded with it, lazily: the test needs Chromium.
 let browser: import('playwright-core').Browser;
 
+/** Ctrl-C to a session (it must exit 0), then the time until its row leaves the page, printed. */
+async function goneFromPage(page: import('playwright-core').Page, session: ChildProcess, row: string, what: string): Promise<void> {
+  session.kill('SIGINT');
+  assert.equal(await exited(session), 0);
+  const t1 = performance.now();
+  await page.waitForSelector(row, { state: 'detached', timeout: 10_000 });
+  process.stdout.write(`# dashboard: ${what} gone from the page ${(performance.now() - t1).toFixed(0)} ms after the plugin exited\n`);
+}
+
 before(async () => {
   cluster = await startCluster();
-  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-  assert.equal(applied.code, 0, applied.stderr);
+  await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'web', { pod: true })], { pods: ['web'] });
   // The dashboard needs only the API server, which the root namespace reaches
   // too; running it there lets Chromium (also in the root namespace) load it.
   dashboard = spawn(join(ROOT, 'dist', 'kubectl-kt'), ['dashboard', '-n', NS, '--no-open'], { env: cluster.laptopEnv, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -85,11 +72,7 @@ describe('dashboard', { skip: !existsSync(CHROMIUM) && 'chromium is not installe
     mkdirSync(join(ROOT, 'test-results'), { recursive: true });
     await page.screenshot({ path: join(ROOT, 'test-results', 'dashboard.png'), fullPage: true });
 
-    preview.kill('SIGINT');
-    assert.equal(await exited(preview), 0);
-    const t1 = performance.now();
-    await page.waitForSelector('tr[data-service="web-alice"]', { state: 'detached', timeout: 10_000 });
-    process.stdout.write(`# dashboard: preview gone from the page ${(performance.now() - t1).toFixed(0)} ms after the plugin exited\n`);
+    await goneFromPage(page, preview, 'tr[data-service="web-alice"]', 'preview');
     server.kill();
     await waitNoKtPods(cluster);
 
@@ -134,11 +117,7 @@ describe('dashboard', { skip: !existsSync(CHROMIUM) && 'chromium is not installe
       assert.match(text, /x-kt-version: dash/);
       assert.match(text, /@/, 'the owner (user@host) is shown');
       await page.screenshot({ path: join(ROOT, 'test-results', 'dashboard-mesh.png'), fullPage: true });
-      mesh.kill('SIGINT');
-      assert.equal(await exited(mesh), 0);
-      const t1 = performance.now();
-      await page.waitForSelector('tr[data-service="web"]', { state: 'detached', timeout: 10_000 });
-      process.stdout.write(`# dashboard: mesh gone from the page ${(performance.now() - t1).toFixed(0)} ms after the plugin exited\n`);
+      await goneFromPage(page, mesh, 'tr[data-service="web"]', 'mesh');
     } finally {
       server.kill();
       await page.close();

@@ -12,17 +12,40 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
-import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../contract/protocol.ts';
-import { exited, waitForLine } from './helpers.ts';
+import { startCluster, type Cluster } from '../cluster/cluster.ts';
+import { ANNOTATIONS, LABELS } from '../../contract/protocol.ts';
+import { applyApps, clientPod, deployment, echoApp, localEcho, namespace, service } from '../fixtures/workloads.ts';
+import { exited, ktObjectsIn, nothingLeftIn, serviceShape, stderrOf, until, waitForLine, who } from './helpers.ts';
 
 const NS = 'shop';
 const LOCAL = 18080;
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
+// The Service has labels and an annotation that must survive, and a named
+// targetPort the plugin resolves through the pods.
+const WEB = echoApp(NS, 'web', {
+  targetPort: 'name',
+  serviceLabels: { app: 'web', tier: 'front' },
+  serviceAnnotations: { team: 'shop-team' },
+  env: [
+    { name: 'PLAIN', value: 'plain-value' },
+    { name: 'LOG_LEVEL', valueFrom: { configMapKeyRef: { name: 'web-config', key: 'LOG_LEVEL' } } },
+    { name: 'DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'web-secret', key: 'DB_PASSWORD' } } },
+    { name: 'MY_POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'MY_NS', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+  ],
+  envFrom: [{ configMapRef: { name: 'web-config' }, prefix: 'CFG_' }],
+});
+// 80 is below 1024; 8081 and 2222 are the router's own default health and SSH ports.
+const LOW = [
+  service(NS, 'low', [{ name: 'http', port: 80, targetPort: 80 }, { name: 'admin', port: 8081, targetPort: 8081 }, { name: 'ssh', port: 2222, targetPort: 2222 }]),
+  // Port 80 as a non-root user: the namespaced sysctl Pod Security "restricted" allows.
+  deployment(NS, 'low', {
+    name: 'echo', image: 'kt-demo/echo', env: [{ name: 'PORT', value: '80' }], ports: [{ containerPort: 80 }],
+    readinessProbe: { httpGet: { path: '/healthz', port: 80 }, periodSeconds: 1 },
+  }, { podSecurity: { sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }] } }),
+];
+// Two Service ports on one pod port: --expose 8080 does not say which.
+const TWIN = service(NS, 'twin', [{ name: 'a', port: 80, targetPort: 8080 }, { name: 'b', port: 81, targetPort: 8080 }]);
+const CONFIG = `apiVersion: v1
 kind: ConfigMap
 metadata: {name: web-config, namespace: ${NS}}
 data: {LOG_LEVEL: debug, GREETING: "hello world"}
@@ -31,186 +54,47 @@ apiVersion: v1
 kind: Secret
 metadata: {name: web-secret, namespace: ${NS}}
 data: {DB_PASSWORD: czNjcjN0}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-  namespace: ${NS}
-  labels: {app: web, tier: front}
-  annotations: {team: shop-team}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: ${NS}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
-        env:
-        - {name: PLAIN, value: plain-value}
-        - {name: LOG_LEVEL, valueFrom: {configMapKeyRef: {name: web-config, key: LOG_LEVEL}}}
-        - {name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: web-secret, key: DB_PASSWORD}}}
-        - {name: MY_POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-        - {name: MY_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
-        envFrom:
-        - {configMapRef: {name: web-config}, prefix: CFG_}
----
-apiVersion: v1
-kind: Service
-metadata: {name: low, namespace: ${NS}}
-spec:
-  selector: {app: low}
-  # 80 is below 1024; 8081 and 2222 are the router's own default health and SSH ports.
-  ports: [{name: http, port: 80, targetPort: 80}, {name: admin, port: 8081, targetPort: 8081}, {name: ssh, port: 2222, targetPort: 2222}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: twin, namespace: ${NS}}
-spec:
-  # Two Service ports on one pod port: --expose 8080 does not say which.
-  selector: {app: twin}
-  ports: [{name: a, port: 80, targetPort: 8080}, {name: b, port: 81, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: low, namespace: ${NS}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: low}}
-  template:
-    metadata: {labels: {app: low}}
-    spec:
-      # Port 80 as a non-root user: the namespaced sysctl Pod Security "restricted" allows.
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}, sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: "0"}]}
-      containers:
-      - name: echo
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: kt-demo/echo
-        env: [{name: PORT, value: "80"}]
-        ports: [{containerPort: 80}]
-        readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: ${NS}}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - {name: shell, image: shell, command: [sleep, infinity], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}
 `;
 
 let cluster: Cluster;
 let laptopServer: ChildProcess | undefined;
 
-/** Waits for a line on a child's stdout (the laptop server says when it listens). */
-function waitForStdout(child: ChildProcess, re: RegExp): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d: Buffer): void => {
-      buf += d.toString();
-      if (re.test(buf)) {
-        child.stdout?.off('data', onData);
-        child.off('exit', onExit);
-        resolve();
-      }
-    };
-    const onExit = (code: number | null): void => reject(new Error(`exited with ${code} before ${re}: ${buf}`));
-    child.stdout?.on('data', onData);
-    child.once('exit', onExit);
-  });
-}
-
-/** Collects a child's stderr from now on. */
-function collect(child: ChildProcess): () => string {
-  let buf = '';
-  child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
-  return () => buf;
-}
-
 /** Which pod answered a request from the client pod to the Service (by DNS name). */
-async function who(): Promise<string> {
-  const r = await cluster.inPod(NS, 'client', 'curl', ['-sS', '--max-time', '3', `http://web.${NS}.svc.cluster.local/who`], { timeoutMs: 10_000 });
-  if (r.code !== 0) return `error: ${r.stderr.trim()}`;
-  try {
-    return String((JSON.parse(r.stdout) as { pod: string }).pod);
-  } catch {
-    return `not json: ${r.stdout.slice(0, 80)}`;
-  }
-}
-
-/** Repeats `who()` until `pred` holds; returns the elapsed milliseconds since `since`. */
-async function until(pred: (pod: string) => boolean, since: number, timeoutMs: number): Promise<number> {
-  let last = '';
-  while (performance.now() - since < timeoutMs) {
-    last = await who();
-    if (pred(last)) return performance.now() - since;
-  }
-  throw new Error(`no matching answer within ${timeoutMs} ms; last answer: ${last}`);
-}
+const ask = (): Promise<string> => who(cluster, NS, `http://web.${NS}.svc.cluster.local/who`);
 
 /** Waits until the laptop answers (the cluster's service proxy follows Endpoints within moments); prints how long that took. */
 async function routed(): Promise<void> {
   const t0 = performance.now();
-  const ms = await until((p) => p === 'laptop', t0, 5_000);
+  const ms = await until(ask, (p) => p === 'laptop', t0, 5_000, 'the laptop answering');
   if (ms > 100) console.log(`# exchange: laptop answered ${(ms / 1000).toFixed(2)} s after "exchanging:"`);
 }
 
 const isOriginal = (p: string): boolean => p.startsWith('web-');
 
-function serviceShape(): unknown {
-  const s = cluster.store.get('services', NS, 'web') as { metadata: { labels?: unknown; annotations?: unknown }; spec: unknown } | undefined;
-  assert.ok(s);
-  return { labels: s.metadata.labels, annotations: s.metadata.annotations, spec: s.spec };
-}
-
-function ktObjects(): string[] {
-  const out: string[] = [];
-  for (const kind of ['pods', 'services', 'secrets']) {
-    for (const o of cluster.store.list(kind, NS)) {
-      if (o.metadata.labels?.[LABELS.managedBy] === MANAGED_BY) out.push(`${kind}/${o.metadata.name}`);
-    }
-  }
-  return out;
-}
-
-async function nothingLeft(): Promise<void> {
-  for (const name of ktObjects()) {
-    const [kind, n] = name.split('/');
-    await cluster.waitFor(kind, NS, n, (o) => o === undefined, 30_000);
-  }
-  assert.deepEqual(ktObjects(), []);
-}
-
 function exchange(args: string[]): ChildProcess {
   return cluster.spawnInLaptop('kubectl', ['kt', 'exchange', '-n', NS, ...args]);
 }
 
+/** Runs exchange ARGS and, once it says "exchanging:", `body`; then Ctrl-C: it must exit 0 and leave nothing behind. */
+async function whileExchanging(args: string[], body: (out: () => string) => Promise<void>): Promise<void> {
+  const child = exchange(args);
+  const out = stderrOf(child);
+  try {
+    await waitForLine(child, /^exchanging:/);
+    await body(out);
+  } finally {
+    child.kill('SIGINT');
+    await exited(child);
+  }
+  assert.equal(child.exitCode, 0, out());
+  await nothingLeftIn(cluster, NS);
+}
+
 before(async () => {
   cluster = await startCluster();
-  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-  assert.equal(applied.code, 0, applied.stderr);
-  for (const d of ['deploy/web', 'deploy/low']) {
-    const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, d, '--timeout=60s']);
-    assert.equal(rollout.code, 0, rollout.stderr);
-  }
-  await cluster.serviceProxySynced();
-  await cluster.waitFor('pods', NS, 'client', (o) => (o?.status as { phase?: string } | undefined)?.phase === 'Running', 60_000);
+  await applyApps(cluster, NS, [namespace(NS), CONFIG, WEB, ...LOW, TWIN, clientPod(NS)], { deployments: ['web', 'low'], pods: ['client'] });
   // The developer's local server: the same echo app, answering as "laptop".
-  laptopServer = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/server.ts')], { env: { PORT: String(LOCAL), POD_NAME: 'laptop' } });
-  await waitForStdout(laptopServer, /echo listening/);
+  laptopServer = await localEcho(cluster, LOCAL, 'laptop');
 });
 
 after(async () => {
@@ -221,14 +105,14 @@ after(async () => {
 
 describe('exchange', () => {
   test('an original pod answers before; the laptop while exchanged; after Ctrl-C the Service is exactly as before', async () => {
-    assert.ok(isOriginal(await who()));
-    const before = serviceShape();
+    assert.ok(isOriginal(await ask()));
+    const before = serviceShape(cluster, NS, 'web');
     const dir = mkdtempSync(join(tmpdir(), 'kt-env-'));
     const envFile = join(dir, 'web.env');
     // The file does not exist yet: a flag named --env-file would have been taken by Node itself (nodejs/node#54232).
     const started = performance.now();
     const child = exchange(['deploy/web', '--expose', `${LOCAL}:80`, '--env-out', envFile]);
-    const out = collect(child);
+    const out = stderrOf(child);
     try {
       const line = await waitForLine(child, /^exchanging: web:80 -> localhost:18080/);
       console.log(`# exchange: command to routed ${((performance.now() - started) / 1000).toFixed(2)} s (${line})`);
@@ -250,33 +134,25 @@ describe('exchange', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     assert.equal(child.exitCode, 0, out());
-    assert.ok(isOriginal(await who()));
-    assert.deepEqual(serviceShape(), before);
-    await nothingLeft();
+    assert.ok(isOriginal(await ask()));
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    await nothingLeftIn(cluster, NS);
   });
 
   test('a second exchange of the Service is refused naming the holder; the first keeps routing', async () => {
-    const child = exchange(['svc/web', '--expose', `${LOCAL}:80`]);
-    const out = collect(child);
-    try {
-      await waitForLine(child, /^exchanging:/);
-      const podsBefore = ktObjects().filter((o) => o.startsWith('pods/'));
+    await whileExchanging(['svc/web', '--expose', `${LOCAL}:80`], async () => {
+      const podsBefore = ktObjectsIn(cluster, NS).filter((o) => o.startsWith('pods/'));
       const second = await cluster.inLaptop('kubectl', ['kt', 'exchange', '-n', NS, 'svc/web', '--expose', '18081:80'], { timeoutMs: 60_000 });
       assert.notEqual(second.code, 0);
       assert.match(second.stderr, /KT_ERR_ROUTE_TAKEN/);
       assert.match(second.stderr, /already exchanged by \S+@\S+/);
-      assert.deepEqual(ktObjects().filter((o) => o.startsWith('pods/')), podsBefore);
+      assert.deepEqual(ktObjectsIn(cluster, NS).filter((o) => o.startsWith('pods/')), podsBefore);
       await routed();
-    } finally {
-      child.kill('SIGINT');
-      await exited(child);
-    }
-    assert.equal(child.exitCode, 0, out());
-    await nothingLeft();
+    });
   });
 
   test('bad input fails with one coded line and creates nothing', async () => {
-    const before = serviceShape();
+    const before = serviceShape(cluster, NS, 'web');
     for (const [args, code] of [
       [['svc/nope', '--expose', '8080:80'], 'KT_ERR_NO_SUCH_WORKLOAD'],
       [['deploy/nope', '--expose', '8080:80'], 'KT_ERR_NO_SUCH_WORKLOAD'],
@@ -289,36 +165,28 @@ describe('exchange', () => {
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, new RegExp(code), r.stderr);
     }
-    assert.deepEqual(serviceShape(), before);
-    assert.deepEqual(ktObjects(), []);
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    assert.deepEqual(ktObjectsIn(cluster, NS), []);
   });
 
   test('--expose LOCAL:REMOTE with REMOTE the pods\' port (a named targetPort) takes the one Service port it stands for, and says so', async () => {
-    const child = exchange(['svc/web', '--expose', `${LOCAL}:8080`]);
-    const out = collect(child);
-    try {
-      await waitForLine(child, /^exchanging:/);
+    await whileExchanging(['svc/web', '--expose', `${LOCAL}:8080`], async (out) => {
       assert.match(out(), /• --expose 18080:8080: 8080 is the pods' port "http" \(targetPort\) of service web port 80; routing web:80 -> localhost:18080\n/);
       assert.match(out(), /^exchanging: web:80 -> localhost:18080/m);
       await routed();
-    } finally {
-      child.kill('SIGINT');
-      await exited(child);
-    }
-    assert.equal(child.exitCode, 0, out());
-    await nothingLeft();
+    });
   });
 
   test('an overwritten selector is taken over again and the new one kept as the original', async () => {
     const child = exchange(['svc/web', '--expose', `${LOCAL}:80`]);
-    const out = collect(child);
+    const out = stderrOf(child);
     try {
       await waitForLine(child, /^exchanging:/);
       const patched = await cluster.kubectl(['patch', '-n', NS, 'svc/web', '--type=merge', '-p', '{"spec":{"selector":{"app":"web"}}}']);
       assert.equal(patched.code, 0, patched.stderr);
       await waitForLine(child, /was changed to .*pointed it at the router again, original selector now \{"app":"web"\}/);
       const t0 = performance.now();
-      const ms = await until((p) => p === 'laptop', t0, 10_000);
+      const ms = await until(ask, (p) => p === 'laptop', t0, 10_000, 'the laptop answering');
       console.log(`# exchange: selector overwritten -> laptop answers again ${(ms / 1000).toFixed(2)} s after the session re-asserted it`);
     } finally {
       child.kill('SIGINT');
@@ -327,13 +195,13 @@ describe('exchange', () => {
     assert.equal(child.exitCode, 0, out());
     const svc = cluster.store.get('services', NS, 'web') as unknown as { spec: { selector: Record<string, string> } };
     assert.deepEqual(svc.spec.selector, { app: 'web' });
-    await nothingLeft();
+    await nothingLeftIn(cluster, NS);
   });
 
   test('scale mode scales the Deployment to 0 and back', async () => {
-    const before = serviceShape();
+    const before = serviceShape(cluster, NS, 'web');
     const child = exchange(['deploy/web', '--expose', `${LOCAL}:80`, '--mode', 'scale']);
-    const out = collect(child);
+    const out = stderrOf(child);
     try {
       await waitForLine(child, /^exchanging:/);
       await cluster.waitFor('deployments.apps', NS, 'web', (o) => (o?.spec as { replicas?: number } | undefined)?.replicas === 0, 10_000).catch((e: Error) => {
@@ -350,28 +218,28 @@ describe('exchange', () => {
     const d = cluster.store.get('deployments.apps', NS, 'web');
     assert.equal((d?.spec as { replicas: number }).replicas, 2);
     assert.equal(d?.metadata.annotations?.[ANNOTATIONS.originalReplicas], undefined);
-    assert.ok(isOriginal(await who()));
-    assert.deepEqual(serviceShape(), before);
-    await nothingLeft();
+    assert.ok(isOriginal(await ask()));
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    await nothingLeftIn(cluster, NS);
     const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, 'deploy/web', '--timeout=60s']);
     assert.equal(rollout.code, 0, rollout.stderr);
   });
 
   test('router pod deleted: the Service has a backend again within 10 s and the session ends saying so', async () => {
-    const before = serviceShape();
+    const before = serviceShape(cluster, NS, 'web');
     const child = exchange(['svc/web', '--expose', `${LOCAL}:80`]);
-    const out = collect(child);
+    const out = stderrOf(child);
     await waitForLine(child, /^exchanging:/);
     await routed();
     const t0 = performance.now();
     const del = await cluster.kubectl(['delete', 'pod', '-n', NS, '-l', 'kt.dev/role=router,kt.dev/target=web', '--wait=false']);
     assert.equal(del.code, 0, del.stderr);
-    const ms = await until(isOriginal, t0, 10_000);
+    const ms = await until(ask, isOriginal, t0, 10_000, 'an original pod answering');
     console.log(`# exchange: router pod deleted -> original pod answers in ${(ms / 1000).toFixed(2)} s (goal <= 10 s)`);
     assert.notEqual(await exited(child), 0);
     assert.match(out(), /KT_ERR_ROUTER_GONE/);
-    assert.deepEqual(serviceShape(), before);
-    await nothingLeft();
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    await nothingLeftIn(cluster, NS);
   });
 
   test('a Service on port 80 and on the router\'s own default ports (8081, 2222): the non-root router still takes it', async () => {
@@ -381,7 +249,7 @@ describe('exchange', () => {
     };
     assert.match(await lowWho(), /^low-/);
     const child = exchange(['svc/low', '--expose', `${LOCAL}:80`]);
-    const out = collect(child);
+    const out = stderrOf(child);
     try {
       await waitForLine(child, /^exchanging: low:80 -> localhost:18080/);
       await cluster.serviceProxySynced();
@@ -402,9 +270,9 @@ describe('exchange', () => {
   });
 
   test('kill -9: an original pod answers again within a second; clean then restores everything', async () => {
-    const before = serviceShape();
+    const before = serviceShape(cluster, NS, 'web');
     const child = exchange(['svc/web', '--expose', `${LOCAL}:80`]);
-    const out0 = collect(child);
+    const out0 = stderrOf(child);
     await waitForLine(child, /^exchanging:/);
     await routed().catch(async (e: Error) => {
       const r = cluster.store.list('pods', NS).filter((p) => p.metadata.labels?.[LABELS.role] === 'router').map((p) => `${p.metadata.name} ${JSON.stringify(p.status)}`);
@@ -418,7 +286,7 @@ describe('exchange', () => {
     const t0 = performance.now();
     const pkill = await cluster.inLaptop('pkill', ['-KILL', '-f', `kubectl-kt exchange -n ${NS} svc/web`]);
     assert.equal(pkill.code, 0);
-    const ms = await until(isOriginal, t0, 10_000);
+    const ms = await until(ask, isOriginal, t0, 10_000, 'an original pod answering');
     console.log(`# exchange: kill -9 -> original pod answers in ${(ms / 1000).toFixed(2)} s (goal <= 1 s)`);
     assert.ok(ms <= 1000, `failover took ${ms} ms`);
     await gone;
@@ -432,8 +300,8 @@ describe('exchange', () => {
     assert.equal(annotate.code, 0, annotate.stderr);
     const clean = await cluster.inLaptop('kubectl', ['kt', 'clean', '-n', NS], { timeoutMs: 60_000 });
     assert.equal(clean.code, 0, clean.stderr);
-    assert.deepEqual(serviceShape(), before);
-    await nothingLeft();
-    assert.ok(isOriginal(await who()));
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    await nothingLeftIn(cluster, NS);
+    assert.ok(isOriginal(await ask()));
   });
 });

@@ -18,8 +18,8 @@ import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { ANNOTATIONS, LABELS } from '../../contract/protocol.ts';
 import { ROUTE_ANNOTATION_PREFIX } from '../../plugin/src/status/model.ts';
-import { applyApps, clientPod, echoApp, localEcho, nothingLeftIn, serviceShape, stderrOf, until, who } from './apps.ts';
-import { exited, waitForLine } from './helpers.ts';
+import { applyApps, clientPod, echoApp, localEcho, namespace } from '../fixtures/workloads.ts';
+import { exited, nothingLeftIn, serviceShape, stderrOf, until, waitForLine, who } from './helpers.ts';
 
 const NS = 'shop';
 /** Local ports: the exchange's, the mesh's, the preview's, a colleague's (outside the laptop), the connect's SOCKS and HTTP proxies. */
@@ -81,7 +81,7 @@ async function lineAfter(child: ChildProcess, re: RegExp, since: number, timeout
 
 before(async () => {
   cluster = await startCluster();
-  await applyApps(cluster, NS, [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n`, echoApp(NS, 'api'), echoApp(NS, 'web'), clientPod(NS)], ['api', 'web']);
+  await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'api', { replicas: 1 }), echoApp(NS, 'web', { replicas: 1 }), clientPod(NS)], { deployments: ['api', 'web'], pods: ['client'] });
   servers.push(await localEcho(cluster, PORT.exchange, 'laptop-exchange'));
   servers.push(await localEcho(cluster, PORT.mesh, 'laptop-mesh'));
   servers.push(await localEcho(cluster, PORT.preview, 'laptop-preview'));
@@ -162,7 +162,7 @@ describe('faults', () => {
     const alice = kt(['mesh', 'svc/web', '--expose', `${PORT.mesh}:80`, '--header', 'x-kt-version=alice']);
     const aliceOut = stderrOf(alice);
     // A colleague on another machine: their path to the API server is not the laptop's.
-    const bobServer = await localEcho(cluster, PORT.colleague, 'colleague', 'host');
+    const bobServer = await localEcho(cluster, PORT.colleague, 'colleague', { where: 'host' });
     servers.push(bobServer);
     const bob = spawn('kubectl', ['kt', 'mesh', 'svc/web', '--expose', `${PORT.colleague}:80`, '--header', 'x-kt-version=bob', '-n', NS], { env: cluster.laptopEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     const bobOut = stderrOf(bob);

@@ -1,5 +1,6 @@
 // Shared by the plugin's E2E tests: waiting on a child's output and exit,
-// and finding what kubectl-kt left in the cluster (by its labels alone).
+// asking which pod answered, and finding what kubectl-kt left in the cluster
+// (by its labels alone). The workloads they run are test/fixtures/workloads.ts.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import type { Cluster } from '../cluster/cluster.ts';
@@ -61,4 +62,58 @@ export async function waitNoKtPods(cluster: Cluster): Promise<void> {
     await cluster.waitFor('pods', ns, pod, (o) => o === undefined, 30_000);
   }
   assert.deepEqual(ktObjects(cluster, 'pods'), []);
+}
+
+/** Which pod answered GET url from the client pod (with x-kt-version: header when given); `error: …` when none did. */
+export async function who(cluster: Cluster, ns: string, url: string, header?: string): Promise<string> {
+  const r = await cluster.inPod(ns, 'client', 'curl', ['-sS', '--max-time', '2', ...(header ? ['-H', `x-kt-version: ${header}`] : []), url], { timeoutMs: 10_000 });
+  if (r.code !== 0) return `error: ${r.stderr.trim()}`;
+  try {
+    return String((JSON.parse(r.stdout) as { pod: string }).pod);
+  } catch {
+    return `not json: ${r.stdout.slice(0, 80)}`;
+  }
+}
+
+/** Asks until `pred` holds for the answer; returns the milliseconds since `since` (performance.now()). */
+export async function until(ask: () => Promise<string>, pred: (pod: string) => boolean, since: number, timeoutMs: number, what: string): Promise<number> {
+  let last = '';
+  while (performance.now() - since < timeoutMs) {
+    last = await ask();
+    if (pred(last)) return performance.now() - since;
+  }
+  throw new Error(`${what}: no matching answer within ${timeoutMs} ms; last answer: ${last}`);
+}
+
+/** Collects a child's stderr from now on. */
+export function stderrOf(child: ChildProcess): () => string {
+  let buf = '';
+  child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
+  return () => buf;
+}
+
+/** kind/name of every kubectl-kt object (pods, Services, Secrets) in a namespace. */
+export function ktObjectsIn(cluster: Cluster, ns: string): string[] {
+  const out: string[] = [];
+  for (const kind of ['pods', 'services', 'secrets']) {
+    for (const o of cluster.store.list(kind, ns)) if (o.metadata.labels?.[LABELS.managedBy] === MANAGED_BY) out.push(`${kind}/${o.metadata.name}`);
+  }
+  return out;
+}
+
+/** Waits until no kubectl-kt object is left in the namespace (pods end through graceful deletion). */
+export async function nothingLeftIn(cluster: Cluster, ns: string): Promise<void> {
+  for (const name of ktObjectsIn(cluster, ns)) {
+    const [kind, n] = name.split('/');
+    await cluster.waitFor(kind, ns, n, (o) => o === undefined, 30_000);
+  }
+  const left = ktObjectsIn(cluster, ns);
+  if (left.length > 0) throw new Error(`left behind: ${left.join(', ')}`);
+}
+
+/** The Service as a test compares it before and after: labels, annotations, spec. */
+export function serviceShape(cluster: Cluster, ns: string, name: string): unknown {
+  const s = cluster.store.get('services', ns, name) as { metadata: { labels?: unknown; annotations?: unknown }; spec: unknown } | undefined;
+  if (!s) throw new Error(`no service ${ns}/${name}`);
+  return { labels: s.metadata.labels, annotations: s.metadata.annotations, spec: s.spec };
 }

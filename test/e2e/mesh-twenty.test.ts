@@ -12,31 +12,24 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
-import { LABELS, MANAGED_BY } from '../../contract/protocol.ts';
-import { exited, saysOnStdout, waitForLine } from './helpers.ts';
-import { clientPod, echoApp } from './manifests.ts';
+import { NODE26, startCluster, type Cluster } from '../cluster/cluster.ts';
+import { LABELS } from '../../contract/protocol.ts';
+import { applyApps, clientPod, echoApp, localEcho, namespace } from '../fixtures/workloads.ts';
+import { exited, ktObjectsIn, serviceShape, waitForLine } from './helpers.ts';
 
 const NS = 'shop';
 const DEVS = 20;
 const BASE_PORT = 18100;
 /** How long the tagged and untagged load runs with all twenty routes in place (a stated hold, not a wait). */
 const LOAD_MS = 15_000;
-const MANIFEST = [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}`, echoApp(NS, 'web'), clientPod(NS)].join('\n---\n');
 
 let cluster: Cluster;
 let laptops: ChildProcess | undefined;
 
 before(async () => {
   cluster = await startCluster();
-  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-  assert.equal(applied.code, 0, applied.stderr);
-  const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, 'deploy/web', '--timeout=60s']);
-  assert.equal(rollout.code, 0, rollout.stderr);
-  await cluster.waitFor('pods', NS, 'client', (o) => (o?.status as { phase?: string } | undefined)?.phase === 'Running', 60_000);
-  await cluster.serviceProxySynced();
-  laptops = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/many.ts')], { env: { BASE_PORT: String(BASE_PORT), COUNT: String(DEVS), PREFIX: 'dev-' } });
-  await saysOnStdout(laptops, 'echo listening');
+  await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'web'), clientPod(NS)], { deployments: ['web'], pods: ['client'] });
+  laptops = await localEcho(cluster, BASE_PORT, 'dev-', { program: 'many', env: { BASE_PORT: String(BASE_PORT), COUNT: String(DEVS), PREFIX: 'dev-' } });
 });
 
 after(async () => {
@@ -47,19 +40,6 @@ after(async () => {
   }
   await cluster?.stop();
 });
-
-function serviceShape(): unknown {
-  const s = cluster.store.get('services', NS, 'web') as unknown as { metadata: { labels?: unknown; annotations?: unknown }; spec: unknown };
-  return { labels: s.metadata.labels, annotations: s.metadata.annotations, spec: s.spec };
-}
-
-function ktObjects(): string[] {
-  const out: string[] = [];
-  for (const kind of ['pods', 'services', 'secrets']) {
-    for (const o of cluster.store.list(kind, NS)) if (o.metadata.labels?.[LABELS.managedBy] === MANAGED_BY) out.push(`${kind}/${o.metadata.name}`);
-  }
-  return out;
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
@@ -97,7 +77,7 @@ function mesh(i: number): ChildProcess {
 }
 
 test('twenty developers mesh one Service: every tagged request reaches its own laptop, untagged ones the originals, 0 misrouted, 0 failed; all leave and the Service is as before', async () => {
-  const before = serviceShape();
+  const before = serviceShape(cluster, NS, 'web');
   const clusterIp = String((cluster.store.get('services', NS, 'web')?.spec as { clusterIP: string }).clusterIP);
   const devs: { child: ChildProcess; out: () => string }[] = [];
   const joins: { routed: number; wall: number }[] = [];
@@ -179,7 +159,7 @@ test('twenty developers mesh one Service: every tagged request reaches its own l
     const codes = await Promise.all(gone);
     const leftMs = performance.now() - l0;
     for (const [i, c] of codes.entries()) assert.equal(c, 0, devs[i].out());
-    for (const name of ktObjects()) {
+    for (const name of ktObjectsIn(cluster, NS)) {
       const [kind, n] = name.split('/');
       await cluster.waitFor(kind, NS, n, (o) => o === undefined, 60_000);
     }
@@ -187,7 +167,7 @@ test('twenty developers mesh one Service: every tagged request reaches its own l
     console.log(`# mesh, ${DEVS} developers leave at once: every process exited ${(leftMs / 1000).toFixed(2)} s after Ctrl-C, the Service restored and nothing of kubectl-kt left ${(allGone / 1000).toFixed(2)} s after it`);
     rmSync(dir, { recursive: true, force: true });
   }
-  assert.deepEqual(serviceShape(), before);
-  assert.deepEqual(ktObjects(), []);
+  assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+  assert.deepEqual(ktObjectsIn(cluster, NS), []);
   assert.ok(!existsSync(join(dir, 'stop')));
 });

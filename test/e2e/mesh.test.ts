@@ -14,50 +14,26 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts';
-import { LABELS, MANAGED_BY } from '../../contract/protocol.ts';
-import { exited, saysOnStdout, waitForLine } from './helpers.ts';
-import { clientPod, echoApp } from './manifests.ts';
+import { LABELS } from '../../contract/protocol.ts';
+import { applyApps, clientPod, deployment, echoApp, localEcho, namespace, service } from '../fixtures/workloads.ts';
+import { exited, nothingLeftIn, saysOnStdout, serviceShape, stderrOf, waitForLine } from './helpers.ts';
 
 const NS = 'shop';
 const PORTS = { alice: 18081, bob: 18082, carol: 18083 } as const;
 const GRPC_LAPTOP = 19000;
 const URL = `http://web.${NS}.svc.cluster.local/who`;
-const MANIFEST = [`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}`, echoApp(NS, 'web'), `apiVersion: v1
-kind: Service
-metadata: {name: rpc, namespace: ${NS}}
-spec:
-  selector: {app: rpc}
-  ports: [{name: grpc, port: 9000, targetPort: 9000}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: rpc, namespace: ${NS}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: rpc}}
-  template:
-    metadata: {labels: {app: rpc}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: grpc
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: shell
-        command: [${JSON.stringify(NODE26)}, ${JSON.stringify(join(ROOT, 'test/fixtures/grpc/server.ts'))}]
-        env:
-        - {name: PORT, value: "9000"}
-        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-        ports: [{containerPort: 9000}]
-        readinessProbe: {tcpSocket: {port: 9000}, periodSeconds: 1}`, clientPod(NS)].join('\n---\n');
+const RPC = [
+  service(NS, 'rpc', [{ name: 'grpc', port: 9000, targetPort: 9000 }]),
+  deployment(NS, 'rpc', {
+    name: 'grpc', image: 'shell', command: [NODE26, join(ROOT, 'test/fixtures/grpc/server.ts')],
+    env: [{ name: 'PORT', value: '9000' }, { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+    ports: [{ containerPort: 9000 }],
+    readinessProbe: { tcpSocket: { port: 9000 }, periodSeconds: 1 },
+  }),
+];
 
 let cluster: Cluster;
 const servers: ChildProcess[] = [];
-
-function collect(child: ChildProcess): () => string {
-  let buf = '';
-  child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
-  return () => buf;
-}
 
 /** The pods that answered, one per URL, all over one keep-alive connection (curl --next). */
 async function whoAll(headers: (string | undefined)[]): Promise<string[]> {
@@ -92,27 +68,6 @@ async function until(header: string | undefined, pred: (pod: string) => boolean,
 }
 
 const isOriginal = (p: string): boolean => p.startsWith('web-');
-
-function serviceShape(): unknown {
-  const s = cluster.store.get('services', NS, 'web') as unknown as { metadata: { labels?: unknown; annotations?: unknown }; spec: unknown };
-  return { labels: s.metadata.labels, annotations: s.metadata.annotations, spec: s.spec };
-}
-
-function ktObjects(): string[] {
-  const out: string[] = [];
-  for (const kind of ['pods', 'services', 'secrets']) {
-    for (const o of cluster.store.list(kind, NS)) if (o.metadata.labels?.[LABELS.managedBy] === MANAGED_BY) out.push(`${kind}/${o.metadata.name}`);
-  }
-  return out;
-}
-
-async function nothingLeft(): Promise<void> {
-  for (const name of ktObjects()) {
-    const [kind, n] = name.split('/');
-    await cluster.waitFor(kind, NS, n, (o) => o === undefined, 30_000);
-  }
-  assert.deepEqual(ktObjects(), []);
-}
 
 function routers(): string[] {
   return cluster.store.list('pods', NS).filter((p) => p.metadata.labels?.[LABELS.role] === 'router').map((p) => p.metadata.name);
@@ -149,16 +104,8 @@ async function stop(child: ChildProcess, out: () => string): Promise<void> {
 
 before(async () => {
   cluster = await startCluster();
-  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-  assert.equal(applied.code, 0, applied.stderr);
-  const rollout = await cluster.kubectl(['rollout', 'status', '-n', NS, 'deploy/web', '--timeout=60s']);
-  assert.equal(rollout.code, 0, rollout.stderr);
-  await cluster.waitFor('pods', NS, 'client', (o) => (o?.status as { phase?: string } | undefined)?.phase === 'Running', 60_000);
-  for (const [name, port] of Object.entries(PORTS)) {
-    const s = cluster.spawnInLaptop(NODE26, [join(ROOT, 'test/fixtures/echo/server.ts')], { env: { PORT: String(port), POD_NAME: name } });
-    servers.push(s);
-    await saysOnStdout(s, 'echo listening');
-  }
+  await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'web'), ...RPC, clientPod(NS)], { deployments: ['web'], pods: ['client'] });
+  for (const [name, port] of Object.entries(PORTS)) servers.push(await localEcho(cluster, port, name));
 });
 
 after(async () => {
@@ -172,9 +119,9 @@ after(async () => {
 
 describe('mesh', () => {
   test('one developer: tagged requests reach the laptop, the rest the originals; on exit the Service is as before', async () => {
-    const before = serviceShape();
+    const before = serviceShape(cluster, NS, 'web');
     const child = mesh('svc/web', PORTS.alice, 'alice');
-    const out = collect(child);
+    const out = stderrOf(child);
     try {
       await waitForLine(child, /^meshing: web:80 -> localhost:18081 for requests with x-kt-version: alice/);
       await until('alice', (p) => p === 'alice', performance.now(), 5_000);
@@ -184,14 +131,14 @@ describe('mesh', () => {
       await stop(child, out);
     }
     assert.ok(isOriginal(await who('alice')));
-    assert.deepEqual(serviceShape(), before);
-    await nothingLeft();
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    await nothingLeftIn(cluster, NS);
   });
 
   test('two developers share one router; one keep-alive connection; conflicts refused; kill -9 of one; the last live one restores the Service', async () => {
-    const before = serviceShape();
+    const before = serviceShape(cluster, NS, 'web');
     const alice = mesh('svc/web', PORTS.alice, 'alice');
-    const aliceOut = collect(alice);
+    const aliceOut = stderrOf(alice);
     await waitForLine(alice, /^meshing:/);
     await until('alice', (p) => p === 'alice', performance.now(), 5_000);
     const [router] = routers();
@@ -200,7 +147,7 @@ describe('mesh', () => {
     // The second developer joins: no new pod, only a route.
     const t0 = performance.now();
     const bob = mesh('deploy/web', PORTS.bob, 'bob');
-    const bobOut = collect(bob);
+    const bobOut = stderrOf(bob);
     const line = await waitForLine(bob, /^meshing:/);
     const wall = performance.now() - t0;
     const routedIn = Number(/routed in ([0-9.]+) s/.exec(line)?.[1]);
@@ -231,7 +178,7 @@ describe('mesh', () => {
 
       // Without --header, a value is made up and printed with a curl line.
       carol = mesh('svc/web', PORTS.carol);
-      const carolOut = collect(carol);
+      const carolOut = stderrOf(carol);
       const tryLine = await waitForLine(carol, /^try: curl -H 'x-kt-version: /);
       const value = /x-kt-version: ([^']+)'/.exec(tryLine)?.[1] ?? '';
       assert.match(value, /^[a-z0-9]+-[a-z0-9]{5}$/);
@@ -262,13 +209,13 @@ describe('mesh', () => {
       }
     }
     // The router knows alice's route went with her connection: bob, the last live session, gave the Service back.
-    assert.deepEqual(serviceShape(), before);
-    await nothingLeft();
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    await nothingLeftIn(cluster, NS);
     assert.ok(isOriginal(await who('alice')));
   });
 
   test('20 mesh start/stop cycles under continuous untagged load (new connections and keep-alive ones): no failed request', async () => {
-    const before = serviceShape();
+    const before = serviceShape(cluster, NS, 'web');
     const clusterIp = String((cluster.store.get('services', NS, 'web')?.spec as { clusterIP: string }).clusterIP);
     // The client pod runs as a non-root user (Pod Security "restricted"): it must be able to see the stop file.
     const loadDir = mkdtempSync(join(tmpdir(), 'kt-load-'));
@@ -305,7 +252,7 @@ describe('mesh', () => {
       for (let i = 0; i < 20; i++) {
         const t0 = performance.now();
         const child = mesh('svc/web', PORTS.alice, 'alice');
-        const out = collect(child);
+        const out = stderrOf(child);
         await waitForLine(child, /^meshing:/);
         await stop(child, out);
         times.push(performance.now() - t0);
@@ -321,8 +268,8 @@ describe('mesh', () => {
     console.log(`# mesh: 20 start/stop cycles (${times.map((t) => (t / 1000).toFixed(1)).join(', ')} s each) under load: ${counts.ok} requests ok, ${counts.failed} failed ${JSON.stringify(counts.errors)}; machine load average ${load0[0].toFixed(2)} -> ${load1[0].toFixed(2)} on ${cpus().length} cores`);
     assert.ok(counts.ok > 100, 'the load ran');
     assert.equal(counts.failed, 0);
-    assert.deepEqual(serviceShape(), before);
-    await nothingLeft();
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    await nothingLeftIn(cluster, NS);
   });
 
   test('a gRPC client holds one channel across a mesh\'s end: the router\'s GOAWAY moves it to the originals, no call fails', async () => {
@@ -335,7 +282,7 @@ describe('mesh', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kt-grpc-'));
     chmodSync(dir, 0o777);
     const child = cluster.spawnInLaptop('kubectl', ['kt', 'mesh', '-n', NS, 'svc/rpc', '--expose', `${GRPC_LAPTOP}:9000`, '--header', 'x-kt-version=alice']);
-    const out = collect(child);
+    const out = stderrOf(child);
     let client: Promise<{ code: number | null; stdout: string; stderr: string }> | undefined;
     try {
       await waitForLine(child, /^meshing: rpc:9000 -> localhost:19000/);
@@ -358,6 +305,6 @@ describe('mesh', () => {
     assert.ok(tally.taggedLaptop > 0 && tally.taggedOther > 0, 'the channel went through the router, then to the originals');
     assert.equal(tally.untaggedLaptop, 0);
     assert.equal(tally.failed, 0);
-    await nothingLeft();
+    await nothingLeftIn(cluster, NS);
   });
 });

@@ -6,41 +6,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
+import { applyApps, echoApp, namespace } from '../fixtures/workloads.ts';
 import { exited, ktObjects, waitForLine, waitNoKtPods } from './helpers.ts';
 
 const NS = 'shop';
-const MANIFEST = `apiVersion: v1
-kind: Namespace
-metadata: {name: ${NS}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: ${NS}}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: ${NS}, labels: {app: web}}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: echo
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-    image: kt-demo/echo
-    ports: [{containerPort: 8080}]
-    readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
-`;
 
 let cluster: Cluster;
 
 before(async () => {
   cluster = await startCluster();
-  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST });
-  assert.equal(applied.code, 0, applied.stderr);
-  const ready = await cluster.kubectl(['wait', '-n', NS, '--for=condition=Ready', 'pod/web', '--timeout=60s']);
-  assert.equal(ready.code, 0, ready.stderr);
+  await applyApps(cluster, NS, [namespace(NS), echoApp(NS, 'web', { pod: true })], { pods: ['web'] });
 });
 
 after(async () => {

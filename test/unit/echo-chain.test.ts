@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import protoLoader from '@grpc/proto-loader';
 import { startEcho } from '../fixtures/echo/app.ts';
 import { startGrpcEcho } from '../fixtures/echo/grpc.ts';
-import { grpc, grpcClient, type Reply } from './router-grpc-fixture.ts';
+import { grpc, grpcClient, type Reply } from '../fixtures/grpc/kt-echo.ts';
 
 const opts = (pod: string, next?: string) => ({ port: 0, host: '127.0.0.1', pod, namespace: 'shop', ip: '127.0.0.1', log: () => undefined, ...(next ? { next } : {}) });
 

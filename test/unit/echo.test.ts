@@ -1,6 +1,6 @@
 // The demo app on a real socket: HTTP/1.1 keep-alive and 100-continue,
 // WebSocket, HTTP/2 by prior knowledge and by the h2c Upgrade, SIGTERM.
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -56,7 +56,7 @@ describe('echo demo app', () => {
     await server.close();
   });
 
-  it('answers two HTTP/1.1 requests on one keep-alive connection, naming the pod', async () => {
+  test('answers two HTTP/1.1 requests on one keep-alive connection, naming the pod', async () => {
     const socket = net.connect(server.port, '127.0.0.1');
     await once(socket, 'connect');
     const local = socket.localPort;
@@ -81,7 +81,7 @@ describe('echo demo app', () => {
     assert.ok(lines.some((l) => / GET \/one HTTP\/1\.1 200 /.test(l)), lines.join('\n'));
   });
 
-  it('serves /healthz and /bytes/N', async () => {
+  test('serves /healthz and /bytes/N', async () => {
     const health = await fetch(`http://127.0.0.1:${server.port}/healthz`);
     assert.equal(health.status, 200);
     assert.equal(await health.text(), 'ok\n');
@@ -90,7 +90,7 @@ describe('echo demo app', () => {
     assert.equal((await bytes.arrayBuffer()).byteLength, 200000);
   });
 
-  it('streams /chunked/N as chunked transfer encoding and answers /delay/MS after the delay', async () => {
+  test('streams /chunked/N as chunked transfer encoding and answers /delay/MS after the delay', async () => {
     const socket = net.connect(server.port, '127.0.0.1');
     await once(socket, 'connect');
     socket.write('GET /chunked/3 HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -104,7 +104,7 @@ describe('echo demo app', () => {
     assert.ok(Date.now() - started >= 45, 'answered after the delay');
   });
 
-  it('sends 100 Continue before reading the body, then its length and sha256', async () => {
+  test('sends 100 Continue before reading the body, then its length and sha256', async () => {
     const socket = net.connect(server.port, '127.0.0.1');
     await once(socket, 'connect');
     socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
@@ -118,7 +118,7 @@ describe('echo demo app', () => {
     socket.destroy();
   });
 
-  it('echoes WebSocket messages with the pod name', async () => {
+  test('echoes WebSocket messages with the pod name', async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${server.port}/chat`);
     await once(ws, 'open');
     ws.send('hi there');
@@ -131,7 +131,7 @@ describe('echo demo app', () => {
     await once(ws, 'close');
   });
 
-  it('speaks HTTP/2 by prior knowledge, several streams on one session', async () => {
+  test('speaks HTTP/2 by prior knowledge, several streams on one session', async () => {
     const client = http2.connect(`http://127.0.0.1:${server.port}`);
     const get = async (path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> => {
       const req = client.request({ ':path': path, ...headers });
@@ -150,7 +150,7 @@ describe('echo demo app', () => {
     await once(client, 'close');
   });
 
-  it('upgrades HTTP/1.1 to h2c and answers the upgraded request on stream 1', async () => {
+  test('upgrades HTTP/1.1 to h2c and answers the upgraded request on stream 1', async () => {
     const socket = net.connect(server.port, '127.0.0.1');
     await once(socket, 'connect');
     // Empty SETTINGS payload, base64url-encoded (RFC 7540 §3.2.1).
@@ -174,7 +174,7 @@ describe('echo demo app', () => {
     socket.destroy();
   });
 
-  it('works with curl --http2 (upgrade) and --http2-prior-knowledge', async () => {
+  test('works with curl --http2 (upgrade) and --http2-prior-knowledge', async () => {
     for (const flag of ['--http2', '--http2-prior-knowledge']) {
       const out = await run('curl', ['-sS', '-i', flag, `http://127.0.0.1:${server.port}/curl`]);
       assert.match(out, /^HTTP\/2 200/m, `${flag}: ${out}`);
@@ -224,7 +224,7 @@ function run(cmd: string, args: string[]): Promise<string> {
 }
 
 describe('echo server process', () => {
-  it('closes gracefully on SIGTERM and exits 0', async () => {
+  test('closes gracefully on SIGTERM and exits 0', async () => {
     const script = fileURLToPath(new URL('../fixtures/echo/server.ts', import.meta.url));
     const child = spawn(process.execPath, [script], {
       env: { ...process.env, PORT: '0', HOST: '127.0.0.1', POD_NAME: 'echo-sig', POD_NAMESPACE: 'default', POD_IP: '127.0.0.1' },

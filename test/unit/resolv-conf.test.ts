@@ -38,3 +38,16 @@ test('renderResolvConf without old options writes no options line', () => {
   assert.ok(!text.includes('options'));
   assert.match(text, /^search cluster\.local$/m);
 });
+
+test('renderResolvConf: the old nameservers are dropped, a search line written from a `domain` line keeps it after ours', () => {
+  const old = parseResolvConf('domain corp.example\nnameserver 192.0.2.53\nnameserver 192.0.2.54\n');
+  const text = renderResolvConf(old, { nameserver: '10.96.0.10', search: ['shop.svc.cluster.local', 'svc.cluster.local'] });
+  const back = parseResolvConf(text);
+  assert.deepEqual(back, { nameservers: ['10.96.0.10'], search: ['shop.svc.cluster.local', 'svc.cluster.local', 'corp.example'], options: [] });
+  assert.equal(text.match(/^search /gm)?.length, 1, 'one search line: a second would replace the first');
+});
+
+test('renderResolvConf leaves ndots as it was (raising it would send external names through the cluster suffixes)', () => {
+  const text = renderResolvConf(parseResolvConf('nameserver 192.0.2.53\noptions ndots:1\n'), { nameserver: '127.0.0.53', search: ['shop.svc.cluster.local'] });
+  assert.deepEqual(parseResolvConf(text).options, ['ndots:1']);
+});

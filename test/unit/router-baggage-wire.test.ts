@@ -8,9 +8,9 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { bed } from './router-fixtures.ts';
-import { grpc, grpcClient, grpcServer } from './router-grpc-fixture.ts';
-import type { Reply } from './router-grpc-fixture.ts';
+import { bed, grpcBed, h2Who } from './router-fixtures.ts';
+import { grpc } from '../fixtures/grpc/kt-echo.ts';
+import type { Reply } from '../fixtures/grpc/kt-echo.ts';
 
 const run = promisify(execFile);
 const baggage = (key: string, value: string) => [{ baggage: key, value }];
@@ -53,30 +53,13 @@ test('h2c streams are routed on baggage (several values of a stream read as one 
   await b.dev('alice', { headers: baggage('kt', 'alice') });
   const session = http2.connect(`http://127.0.0.1:${b.port}`);
   t.after(() => session.destroy());
-  const get = (headers: Record<string, string | string[]>) => new Promise<string>((resolve, reject) => {
-    const req = session.request({ ':path': '/who', ...headers });
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => (body += d));
-    req.on('end', () => resolve((JSON.parse(body) as { pod: string }).pod));
-    req.on('error', reject);
-    req.end();
-  });
+  const get = async (headers: Record<string, string | string[]>): Promise<string> => (await h2Who(session, headers)).pod;
   const got = await Promise.all([get({ baggage: 'kt=alice' }), get({}), get({ baggage: ['x=1', 'kt=alice'] }), get({ baggage: 'kt=bob' })]);
   assert.deepEqual(got, ['alice', 'origin-pod', 'alice', 'origin-pod']);
 });
 
 test('gRPC metadata: a call with baggage kt=alice reaches her server, others the origin', async (t) => {
-  const origin = await grpcServer('origin-grpc');
-  const laptop = await grpcServer('alice-grpc');
-  t.after(async () => {
-    await origin.close();
-    await laptop.close();
-  });
-  const b = await bed(t, {}, origin.port);
-  await b.dev('alice', { headers: baggage('kt', 'alice') }, { local: laptop.port });
-  const client = grpcClient(b.port);
-  t.after(() => client.close());
+  const { client } = await grpcBed(t, baggage('kt', 'alice'));
   const who = (bag?: string) => new Promise<string>((resolve, reject) => {
     const md = new grpc.Metadata();
     if (bag) md.set('baggage', bag);

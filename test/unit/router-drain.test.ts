@@ -9,8 +9,8 @@ import http from 'node:http';
 import type net from 'node:net';
 import { test } from 'node:test';
 import { bed } from './router-fixtures.ts';
-import { grpc, grpcClient, grpcServer } from './router-grpc-fixture.ts';
-import type { Reply } from './router-grpc-fixture.ts';
+import { grpc, grpcClient, grpcServer } from '../fixtures/grpc/kt-echo.ts';
+import type { Reply } from '../fixtures/grpc/kt-echo.ts';
 import { withConnectionClose } from '../../proxy-image/src/router/drain.ts';
 
 const QUIET = 300;

@@ -1,10 +1,12 @@
 // Shared pieces for the router tests: a router in-process with the echo demo
 // app as origin, developers as real SSH tunnels (the plugin's client) whose
 // routes deliver to their own echo "laptop", and small HTTP helpers.
+import type http2 from 'node:http2';
 import net from 'node:net';
 import type { TestContext } from 'node:test';
 import { startEcho } from '../fixtures/echo/app.ts';
 import type { EchoServer } from '../fixtures/echo/app.ts';
+import { grpcClient, grpcServer } from '../fixtures/grpc/kt-echo.ts';
 import { PROTOCOL_VERSION } from '../../contract/protocol.ts';
 import type { HeaderMatch, RouteRequest } from '../../contract/protocol.ts';
 import { startRouter } from '../../proxy-image/src/router/index.ts';
@@ -83,6 +85,42 @@ export async function bed(t: TestContext, extra: Partial<RouterOptions> = {}, or
 }
 
 export const tag = (value: string): HeaderMatch[] => [{ name: 'x-kt-version', value }];
+
+/** One request on an h2 session; the status and the answering pod. */
+export function h2Who(session: http2.ClientHttp2Session, headers: Record<string, string | string[]>, path = '/who'): Promise<{ status: number; pod: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':path': path, ...headers });
+    let status = 0;
+    let body = '';
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      try {
+        resolve({ status, pod: (JSON.parse(body) as { pod: string }).pod });
+      } catch (err) {
+        reject(err);
+      }
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A router whose origin is the kt-echo gRPC server `origin-grpc` and whose developer alice (matched by `headers`) runs `alice-grpc`; a client channel to the router. */
+export async function grpcBed(t: TestContext, headers: HeaderMatch[]): Promise<{ b: Bed; client: ReturnType<typeof grpcClient> }> {
+  const origin = await grpcServer('origin-grpc');
+  const laptop = await grpcServer('alice-grpc');
+  t.after(async () => {
+    await origin.close();
+    await laptop.close();
+  });
+  const b = await bed(t, {}, origin.port);
+  await b.dev('alice', { headers }, { local: laptop.port });
+  const client = grpcClient(b.port);
+  t.after(() => client.close());
+  return { b, client };
+}
 
 /** One HTTP/1.1 GET with node's fetch-free client; returns the answering pod. */
 export async function whoAnswers(port: number, headers: Record<string, string> = {}, path = '/'): Promise<string> {

@@ -6,31 +6,11 @@ import { execFile } from 'node:child_process';
 import http2 from 'node:http2';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { bed, tag } from './router-fixtures.ts';
-import { grpc, grpcClient, grpcServer } from './router-grpc-fixture.ts';
-import type { Reply } from './router-grpc-fixture.ts';
+import { bed, grpcBed, h2Who, tag } from './router-fixtures.ts';
+import { grpc } from '../fixtures/grpc/kt-echo.ts';
+import type { Reply } from '../fixtures/grpc/kt-echo.ts';
 
 const run = promisify(execFile);
-
-function h2get(session: http2.ClientHttp2Session, headers: Record<string, string>): Promise<{ status: number; pod: string }> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({ ':path': '/who', ...headers });
-    let status = 0;
-    let body = '';
-    req.on('response', (h) => (status = Number(h[':status'])));
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => (body += d));
-    req.on('end', () => {
-      try {
-        resolve({ status, pod: (JSON.parse(body) as { pod: string }).pod });
-      } catch (err) {
-        reject(err);
-      }
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 test('h2c prior knowledge: streams on one connection are routed each on its own headers', async (t) => {
   const b = await bed(t);
@@ -40,7 +20,7 @@ test('h2c prior knowledge: streams on one connection are routed each on its own 
   t.after(() => session.destroy());
   // Concurrent streams, interleaved on the one connection.
   const want = ['alice', 'bob', undefined, 'alice', undefined, 'bob', 'carol'];
-  const got = await Promise.all(want.map((v) => h2get(session, v ? { 'x-kt-version': v } : {})));
+  const got = await Promise.all(want.map((v) => h2Who(session, v ? { 'x-kt-version': v } : {})));
   assert.deepEqual(
     got.map((g) => g.pod),
     want.map((v) => (v === 'alice' || v === 'bob' ? v : 'origin-pod')),
@@ -68,16 +48,7 @@ test('h2c upgrade (curl --http2): the upgraded request and later ones are routed
 });
 
 test('gRPC: metadata routes unary, server-streaming and bidi calls; status and trailers come through', async (t) => {
-  const origin = await grpcServer('origin-grpc');
-  const laptop = await grpcServer('alice-grpc');
-  t.after(async () => {
-    await origin.close();
-    await laptop.close();
-  });
-  const b = await bed(t, {}, origin.port);
-  await b.dev('alice', { headers: tag('alice') }, { local: laptop.port });
-  const client = grpcClient(b.port);
-  t.after(() => client.close());
+  const { client } = await grpcBed(t, tag('alice'));
   const md = (v?: string) => {
     const m = new grpc.Metadata();
     if (v) m.set('x-kt-version', v);

@@ -14,7 +14,7 @@ import { MAX_ROUTES_PER_HOLDER } from '../../proxy-image/src/router/table.ts';
 import { MAX_PENDING_REQUESTS } from '../../proxy-image/src/ssh/global-requests.ts';
 import { MAX_CHANNELS, MAX_UNAUTHENTICATED } from '../../proxy-image/src/ssh/server.ts';
 import { RouteRefusedError, requestRoute } from '../../plugin/src/tunnel/index.ts';
-import { bed, echo, podOf, rawConnect, responseReader, tag } from './router-fixtures.ts';
+import { bed, echo, h2Who, podOf, rawConnect, responseReader, tag } from './router-fixtures.ts';
 
 test('slowloris: one byte every 100 ms gets 408 at the head deadline, not never', async (t) => {
   const b = await bed(t, { headTimeoutMs: 1000 });
@@ -89,15 +89,7 @@ test('repeated tag headers: two lines, one comma-joined line and two HTTP/2 fiel
   const other = podOf(await rd.next());
   const session = http2.connect(`http://127.0.0.1:${b.port}`);
   t.after(() => session.destroy());
-  const h2pod = await new Promise<string>((resolve, reject) => {
-    const req = session.request({ ':path': '/', 'x-kt-version': ['bob', 'alice'] });
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => (body += d));
-    req.on('end', () => resolve((JSON.parse(body) as { pod: string }).pod));
-    req.on('error', reject);
-    req.end();
-  });
+  const h2pod = (await h2Who(session, { 'x-kt-version': ['bob', 'alice'] }, '/')).pod;
   assert.deepEqual({ twoLines, joined, h2pod, other }, { twoLines: 'alice', joined: 'alice', h2pod: 'alice', other: 'origin-pod' });
 });
 

@@ -88,3 +88,64 @@ test('buildStatus: a taken-over Service whose router pod is gone still shows, wi
   assert.equal(r.services[0].router, undefined);
   assert.equal(r.services[0].originalSelector, null, 'a Service that had no selector');
 });
+
+test('parseRoutes: stale only past the limit; a heartbeat in the future is fresh, an unreadable one stale; traffic kept only when it has ports', () => {
+  const annotations = Object.fromEntries([
+    route('edge', { since: ago(50), heartbeat: ago(STALE_AFTER_SECONDS) }),
+    route('past', { since: ago(40), heartbeat: ago(STALE_AFTER_SECONDS + 1) }),
+    route('ahead', { since: ago(30), heartbeat: ago(-20), traffic: { ports: [] } }),
+    route('garbled', { since: ago(20), heartbeat: 'yesterday', traffic: { matched: 3 } }),
+  ]);
+  const routes = parseRoutes(annotations, NOW);
+  assert.deepEqual(routes.map((r) => [r.session, r.stale, r.heartbeatAgeSeconds]), [
+    ['edge', false, STALE_AFTER_SECONDS],
+    ['past', true, STALE_AFTER_SECONDS + 1],
+    ['ahead', false, 0],
+    ['garbled', true, Number.POSITIVE_INFINITY],
+  ]);
+  assert.deepEqual(routes[2].traffic, { ports: [] });
+  assert.equal('traffic' in routes[3], false, 'a traffic object without ports is not shown');
+});
+
+test('buildStatus: exchanged or meshed from the live routes only; a router counts for its own namespace only', () => {
+  const router = (ns: string, target: string, routes: [string, string][]): PodLike => ({
+    metadata: { name: `kt-router-${target}`, namespace: ns, labels: managed('router', { [LABELS.target]: target }), annotations: Object.fromEntries(routes) },
+    status: { phase: 'Running' },
+  });
+  const takenOver = (ns: string, name: string): ServiceLike => ({ metadata: { name, namespace: ns, annotations: { [ANNOTATIONS.originalSelector]: `{"app":"${name}"}` } } });
+  const pods = [
+    router('shop', 'web', [route('x', { kind: 'exchange', since: ago(9), heartbeat: ago(1) }), route('m-old', { kind: 'mesh', since: ago(900), heartbeat: ago(900) })]),
+    router('shop', 'api', [route('m', { kind: 'mesh', since: ago(9), heartbeat: ago(1) })]),
+    router('lab', 'web', [route('m2', { kind: 'mesh', since: ago(9), heartbeat: ago(1) })]),
+    // A router pod without a target label serves no Service.
+    { metadata: { name: 'kt-router-x', namespace: 'shop', labels: managed('router'), annotations: Object.fromEntries([route('z', { kind: 'exchange', heartbeat: ago(1) })]) } },
+  ];
+  const services = [takenOver('shop', 'web'), takenOver('shop', 'api'), takenOver('lab', 'web'), takenOver('lab', 'db'),
+    // Looks like a preview but is not ours: not listed.
+    { metadata: { name: 'fake', namespace: 'shop', annotations: { [ANNOTATIONS.kind]: 'preview' } } }];
+  const r = buildStatus({ pods, services, now: NOW, namespaces: 'all' });
+  assert.deepEqual(r.services.map((s) => [`${s.namespace}/${s.name}`, s.state, s.router?.pod]), [
+    ['lab/db', 'taken-over', undefined],
+    ['lab/web', 'meshed', 'kt-router-web'],
+    ['shop/api', 'meshed', 'kt-router-api'],
+    ['shop/web', 'exchanged', 'kt-router-web'],
+  ], 'sorted by namespace and name; the stale mesh on shop/web does not count');
+  assert.deepEqual(r.services[3].routes.map((x) => x.session), ['m-old', 'x'], 'stale routes are still listed, oldest first');
+  assert.equal(r.namespaces, 'all');
+  assert.deepEqual(r.sessions, [], 'routers are not sessions');
+});
+
+test('buildStatus: sessions sort by namespace, then start; a pod without a kind annotation is shown by its role', () => {
+  const shadow = (ns: string, name: string, since: string, kind?: string): PodLike => ({
+    metadata: { name, namespace: ns, labels: managed('shadow'), annotations: { [ANNOTATIONS.since]: since, ...(kind ? { [ANNOTATIONS.kind]: kind } : {}) } },
+  });
+  const r = buildStatus({
+    pods: [shadow('shop', 'b', ago(10), 'connect'), shadow('lab', 'c', ago(5), 'connect'), shadow('shop', 'a', ago(20))],
+    services: [], now: NOW, namespaces: ['lab', 'shop'],
+  });
+  assert.deepEqual(r.sessions.map((s) => [s.namespace, s.pod, s.kind, s.phase, s.owner]), [
+    ['lab', 'c', 'connect', 'Unknown', 'unknown'],
+    ['shop', 'a', 'shadow', 'Unknown', 'unknown'],
+    ['shop', 'b', 'connect', 'Unknown', 'unknown'],
+  ]);
+});

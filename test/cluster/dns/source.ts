@@ -3,6 +3,7 @@
 // list + watch, the way CoreDNS's kubernetes plugin (client-go reflector)
 // keeps its cache: list, watch from the list's resourceVersion, list again
 // when the watch says 410 Gone or the connection drops.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeObject, ObjectStore, WatchEvent } from '../store.ts';
 
 export interface ServicePort {
@@ -152,7 +153,8 @@ export function watchSource(apiUrl: string, opts: { debug?: (m: string) => void;
       // A server that keeps failing or closing at once is not hammered.
       if (events > 0 || Date.now() - started > 5000) backoffMs = 100;
       else {
-        await delay(backoffMs, abort.signal);
+        // An abort ends the wait early (it rejects); the loop then sees the signal.
+        await sleep(backoffMs, undefined, { signal: abort.signal }).catch(() => undefined);
         backoffMs = Math.min(backoffMs * 2, 5000);
       }
     }
@@ -202,17 +204,4 @@ async function getJson(url: string, signal: AbortSignal, auth: Record<string, st
   const res = await fetch(url, { signal, headers: { accept: 'application/json', ...auth } });
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
   return (await res.json()) as ListBody;
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done);
-  });
 }
