@@ -213,6 +213,13 @@ export interface RouteRefusal {
    * plugin does not know (a newer router's) is read as invalid, never taken.
    */
   code?: RouteRefusalCode;
+  /**
+   * With `taken`: the session id that holds the slot. A session that
+   * reconnects finds its own old connection still holding it for a moment
+   * (the router has not yet seen that connection go) and asks again; any
+   * other holder is the developer's error.
+   */
+  heldBy?: string;
 }
 
 export type RouteRefusalCode = 'taken' | 'limit' | 'invalid';

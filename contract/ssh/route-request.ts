@@ -6,7 +6,7 @@
 // handlers are proxy-image/src/ssh/route-handler.ts; the plugin's caller is
 // plugin/src/tunnel/route.ts.
 import { PROTOCOL_VERSION, ROUTE_REFUSAL_CODES } from '../protocol.ts';
-import type { RouteRefusal, RouteReply, RouteRequest } from '../protocol.ts';
+import type { RouteRefusal, RouteRefusalCode, RouteReply, RouteRequest } from '../protocol.ts';
 import { readSshString, sshString } from './internals.ts';
 
 export function encodeJson(value: unknown): Buffer {
@@ -46,12 +46,12 @@ export function encodeRouteReply(reply: RouteReply | RouteRefusal): Buffer {
 }
 
 /** The router's answer; a refusal without a code (an older router) is `taken`, one with a code this side does not know is `invalid`. */
-export function decodeRouteReply(data: Buffer | null | undefined): RouteReply | Required<RouteRefusal> | undefined {
+export function decodeRouteReply(data: Buffer | null | undefined): RouteReply | (RouteRefusal & { code: RouteRefusalCode }) | undefined {
   const v = decodeJson(data) as Partial<RouteReply & RouteRefusal> | undefined;
   if (!v || typeof v !== 'object') return undefined;
   if (typeof v.refused === 'string') {
-    if (v.code === undefined) return { refused: v.refused, code: 'taken' };
-    return { refused: v.refused, code: ROUTE_REFUSAL_CODES.includes(v.code) ? v.code : 'invalid' };
+    const code = v.code === undefined ? 'taken' : ROUTE_REFUSAL_CODES.includes(v.code) ? v.code : 'invalid';
+    return { refused: v.refused, code, ...(code === 'taken' && typeof v.heldBy === 'string' ? { heldBy: v.heldBy } : {}) };
   }
   if (typeof v.id === 'string' && typeof v.address === 'string') return { id: v.id, address: v.address };
   return undefined;

@@ -45,9 +45,30 @@ test('route refusals: an unknown kind and a bad regex are KT_ERR_ROUTE_INVALID, 
   assert.equal(await send(mesh([{ name: 'x-kt-version', value: 'a' }], 's-bob')), 'KT_ERR_ROUTE_TAKEN', 'the same rule, held by alice');
 });
 
+test('a taken refusal names the holding session on the wire (a reconnecting session knows its own old connection by it)', async () => {
+  const table = new RouteTable<null>([80]);
+  const handle = makeRouteHandler((ctx, req) => {
+    const added = table.add(req, ctx.id, null);
+    return 'refused' in added ? added : { id: added.route.id, address: added.route.address };
+  });
+  const ctx = (id: string) => ({ id, closed: false, log: () => {} }) as unknown as ConnContext;
+  const rule = [{ name: 'x-kt-version', value: 'a' }];
+  assert.ok(!('refused' in (decodeRouteReply((await handle(ctx('c1'), encodeJson(mesh(rule)))) as Buffer) ?? { refused: '' })));
+  // The same session from a new connection, and another session: both refused, each told who holds it.
+  for (const session of ['s-alice', 's-bob']) {
+    const reply = decodeRouteReply((await handle(ctx('c2'), encodeJson(mesh(rule, session)))) as Buffer);
+    assert.ok(reply && 'refused' in reply);
+    assert.equal(reply.code, 'taken');
+    assert.equal(reply.heldBy, 's-alice');
+  }
+});
+
 test('route replies: a refusal without a code is taken (older routers), one with an unknown code invalid', () => {
   const reply = (v: unknown) => decodeRouteReply(encodeJson(v));
   assert.deepEqual(reply({ refused: 'held' }), { refused: 'held', code: 'taken' });
+  assert.deepEqual(reply({ refused: 'held', code: 'taken', heldBy: 's-1' }), { refused: 'held', code: 'taken', heldBy: 's-1' });
+  assert.deepEqual(reply({ refused: 'x', code: 'limit', heldBy: 's-1' }), { refused: 'x', code: 'limit' }, 'heldBy only with taken');
+  assert.deepEqual(reply({ refused: 'held', code: 'taken', heldBy: 7 }), { refused: 'held', code: 'taken' });
   assert.deepEqual(reply({ refused: 'new reason', code: 'draining' }), { refused: 'new reason', code: 'invalid' });
   for (const code of ROUTE_REFUSAL_CODES) assert.deepEqual(reply({ refused: 'x', code }), { refused: 'x', code });
   assert.deepEqual(reply({ id: 'r1', address: 'route-r1', extra: 1 }), { id: 'r1', address: 'route-r1' });

@@ -138,7 +138,7 @@ export class RouteBook {
         }, { host: '127.0.0.1', port: spec.local });
       } catch (err) {
         if (!(err instanceof RouteRefusedError)) throw toKtError(err);
-        const own = err.refused.includes(`(session ${h.session.id})`);
+        const own = err.heldBy === h.session.id;
         if (!own || performance.now() > until || tunnel.closed) {
           throw routeRefusalError(err, `${h.namespace}/${h.name}`);
         }

@@ -23,11 +23,14 @@ export class RouteRefusedError extends Error {
   readonly refused: string;
   /** Why (RouteRefusal.code in contract/protocol.ts; decodeRouteReply reads a missing code as `taken`). */
   readonly code: RouteRefusalCode;
-  constructor(refused: string, code: RouteRefusalCode = 'taken') {
+  /** The session holding the slot, when the code is `taken` (RouteRefusal.heldBy). */
+  readonly heldBy: string | undefined;
+  constructor(refused: string, code: RouteRefusalCode = 'taken', heldBy?: string) {
     super(`the router refused the route: ${refused}`);
     this.name = 'RouteRefusedError';
     this.refused = refused;
     this.code = code;
+    this.heldBy = heldBy;
   }
 }
 
@@ -47,7 +50,7 @@ export async function requestRoute(tunnel: Tunnel, req: RouteRequest, toLocal: F
   const raw = await tunnel.request(SSH_REQUESTS.route, encodeRouteRequest(req));
   const reply = decodeRouteReply(raw);
   if (!reply) throw new Error('the router answered the route request with something that is not a route reply (is it a router?)');
-  if ('refused' in reply) throw new RouteRefusedError(reply.refused, reply.code);
+  if ('refused' in reply) throw new RouteRefusedError(reply.refused, reply.code, reply.heldBy);
   const stop = tunnel.acceptForwarded(reply.address, req.servicePort, toLocal);
   let closing: Promise<void> | undefined;
   return {

@@ -45,7 +45,7 @@ export interface Route<H> {
   handle: H;
 }
 
-export type AddResult<H> = { route: Route<H> } | { refused: string; code: RouteRefusalCode };
+export type AddResult<H> = { route: Route<H> } | { refused: string; code: RouteRefusalCode; heldBy?: string };
 
 /** A port's routes: the exchange, mesh routes by an exact condition, the rest to scan. */
 interface PortRoutes<H> {
@@ -105,7 +105,7 @@ export class RouteTable<H> {
     if (req.kind === 'exchange') {
       if (req.headers && req.headers.length > 0) return { refused: 'an exchange takes every request; it has no header conditions', code: 'invalid' };
       const held = list.exchange;
-      if (held) return { refused: `port ${req.servicePort} is already exchanged by ${held.owner} (session ${held.session})`, code: 'taken' };
+      if (held) return { refused: `port ${req.servicePort} is already exchanged by ${held.owner} (session ${held.session})`, code: 'taken', heldBy: held.session };
     } else {
       const compiled = compileConditions(req.headers ?? []);
       if (typeof compiled === 'string') return { refused: compiled, code: 'invalid' };
@@ -113,7 +113,7 @@ export class RouteTable<H> {
       key = conditionSetKey(conditions);
       const held = list.keys.get(key);
       if (held) {
-        return { refused: `port ${req.servicePort} with ${describeConditions(conditions)} is already routed to ${held.owner} (session ${held.session})`, code: 'taken' };
+        return { refused: `port ${req.servicePort} with ${describeConditions(conditions)} is already routed to ${held.owner} (session ${held.session})`, code: 'taken', heldBy: held.session };
       }
       if (!indexCondition(conditions) && this.#scanCount >= MAX_SCAN_ROUTES) {
         return { refused: `this router holds ${MAX_SCAN_ROUTES} routes with no exact header condition (regex or baggage rules only), its limit; add an exact --header NAME=VALUE`, code: 'limit' };
