@@ -3,7 +3,8 @@
 // requests to both; then every session stops and `kubectl kt clean` runs.
 // Reported: requests sent and failed (goal 0), the longest time either
 // Service had no ready backend (goal 0, from its EndpointSlices as the
-// cluster's store sees them), and what kubectl-kt left behind after `clean`
+// cluster's store sees them) and no backend the service proxy would use
+// (ready, or serving while it terminates), and what kubectl-kt left behind after `clean`
 // (goal nothing). `node test/bench/run.ts soak`; not part of `make test`.
 //
 // The faults are a table (FAULTS): the ones here act on what a developer's
@@ -122,11 +123,44 @@ function ktObjects(cluster: Cluster): string[] {
 }
 
 /** Ready endpoints of a Service, from its EndpointSlices (a missing `ready` counts as ready). */
-function readyBackends(cluster: Cluster, service: string): number {
+type Conditions = { ready?: boolean; serving?: boolean; terminating?: boolean };
+
+/** A Service's endpoints that pass `usable`, from its EndpointSlices. */
+function backends(cluster: Cluster, service: string, usable: (c: Conditions) => boolean): number {
   return cluster.store.list(SLICES, NS)
     .filter((sl) => sl.metadata.labels?.['kubernetes.io/service-name'] === service)
-    .flatMap((sl) => ((sl as KubeObject & { endpoints?: { conditions?: { ready?: boolean } }[] }).endpoints ?? []))
-    .filter((e) => e.conditions?.ready !== false).length;
+    .flatMap((sl) => ((sl as KubeObject & { endpoints?: { conditions?: Conditions }[] }).endpoints ?? []))
+    .filter((e) => usable(e.conditions ?? {})).length;
+}
+
+const READY = (c: Conditions): boolean => c.ready !== false;
+/** What the service proxy sends to: ready endpoints, or when there is none, those still serving while they terminate (a draining router). */
+const SERVING = (c: Conditions): boolean => c.ready !== false || (c.serving === true && c.terminating === true);
+
+/** The longest stretch, per Service, in which no endpoint passed `usable`. */
+class Gaps {
+  readonly since = new Map<string, number | undefined>();
+  longest = 0;
+  longestWhat = '';
+  readonly usable: (c: Conditions) => boolean;
+  constructor(usable: (c: Conditions) => boolean) {
+    this.usable = usable;
+  }
+  observe(cluster: Cluster, services: readonly string[], now: number): void {
+    for (const s of services) {
+      const none = backends(cluster, s, this.usable) === 0;
+      const from = this.since.get(s);
+      if (none && from === undefined) this.since.set(s, now);
+      if (!none && from !== undefined) {
+        if (now - from > this.longest) [this.longest, this.longestWhat] = [now - from, s];
+        this.since.set(s, undefined);
+      }
+    }
+  }
+  /** A Service still without a backend at the end, if any. */
+  open(): boolean {
+    return [...this.since.values()].some((v) => v !== undefined);
+  }
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -142,21 +176,12 @@ export async function run(): Promise<BenchRow[]> {
     const count = SERVICES.length * PER_SERVICE;
     laptops = await localEcho(cluster, BASE_PORT, 'dev-', { program: 'many', env: { BASE_PORT: String(BASE_PORT), COUNT: String(count), PREFIX: 'dev-' } });
 
-    // The longest stretch without a ready backend, per Service, from the store's events.
-    const since = new Map<string, number | undefined>(SERVICES.map((s) => [s, undefined]));
-    let longest = 0;
-    let longestWhat = '';
+    // The longest stretches without a ready endpoint and without one the service proxy sends to, per Service, from the store's events.
+    const gaps = { ready: new Gaps(READY), serving: new Gaps(SERVING) };
     const observe = (): void => {
       const now = performance.now();
-      for (const s of SERVICES) {
-        const none = readyBackends(cluster, s) === 0;
-        const from = since.get(s);
-        if (none && from === undefined) since.set(s, now);
-        if (!none && from !== undefined) {
-          if (now - from > longest) [longest, longestWhat] = [now - from, s];
-          since.set(s, undefined);
-        }
-      }
+      gaps.ready.observe(cluster, SERVICES, now);
+      gaps.serving.observe(cluster, SERVICES, now);
     };
     const unwatch = cluster.store.watch((ev: WatchEvent) => {
       if (ev.resource === SLICES) observe();
@@ -249,7 +274,7 @@ export async function run(): Promise<BenchRow[]> {
     }
     const left = ktObjects(cluster);
     const tally = JSON.parse(loaded.stdout || '{"sent":0,"failed":0,"errors":{}}') as { sent: number; failed: number; errors: Record<string, number> };
-    const noBackend = [...since.values()].some((v) => v !== undefined) ? 'a Service still had no ready backend at the end' : '';
+    const open = (g: Gaps, what: string): string => (g.open() ? `; a Service still had no ${what} at the end` : '');
     const faultText = [...faults].map(([k, v]) => `${v}× ${k}`).join(', ');
     return [
       {
@@ -262,11 +287,19 @@ export async function run(): Promise<BenchRow[]> {
       },
       {
         name: 'soak: longest time a Service had no ready backend',
-        value: longest,
+        value: gaps.ready.longest,
         unit: 'ms',
         reference: 'soak duration',
         refValue: minutes * 60_000,
-        note: `${longest > 0 ? `service ${longestWhat}` : 'never'}${noBackend ? `; ${noBackend}` : ''}`,
+        note: `${gaps.ready.longest > 0 ? `service ${gaps.ready.longestWhat}` : 'never'}${open(gaps.ready, 'ready backend')}`,
+      },
+      {
+        name: 'soak: longest time a Service had no backend the service proxy uses',
+        value: gaps.serving.longest,
+        unit: 'ms',
+        reference: 'soak duration',
+        refValue: minutes * 60_000,
+        note: `ready, or serving while terminating when none is ready (a draining router; kube-proxy falls back to those): ${gaps.serving.longest > 0 ? `service ${gaps.serving.longestWhat}` : 'never'}${open(gaps.serving, 'backend at all')}`,
       },
       {
         name: 'soak: objects left after `kubectl kt clean`',
