@@ -28,25 +28,31 @@ const stubNative: esbuild.Plugin = {
   },
 };
 
-// Two parts of ssh2 the proxy never runs but would load at start, measured
-// in its idle resident memory (a bare node process: 41 MiB): ssh2's
-// HTTP(S)-over-SSH agents pull in `https` and with it `tls` (about 9 MiB),
-// and its poly1305 WebAssembly module, instantiated when ssh2 loads, is
-// used only by chacha20-poly1305, which the proxy does not offer
-// (contract/ssh/algorithms.ts). In the proxy's bundle both are
-// modules whose parts throw if ever used.
+// Parts of ssh2 the proxy never runs but would load at start, measured in
+// its idle resident memory (a bare node process: 41 MiB): ssh2's
+// HTTP(S)-over-SSH agents pull in `https` and with it `tls` (about 9 MiB);
+// its poly1305 WebAssembly module, instantiated when ssh2 loads, is used
+// only by chacha20-poly1305, which the proxy does not offer
+// (contract/ssh/algorithms.ts); its packet module makes a zlib stream when
+// it loads, for compression the proxy does not offer either, and `zlib` now
+// brings Node's zip modules along (2.4 MiB); its SSH agent client loads
+// `child_process` (2.6 MiB) for agents only an SSH client talks to. In the
+// proxy's bundle each is a module whose parts throw if ever used.
+const SSH2_LIB = join('node_modules', 'ssh2', 'lib');
+const UNUSED_IN_PROXY: Record<string, { importer: string; contents: string }> = {
+  './http-agents.js': { importer: SSH2_LIB, contents: 'class Off { constructor() { throw new Error("ssh2 HTTP agents are not in the kt proxy"); } }\nmodule.exports = { SSHTTPAgent: Off, SSHTTPSAgent: Off };' },
+  './crypto/poly1305.js': { importer: SSH2_LIB, contents: 'const off = () => { throw new Error("chacha20-poly1305 is not in the kt proxy (AES-GCM only)"); };\nmodule.exports = () => Promise.resolve({ _malloc: () => 0, cwrap: () => off });' },
+  zlib: { importer: join(SSH2_LIB, 'protocol', 'zlib.js'), contents: 'function Off() { throw new Error("SSH compression is not in the kt proxy (it offers none)"); }\nmodule.exports = { createInflate: () => ({ _handle: { constructor: Off } }), constants: {} };' },
+  child_process: { importer: join(SSH2_LIB, 'agent.js'), contents: 'const off = () => { throw new Error("SSH agents are not in the kt proxy"); };\nmodule.exports = { execFile: off, spawn: off };' },
+};
 const proxySsh2Unused: esbuild.Plugin = {
   name: 'proxy-ssh2-unused',
   setup(build) {
-    build.onResolve({ filter: /^\.\/(http-agents|crypto\/poly1305)\.js$/ }, (args) =>
-      args.importer.includes(`${join('node_modules', 'ssh2', 'lib')}`) ? { path: args.path, namespace: 'proxy-ssh2-unused' } : undefined,
-    );
-    build.onLoad({ filter: /.*/, namespace: 'proxy-ssh2-unused' }, (args) => ({
-      contents: args.path.includes('poly1305')
-        ? 'const off = () => { throw new Error("chacha20-poly1305 is not in the kt proxy (AES-GCM only)"); };\nmodule.exports = () => Promise.resolve({ _malloc: () => 0, cwrap: () => off });'
-        : 'class Off { constructor() { throw new Error("ssh2 HTTP agents are not in the kt proxy"); } }\nmodule.exports = { SSHTTPAgent: Off, SSHTTPSAgent: Off };',
-      loader: 'js',
-    }));
+    build.onResolve({ filter: /^(\.\/http-agents\.js|\.\/crypto\/poly1305\.js|zlib|child_process)$/ }, (args) => {
+      const stub = UNUSED_IN_PROXY[args.path];
+      return stub && args.importer.includes(stub.importer) ? { path: args.path, namespace: 'proxy-ssh2-unused' } : undefined;
+    });
+    build.onLoad({ filter: /.*/, namespace: 'proxy-ssh2-unused' }, (args) => ({ contents: UNUSED_IN_PROXY[args.path].contents, loader: 'js' }));
   },
 };
 

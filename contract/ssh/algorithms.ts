@@ -1,5 +1,5 @@
 // Transport algorithms both halves offer.
-import type { CipherAlgorithm } from 'ssh2';
+import type { CipherAlgorithm, CompressionAlgorithm } from 'ssh2';
 
 /**
  * AES-GCM only. Offered chacha20-poly1305, OpenSSH picks it first, and ssh2
@@ -7,3 +7,11 @@ import type { CipherAlgorithm } from 'ssh2';
  * OpenSSL (numbers: test/bench/tunnel.bench.ts).
  */
 export const CIPHERS: CipherAlgorithm[] = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com'];
+
+/**
+ * No compression. The tunnel carries what apps send (mostly compressed or
+ * encrypted already) over a link whose limit is CPU, not bytes; and the
+ * proxy's bundle leaves ssh2's zlib out (scripts/build.ts), so it must never
+ * be negotiated.
+ */
+export const COMPRESSION: CompressionAlgorithm[] = ['none'];

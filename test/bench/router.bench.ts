@@ -31,7 +31,7 @@ const DURATION_MS = 4000;
 /** Alternating rounds of the h1 paths; the better run of each is kept. */
 const ROUNDS = 3;
 
-const ORIGIN = `
+export const ORIGIN = `
 const http = require('node:http');
 const body = Buffer.from('{"pod":"' + process.env.NAME + '"}\\n');
 const server = http.createServer((req, res) => {
@@ -96,12 +96,12 @@ async function loadH2(port: number, duration = DURATION_MS): Promise<Load> {
   return { rps: lat.length / secs, p50: lat[Math.floor(lat.length / 2)] ?? NaN, p99: lat[Math.floor(lat.length * 0.99)] ?? NaN, errors };
 }
 
-interface Proc {
+export interface Proc {
   child: ChildProcess;
   match: RegExpExecArray;
 }
 
-async function start(args: string[], env: Record<string, string>, re: RegExp): Promise<Proc> {
+export async function start(args: string[], env: Record<string, string>, re: RegExp): Promise<Proc> {
   const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
@@ -116,19 +116,19 @@ async function start(args: string[], env: Record<string, string>, re: RegExp): P
   return { child, match };
 }
 
-async function stop(p: Proc): Promise<void> {
+export async function stop(p: Proc): Promise<void> {
   if (p.child.exitCode !== null) return;
   const exited = once(p.child, 'exit');
   p.child.kill('SIGTERM');
   await exited;
 }
 
-function rssMiB(pid: number): number {
+export function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-interface Load {
+export interface Load {
   rps: number;
   p50: number;
   p99: number;
@@ -238,7 +238,7 @@ function freePort(): Promise<number> {
  * from when a request was due, so a stall delays every request behind it
  * (no coordinated omission).
  */
-async function loadOwn(port: number, headers: string, duration = DURATION_MS, rate?: number): Promise<Load> {
+export async function loadOwn(port: number, headers: string, duration = DURATION_MS, rate?: number): Promise<Load> {
   const req = Buffer.from(`GET /bench HTTP/1.1\r\nHost: svc\r\n${headers}\r\n`, 'latin1');
   const interval = rate ? (CONNS / rate) * 1000 : 0;
   const lat: number[] = [];
@@ -296,10 +296,10 @@ async function loadOwn(port: number, headers: string, duration = DURATION_MS, ra
   return { rps: lat.length / secs, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors };
 }
 
-/** A router process (the kt-proxy in the router role) for one Service port, to origin; its SSH and Service ports. */
-async function startRouter(key: { publicKey: string }, originPort: number): Promise<Proc & { sshPort: number; port: number }> {
+/** A router process (the kt-proxy in the router role; node's arguments `args`) for one Service port, to origin; its SSH and Service ports. */
+export async function startRouter(key: { publicKey: string }, originPort: number, args: string[] = [MAIN]): Promise<Proc & { sshPort: number; port: number }> {
   const p = await start(
-    [MAIN],
+    args,
     {
       [ENV.role]: 'router',
       [ENV.sshPort]: '0',

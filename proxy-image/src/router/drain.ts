@@ -16,7 +16,7 @@
 //      period, before the kubelet's SIGKILL.
 // Plain TCP and WebSocket splices cannot be told to move; they are served
 // until the exit. http1.ts and h2.ts only report to a Drain; the policy is here.
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import { ROUTER_DRAIN } from '../../../contract/protocol.ts';
 
 /** Something that carries HTTP: an HTTP/1 client connection or an HTTP/2 session. */

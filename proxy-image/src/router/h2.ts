@@ -4,7 +4,7 @@
 // target shared by all streams. Each stream is routed on its own headers
 // (gRPC metadata are headers), bodies stream both ways, and trailers (where
 // gRPC puts its status) are relayed.
-import http2 from 'node:http2';
+import type * as Http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { RouterPort } from '../../../contract/protocol.ts';
 import { goawayGracefully } from './drain.ts';
@@ -13,7 +13,20 @@ import type { HeaderLookup } from './match.ts';
 import { describeTarget, ORIGIN, targetKey } from './upstream.ts';
 import type { Connector, Target } from './upstream.ts';
 
-const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+/**
+ * node:http2, loaded when the first HTTP/2 client connection comes: loading
+ * it (nghttp2 and its JavaScript) costs a router about 14 MiB resident, and
+ * a router of a Service whose clients speak HTTP/1 never needs it.
+ */
+function http2(): typeof Http2 {
+  return process.getBuiltinModule('node:http2');
+}
+
+// RFC 9113: the END_STREAM flag (§6.1) and the error codes (§7), as node:http2.constants names them.
+const NGHTTP2_FLAG_END_STREAM = 0x1;
+const NGHTTP2_INTERNAL_ERROR = 0x2;
+const NGHTTP2_REFUSED_STREAM = 0x7;
+const NGHTTP2_CANCEL = 0x8;
 
 export interface H2Deps {
   port: RouterPort;
@@ -53,14 +66,24 @@ export interface H2Router {
   close(): void;
 }
 
+/** An H2Router that sets up node:http2 when its first connection comes (see http2() above). */
 export function makeH2Router(deps: H2Deps): H2Router {
+  let made: H2Router | undefined;
+  return {
+    serve: (socket) => (made ??= createH2Router(deps)).serve(socket),
+    drop: (key) => made?.drop(key),
+    close: () => made?.close(),
+  };
+}
+
+function createH2Router(deps: H2Deps): H2Router {
   /**
    * Upstream sessions per client connection and target. Not shared between
    * client connections: the origin Service balances per connection, so each
    * client connection keeps its own, as it would have talking directly.
    */
-  const upstreams = new Map<http2.ServerHttp2Session, Map<string, Promise<http2.ClientHttp2Session>>>();
-  const server = http2.createServer({
+  const upstreams = new Map<Http2.ServerHttp2Session, Map<string, Promise<Http2.ClientHttp2Session>>>();
+  const server = http2().createServer({
     maxSessionInvalidFrames: 100,
     maxSessionMemory: MAX_SESSION_MEMORY_MB,
     // A client that sends streams the SETTINGS told it not to is cut off after this many refusals.
@@ -70,7 +93,7 @@ export function makeH2Router(deps: H2Deps): H2Router {
   const idleMs = deps.idleMs ?? IDLE_MS;
 
   /** Streams open per client session, for the drain. */
-  const open = new WeakMap<http2.ServerHttp2Session, { n: number }>();
+  const open = new WeakMap<Http2.ServerHttp2Session, { n: number }>();
   server.on('session', (s) => {
     upstreams.set(s, new Map());
     const streams = { n: 0 };
@@ -86,14 +109,14 @@ export function makeH2Router(deps: H2Deps): H2Router {
       untrack?.();
       const mine = upstreams.get(s);
       upstreams.delete(s);
-      for (const key of mine?.keys() ?? []) dropOne(mine as Map<string, Promise<http2.ClientHttp2Session>>, key);
+      for (const key of mine?.keys() ?? []) dropOne(mine as Map<string, Promise<Http2.ClientHttp2Session>>, key);
     });
   });
   server.on('sessionError', (err) => deps.log(`h2 client session: ${err.message}`));
-  server.on('stream', (stream, headers, flags) => routeStream(stream as http2.ServerHttp2Stream, headers, flags));
+  server.on('stream', (stream, headers, flags) => routeStream(stream as Http2.ServerHttp2Stream, headers, flags));
 
   /** The client connection's session to a target; one that closes or fails is forgotten. */
-  function session(client: http2.ServerHttp2Session, target: Target): Promise<http2.ClientHttp2Session> {
+  function session(client: Http2.ServerHttp2Session, target: Target): Promise<Http2.ClientHttp2Session> {
     const mine = upstreams.get(client);
     if (!mine) return Promise.reject(new Error('the client connection is gone'));
     const key = targetKey(target);
@@ -101,7 +124,7 @@ export function makeH2Router(deps: H2Deps): H2Router {
     if (s) return s;
     const sock = client.socket;
     s = deps.connector.connect(target, { ip: sock?.remoteAddress ?? '', port: sock?.remotePort ?? 0 }).then((up) => {
-      const sess = http2.connect(`http://${deps.port.name ?? 'upstream'}`, { createConnection: () => up, maxSessionMemory: MAX_SESSION_MEMORY_MB });
+      const sess = http2().connect(`http://${deps.port.name ?? 'upstream'}`, { createConnection: () => up, maxSessionMemory: MAX_SESSION_MEMORY_MB });
       const forget = () => {
         if (mine.get(key) === s) mine.delete(key);
       };
@@ -122,14 +145,14 @@ export function makeH2Router(deps: H2Deps): H2Router {
     return s;
   }
 
-  function routeStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
+  function routeStream(stream: Http2.ServerHttp2Stream, headers: Http2.IncomingHttpHeaders, flags: number): void {
     stream.on('error', () => {});
     if (deps.overloaded?.()) {
       // RFC 9113 §8.7: REFUSED_STREAM tells the client nothing was processed; it may retry.
       stream.close(NGHTTP2_REFUSED_STREAM);
       return;
     }
-    const streams = open.get(stream.session as http2.ServerHttp2Session);
+    const streams = open.get(stream.session as Http2.ServerHttp2Session);
     if (streams) {
       streams.n++;
       stream.once('close', () => {
@@ -142,7 +165,7 @@ export function makeH2Router(deps: H2Deps): H2Router {
     send(stream, headers, endStream, target, 0);
   }
 
-  function send(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, endStream: boolean, target: Target, tries: number): void {
+  function send(stream: Http2.ServerHttp2Stream, headers: Http2.IncomingHttpHeaders, endStream: boolean, target: Target, tries: number): void {
     const fallback = (why: string) => {
       // Nothing of the request body has been read yet (we pipe only once the
       // upstream stream exists), so the origin can still take it whole.
@@ -159,14 +182,14 @@ export function makeH2Router(deps: H2Deps): H2Router {
         stream.close(NGHTTP2_INTERNAL_ERROR);
       }
     };
-    session(stream.session as http2.ServerHttp2Session, target).then(
+    session(stream.session as Http2.ServerHttp2Session, target).then(
       (sess) => {
         if (stream.destroyed) return;
-        let up: http2.ClientHttp2Stream;
+        let up: Http2.ClientHttp2Stream;
         try {
           up = sess.request(headers, { endStream });
         } catch (err) {
-          upstreams.get(stream.session as http2.ServerHttp2Session)?.delete(targetKey(target));
+          upstreams.get(stream.session as Http2.ServerHttp2Session)?.delete(targetKey(target));
           fallback((err as Error).message);
           return;
         }
@@ -188,7 +211,7 @@ export function makeH2Router(deps: H2Deps): H2Router {
 }
 
 /** Closes a client connection's session to one target, once it is open. */
-function dropOne(mine: Map<string, Promise<http2.ClientHttp2Session>>, key: string): void {
+function dropOne(mine: Map<string, Promise<Http2.ClientHttp2Session>>, key: string): void {
   const s = mine.get(key);
   mine.delete(key);
   s?.then(
@@ -198,8 +221,8 @@ function dropOne(mine: Map<string, Promise<http2.ClientHttp2Session>>, key: stri
 }
 
 /** Relays one stream both ways: the answer's head, body and trailers back, the request body up, resets either way. */
-function relay(stream: http2.ServerHttp2Stream, up: http2.ClientHttp2Stream, endStream: boolean, refused: () => void): void {
-  let trailers: http2.IncomingHttpHeaders | undefined;
+function relay(stream: Http2.ServerHttp2Stream, up: Http2.ClientHttp2Stream, endStream: boolean, refused: () => void): void {
+  let trailers: Http2.IncomingHttpHeaders | undefined;
   let responded = false;
   up.on('response', (h, flags) => {
     if (stream.destroyed) return;
@@ -242,9 +265,9 @@ function relay(stream: http2.ServerHttp2Stream, up: http2.ClientHttp2Stream, end
 }
 
 /** Serves HTTP/2 on a client connection through node:http2's server. */
-function serveOn(server: http2.Http2Server, socket: Duplex): void {
-  let session: http2.ServerHttp2Session | undefined;
-  const take = (s: http2.ServerHttp2Session) => {
+function serveOn(server: Http2.Http2Server, socket: Duplex): void {
+  let session: Http2.ServerHttp2Session | undefined;
+  const take = (s: Http2.ServerHttp2Session) => {
     session = s;
   };
   server.once('session', take);

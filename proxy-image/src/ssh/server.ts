@@ -4,7 +4,7 @@ import net from 'node:net';
 import { debuglog } from 'node:util';
 import ssh2 from 'ssh2';
 import type { AuthContext, ClientInfo, Connection, ParsedKey } from 'ssh2';
-import { CIPHERS } from '../../../contract/ssh/algorithms.ts';
+import { CIPHERS, COMPRESSION } from '../../../contract/ssh/algorithms.ts';
 import { decideAuth } from './auth.ts';
 import type { ConnContext, Log } from './context.ts';
 import { serveGlobalRequests } from './global-requests.ts';
@@ -103,7 +103,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
 
   const ssh = new Server({
     hostKeys: [hostKey],
-    algorithms: { cipher: CIPHERS },
+    algorithms: { cipher: CIPHERS, compress: COMPRESSION },
     keepaliveInterval: keepaliveMs,
     keepaliveCountMax: 3,
     ident: 'kt-proxy',
