@@ -6,11 +6,13 @@
 //     port-forward` to the same proxy image over the same link, and against
 //     the link's rate;
 //  3. a pod's request loop through exchange and mesh to the laptop, against a
-//     request to an original pod plus one round trip of the link.
+//     request to an original pod plus one round trip of the link;
+//  4. `kubectl kt status` against `kubectl get pods,svc` over the link.
 // Settings: 20 ms / 100 Mbit/s (a developer near the cluster's region) and
 // 80 ms / 1 Gbit/s (across a continent, where windows limit, not bandwidth).
 // Nothing here asserts on time; every wait is on an event.
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,7 @@ import { NODE26, ROOT, startCluster, type Cluster } from '../cluster/cluster.ts'
 import { startLink, type LinkSettings } from '../cluster/net/link.ts';
 import { PORTS } from '../../contract/protocol.ts';
 import type { BenchRow } from './run.ts';
+import { median } from './stats.ts';
 import {
   CURL, download, GUARD_MS, json, laptopSpawner, LATENCY_SCRIPT, Lines, openSshArgs, openSshProxyPod, podIp, portForwardPort, serviceOnRouter, setUpBenchNamespace, stop,
 } from './session-kit.ts';
@@ -249,6 +252,7 @@ async function overLink(c: Cluster, dir: string, s: LinkSettings, refs: Refs, sp
       await c.waitFor('services', NS, 'web', (o) => JSON.stringify((o?.spec as { selector?: unknown } | undefined)?.selector) === '{"app":"web"}', GUARD_MS);
     }
     await stop(laptop);
+    const status = await statusOverLink(spawn, dir);
 
     const at = `link ${label(s)}`;
     const oneTrip = `client pod → original pod + one link round trip (${s.rttMs} ms)`;
@@ -273,11 +277,36 @@ async function overLink(c: Cluster, dir: string, s: LinkSettings, refs: Refs, sp
       { name: `${at}: request p99 via exchange`, value: routed.exchange.p99, unit: 'ms', reference: oneTrip.replace('original pod', 'original pod p99'), refValue: direct.p99 + s.rttMs },
       { name: `${at}: tagged request p50 via mesh`, value: routed.mesh.p50, unit: 'ms', reference: oneTrip, refValue: direct.p50 + s.rttMs },
       { name: `${at}: tagged request p99 via mesh`, value: routed.mesh.p99, unit: 'ms', reference: oneTrip.replace('original pod', 'original pod p99'), refValue: direct.p99 + s.rttMs },
+      {
+        name: `${at}: \`kubectl kt status\` (median of ${STATUS_RUNS})`, value: status.kt, unit: 'ms', reference: '`kubectl get pods,svc`, discovery cached', refValue: status.get,
+        note: `goal ≤ 1×; the plugin alone (\`kubectl-kt status\`) ${status.plugin.toFixed(0)} ms: both lists are asked at once`,
+      },
     ];
   } finally {
     for (const child of children.reverse()) await stop(child, 'SIGINT');
     await link.close();
   }
+}
+
+const STATUS_RUNS = 5;
+
+/** Median wall times of `kubectl kt status`, the plugin alone and `kubectl get pods,svc`, run alternately, after one unmeasured round (caches). */
+async function statusOverLink(spawn: Spawn, dir: string): Promise<{ kt: number; plugin: number; get: number }> {
+  const cmds = { kt: ['kubectl', 'kt', 'status'], plugin: ['kubectl-kt', 'status'], get: ['kubectl', 'get', 'pods,svc'] };
+  const times: Record<keyof typeof cmds, number[]> = { kt: [], plugin: [], get: [] };
+  for (let i = 0; i <= STATUS_RUNS; i++) {
+    for (const k of Object.keys(cmds) as (keyof typeof cmds)[]) {
+      const [cmd, ...args] = cmds[k];
+      const t0 = performance.now();
+      const child = spawn(cmd, [...args, '-n', NS], { XDG_CACHE_HOME: dir });
+      child.stdout?.resume();
+      const err = new Lines(child, 'stderr', cmds[k].join(' '));
+      const [code] = (await once(child, 'exit')) as [number | null];
+      if (code !== 0) throw new Error(`${cmds[k].join(' ')} over the link: exit ${code}: ${err.text()}`);
+      if (i > 0) times[k].push(performance.now() - t0);
+    }
+  }
+  return { kt: median(times.kt), plugin: median(times.plugin), get: median(times.get) };
 }
 
 export async function run(): Promise<BenchRow[]> {
