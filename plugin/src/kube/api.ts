@@ -6,9 +6,11 @@
 // Deps (deps.api(), built on kube/config.ts's clientConfig); the helpers in
 // kube/ and the sessions take it from there.
 // Failures are read by apiStatus() and fromApiError() (errors.ts).
+import type { KUBE_CHUNK_EXPORTS } from './chunk.ts';
 import type { AppsV1Api, ConfigurationOptions, CoreV1Api, Informer, KubeConfig, KubernetesObject, ListPromise, ObjectCache, PortForward, Watch } from '@kubernetes/client-node';
 
-export type ClientModule = typeof import('@kubernetes/client-node');
+/** The part of the client the plugin uses: all the bundle's chunk holds (kube/chunk.ts). */
+export type ClientModule = Pick<typeof import('@kubernetes/client-node'), (typeof KUBE_CHUNK_EXPORTS)[number]>;
 
 let loading: Promise<ClientModule> | undefined;
 

@@ -22,6 +22,16 @@ import { Script } from 'node:vm';
 /** The chunk's file name in dist/ and its asset key in the single executable. */
 export const KUBE_CHUNK = 'kt-kube.cjs';
 
+/**
+ * What the plugin takes from the client (kube/api.ts), and all the chunk
+ * exports: the build makes the chunk from these names alone, so esbuild
+ * leaves out the API groups, models and helpers nothing reaches from them
+ * (6.6 MB → 3.1 MB: half the bytes to read and compile on a cold start).
+ * kube/api.ts's ClientModule is typed from this list, so using another name
+ * fails to compile instead of being undefined in the bundle.
+ */
+export const KUBE_CHUNK_EXPORTS = ['KubeConfig', 'CoreV1Api', 'AppsV1Api', 'Watch', 'setHeaderOptions', 'PatchStrategy', 'makeInformer', 'PortForward'] as const;
+
 /** The chunk has every package bundled in, so it only ever asks for Node's builtins. */
 function builtinRequire(id: string): unknown {
   const m = process.getBuiltinModule(id);
