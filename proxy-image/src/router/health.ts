@@ -2,8 +2,7 @@
 // answers 200 once every listener is up (the readiness probe: the selector
 // moves to the router only after this, ARCHITECTURE.md rule 1), /routes lists the
 // routes for `kubectl kt status`.
-import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import type { PortCounts, RouteCounts } from './counters.ts';
 import type { RouteView } from './table.ts';
 
@@ -25,21 +24,62 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
+/** Bytes a request head may take; a longer one is answered 431 and closed. */
+const MAX_HEAD = 8192;
+/** A connection that has not sent its whole head by then is closed. */
+const HEAD_TIMEOUT_MS = 10_000;
+
+interface Answer {
+  status: 200 | 404 | 405 | 431 | 503;
+  type: string;
+  body: string;
+}
+
+const REASONS: Record<Answer['status'], string> = { 200: 'OK', 404: 'Not Found', 405: 'Method Not Allowed', 431: 'Request Header Fields Too Large', 503: 'Service Unavailable' };
+
+/**
+ * One request per connection, answered with Connection: close: the
+ * kubelet's probes and the plugin's /routes reads ask once and go. Plain
+ * net, not node:http, which would cost an idle router about 3 MiB resident
+ * for two fixed answers (test/bench/memory.bench.ts).
+ */
+function serve(sock: net.Socket, answer: (method: string, path: string) => Answer): void {
+  let head = '';
+  const reply = (a: Answer) => {
+    const body = Buffer.from(a.body);
+    sock.end(`HTTP/1.1 ${a.status} ${REASONS[a.status]}\r\ncontent-type: ${a.type}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${a.body}`);
+    sock.removeAllListeners('data');
+  };
+  sock.setTimeout(HEAD_TIMEOUT_MS, () => sock.destroy());
+  sock.on('error', () => {});
+  sock.setEncoding('latin1');
+  sock.on('data', (d: string) => {
+    head += d;
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (head.length > MAX_HEAD) reply({ status: 431, type: 'text/plain', body: 'request head too large\n' });
+      return;
+    }
+    const [method = '', target = '/'] = head.slice(0, head.indexOf('\r\n')).split(' ');
+    reply(answer(method, target.split('?')[0]));
+  });
+}
+
 export async function startHealth(host: string, port: number, ready: () => boolean, routes: () => RouteStatus[], traffic?: () => TrafficStatus): Promise<HealthServer> {
-  const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+  const open = new Set<net.Socket>();
+  const answer = (method: string, path: string): Answer => {
+    if (method !== 'GET') return { status: 405, type: 'text/plain', body: 'GET /healthz or /routes\n' };
     if (path === '/healthz') {
       const ok = ready();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
-      res.end(ok ? 'ok\n' : 'not ready (starting or draining)\n');
-    } else if (path === '/routes') {
-      const body = JSON.stringify({ routes: routes(), ...traffic?.() }) + '\n';
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found: try /healthz or /routes\n');
+      return ok ? { status: 200, type: 'text/plain', body: 'ok\n' } : { status: 503, type: 'text/plain', body: 'not ready (starting or draining)\n' };
     }
+    if (path === '/routes') return { status: 200, type: 'application/json', body: JSON.stringify({ routes: routes(), ...traffic?.() }) + '\n' };
+    return { status: 404, type: 'text/plain', body: 'not found: try /healthz or /routes\n' };
+  };
+  const server = net.createServer((sock) => {
+    open.add(sock);
+    sock.once('close', () => open.delete(sock));
+    serve(sock, answer);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -57,7 +97,7 @@ export async function startHealth(host: string, port: number, ready: () => boole
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        for (const sock of open) sock.destroy();
       }),
   };
 }
