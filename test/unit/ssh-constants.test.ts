@@ -21,7 +21,7 @@ import { PLUGIN_SSH_WINDOW } from '../../plugin/src/tunnel/window.ts';
 import { openTunnel as publishedTunnel } from '../../plugin/src/tunnel/index.ts';
 import { pluginSsh2, proxySsh2 } from '../../scripts/ssh2-constants.ts';
 import { bundled, bundledProxy, shippedTunnel, startDistProxy } from './ssh-bundles.ts';
-import { PORT_LISTENER_READY, closeAfter, echoServer, exchange, freePort, sha256, stderrMatch, swapServer, terminate } from './ssh-fixtures.ts';
+import { PORT_LISTENER_READY, closeAfter, echoServer, freePort, sha256, stderrMatch, terminate } from './ssh-fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kt-ssh-constants-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,29 +91,17 @@ function packetSizes(): { debug: (line: string) => void; inbound: number; outbou
   return sizes;
 }
 
-/** 4 MiB each way at once through a channel to a swap server; the hashes must match. */
-async function swapThrough(open: (port: number) => Promise<Duplex>): Promise<void> {
-  const swap = await swapServer(4 * 2 ** 20);
-  try {
-    const mine = Buffer.alloc(4 * 2 ** 20, 7);
-    const theirs = await exchange(await open(swap.port), mine);
-    const [record] = await swap.settled(1);
-    assert.equal(record, `${sha256(mine)}/${sha256(theirs)}`);
-  } finally {
-    await swap.close();
-  }
-}
-
-test('the shipped ends move packets of CHANNEL_PACKET both ways; a published ssh2 at either end gets 32 KiB ones', async (t) => {
+test('the shipped ends move packets of up to CHANNEL_PACKET both ways; a published ssh2 at either end gets 32 KiB ones', async (t) => {
   const key = shipped.makeSessionKey();
   const proxy = await startDistProxy(key.publicKey);
-  t.after(() => proxy.close());
+  const echo = await echoServer();
+  t.after(() => Promise.all([proxy.close(), echo.close()]));
 
   const ours = packetSizes();
   const tunnel = await shipped.openTunnel({ stream: net.connect(proxy.port, '127.0.0.1'), privateKey: key.privateKey, debug: ours.debug });
   closeAfter(t, tunnel);
-  await swapThrough((port) => tunnel.connect('127.0.0.1', port));
-  // Outbound, the client writes 4 MiB at once; inbound, the proxy sends what it read from its socket.
+  await echoThrough(await tunnel.connect('127.0.0.1', echo.port));
+  // Outbound, the client writes 4 MiB at once; inbound, the proxy sends what it read from its socket in one turn.
   assert.equal(ours.outbound, CHANNEL_PACKET);
   assert.ok(ours.inbound > 32 * 1024 && ours.inbound <= CHANNEL_PACKET, `inbound ${ours.inbound}`);
 
@@ -121,7 +109,7 @@ test('the shipped ends move packets of CHANNEL_PACKET both ways; a published ssh
   const old = packetSizes();
   const oldTunnel = await publishedTunnel({ stream: net.connect(proxy.port, '127.0.0.1'), privateKey: key.privateKey, debug: old.debug });
   closeAfter(t, oldTunnel);
-  await swapThrough((port) => oldTunnel.connect('127.0.0.1', port));
+  await echoThrough(await oldTunnel.connect('127.0.0.1', echo.port));
   assert.deepEqual([old.inbound, old.outbound], [32 * 1024, CHANNEL_PACKET]);
 
   // This plugin against an older proxy (bundled with ssh2's constants as published).
@@ -130,7 +118,7 @@ test('the shipped ends move packets of CHANNEL_PACKET both ways; a published ssh
   const toOld = packetSizes();
   const tunnelToOld = await shipped.openTunnel({ stream: net.connect(oldProxy.port, '127.0.0.1'), privateKey: key.privateKey, debug: toOld.debug });
   closeAfter(t, tunnelToOld);
-  await swapThrough((port) => tunnelToOld.connect('127.0.0.1', port));
+  await echoThrough(await tunnelToOld.connect('127.0.0.1', echo.port));
   assert.ok(toOld.inbound > 32 * 1024 && toOld.inbound <= CHANNEL_PACKET, `inbound ${toOld.inbound}`);
   assert.equal(toOld.outbound, 32 * 1024);
 });
