@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KUBE_CHUNK, KUBE_CHUNK_EXPORTS } from '../plugin/src/kube/chunk.ts';
-import { pluginSshWindow } from './ssh-window.ts';
+import { pluginSsh2, proxySsh2 } from './ssh2-constants.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
@@ -93,7 +93,7 @@ await Promise.all([
     // `node --`: Node reads `--env-file` anywhere on its command line, even after the script
     // (nodejs/node#54232), and would take `exchange --env-file F` as its own.
     banner: { js: '#!/usr/bin/env -S node --' },
-    plugins: [stubNative, kubeChunk, pluginSshWindow],
+    plugins: [stubNative, kubeChunk, pluginSsh2],
   }),
   esbuild.build({
     ...common,
@@ -111,7 +111,7 @@ await Promise.all([
     ...common,
     entryPoints: [join(root, 'proxy-image/src/main.ts')],
     outfile: join(root, 'dist/kt-proxy.cjs'),
-    plugins: [stubNative, proxySsh2Unused],
+    plugins: [stubNative, proxySsh2Unused, proxySsh2],
     // V8 keeps a script's source for as long as the process runs: without
     // comments and blanks (names kept, so stacks still read), and pure ASCII,
     // so a one-byte string (one non-ASCII character in a comment made all of

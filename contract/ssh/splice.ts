@@ -18,7 +18,8 @@ export function splice(a: Duplex, b: Duplex, onDone?: (err?: Error) => void): vo
 
 function link(from: Duplex, to: Duplex, done: (err?: Error) => void): void {
   let err: Error | undefined;
-  from.pipe(to, { end: false });
+  if (isSsh2Channel(to)) joinReads(from, to);
+  else from.pipe(to, { end: false });
   from.once('end', () => endWrites(to));
   from.on('error', (e: Error) => {
     err = e;
@@ -35,6 +36,61 @@ function link(from: Duplex, to: Duplex, done: (err?: Error) => void): void {
     }
     done(err);
   });
+}
+
+/**
+ * Into a channel, the reads of one event-loop turn go as one write. A socket
+ * read is at most 64 KiB (libuv's read size) and libuv reads a socket up to
+ * 32 times per wakeup, while each write to a channel is at least one SSH
+ * packet, and each packet costs a cipher, buffers and a socket write at both
+ * ends whatever its size: joined up to the packet size the peer takes
+ * (256 KiB between our ends, contract/ssh/packet.ts), a stream moves in a
+ * quarter of the packets. The join waits only for the turn's other reads
+ * (setImmediate runs after the poll phase), not for more data.
+ */
+function joinReads(from: Duplex, to: Duplex & Ssh2Channel): void {
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  let scheduled = false;
+  let waiting = false;
+  const resume = () => {
+    waiting = false;
+    from.resume();
+  };
+  const flush = () => {
+    scheduled = false;
+    if (heldBytes === 0) return;
+    const chunk = held.length === 1 ? held[0] : Buffer.concat(held, heldBytes);
+    held = [];
+    heldBytes = 0;
+    if (to.destroyed || to.writableEnded) return;
+    if (!to.write(chunk) && !waiting) {
+      waiting = true;
+      from.pause();
+      to.once('drain', resume);
+    }
+  };
+  from.on('data', (d: Buffer) => {
+    held.push(d);
+    heldBytes += d.length;
+    if (heldBytes >= to.outgoing.packetSize) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  });
+  // Before link()'s own 'end' listener half-closes `to`.
+  from.once('end', flush);
+}
+
+/** An ssh2 channel, client or server side (ssh2's Channel class has this). */
+interface Ssh2Channel {
+  outgoing: { packetSize: number };
+}
+
+function isSsh2Channel(s: Duplex): s is Duplex & Ssh2Channel {
+  const c = s as Duplex & { outgoing?: { packetSize?: unknown } };
+  return typeof c.outgoing?.packetSize === 'number';
 }
 
 /** An ssh2 channel on the server side (ssh2's Channel class has these). */

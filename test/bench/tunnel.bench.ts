@@ -2,6 +2,10 @@
 // sink, through (a) our ssh2 client → our SSH server (the kt-proxy process),
 // (b) OpenSSH `ssh -L` → OpenSSH sshd, (c) OpenSSH `ssh -L` → our server, and
 // (d) plain loopback TCP. (The plugin's cold start is startup.bench.ts's.)
+// Both of our ends run as they ship: the proxy as dist/kt-proxy.cjs, the
+// client as the plugin's bundle has it (test/unit/ssh-bundles.ts), since the
+// build sets ssh2's channel packet size and window (scripts/ssh2-constants.ts);
+// `make bench` builds first, `node test/bench/run.ts tunnel` needs `make build`.
 // ssh2's optional native crypto add-on does not load on Node 26 (nor can the
 // bundles carry it), so these are the node:crypto numbers that ship.
 import { spawn, spawnSync } from 'node:child_process';
@@ -11,15 +15,13 @@ import { once } from 'node:events';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { makeSessionKey, openTunnel } from '../../plugin/src/tunnel/index.ts';
+import { distProxy, shippedTunnel } from '../unit/ssh-bundles.ts';
 import { PORT_LISTENER_READY, freePort, stderrMatch, terminate } from '../unit/ssh-fixtures.ts';
 import type { BenchRow } from './run.ts';
 import { median } from './stats.ts';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MIB = 1024 * 1024;
 const TOTAL = 256 * MIB;
 const ROUNDS = 5;
@@ -177,10 +179,11 @@ export async function run(): Promise<BenchRow[]> {
     cleanups.unshift(() => target.close());
 
 
+    const { makeSessionKey, openTunnel } = await shippedTunnel(dir);
     const key = makeSessionKey();
     // The proxy runs as its own process, as in the pod (and as sshd does
     // below), so the two ends of the tunnel do not share one event loop.
-    const proxy = spawn(process.execPath, [join(root, 'proxy-image', 'src', 'main.ts')], {
+    const proxy = spawn(process.execPath, [distProxy()], {
       env: { PATH: process.env.PATH ?? '', KT_ROLE: 'shadow', KT_SSH_PORT: '0', KT_DNS_PORT: '0', KT_AUTHORIZED_KEYS: key.publicKey },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -6,7 +6,7 @@
 // with 2 MiB and tops it up when half is used: about 1–2 MiB per round
 // trip, 106 Mbit/s measured at 80 ms (README, "Over a link like a real
 // one"). The window is a module constant in ssh2 (lib/Channel.js
-// MAX_WINDOW); scripts/build.ts sets it to this value in the plugin's
+// MAX_WINDOW); scripts/ssh2-constants.ts sets it to this value in the plugin's
 // bundle only, and fails the build if ssh2 no longer spells it as expected.
 //
 // Only the plugin's side grows: it governs pod → laptop (what a developer
