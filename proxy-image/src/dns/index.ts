@@ -18,7 +18,8 @@ import { parseResolvConf, type Upstream } from './resolvconf.ts';
 import { RCODE, classify, rewriteAnswer, searchCandidates, settle, withQuestionName, type Outcome } from './search.ts';
 import { serveDns, type DnsRequestContext } from './server.ts';
 import { UpstreamPool } from './upstream.ts';
-import { answerCount, errorReply, fitUdp, isTruncated, parseQuery, rcodeOf, withId, type Query } from './wire.ts';
+import { renameAnswer, encodeName, expandedName, queryFor } from './rename.ts';
+import { HEADER_LEN, answerCount, errorReply, fitUdp, isTruncated, rcodeOf, readQuery, withId, type QueryHead } from './wire.ts';
 
 export type { Upstream } from './resolvconf.ts';
 
@@ -49,6 +50,7 @@ export interface DnsForwarder {
 export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsForwarder> {
   // NODE_DEBUG=kt-dns shows the forwarder's decisions when no debug sink is given.
   const debug = opts.debug ?? debuglog('kt-dns');
+  const tracing = opts.debug !== undefined || debuglog('kt-dns').enabled;
   const needFile = !opts.upstreams || !opts.search || opts.ndots === undefined;
   const conf = parseResolvConf(needFile ? await readFile(opts.resolvConf ?? '/etc/resolv.conf', 'utf8') : '');
   const search = { search: opts.search ?? conf.search, ndots: opts.ndots ?? conf.ndots };
@@ -62,27 +64,55 @@ export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsF
   });
   debug(`dns forwarder: upstreams ${(opts.upstreams ?? conf.nameservers).map((u) => `${u.host}:${u.port}`).join(' ')}, search [${search.search.join(' ')}] ndots ${search.ndots}`);
 
-  // Not async: the raw path is one promise from the pool's, the hot path of
-  // test/bench/dns.bench.ts.
+  // Search domains in wire form, made once; undefined: a label dns-packet must encode.
+  const domainWire = new Map(search.search.map((d) => [d, encodeName(d)]));
+
+  // Not async: the raw path is one promise and one callback, the hot path
+  // of test/bench/dns.bench.ts.
   const handler = (msg: Buffer, ctx: DnsRequestContext): Promise<Buffer | null> => {
-    const parsed = parseQuery(msg);
+    const parsed = readQuery(msg);
     if (!parsed.ok) return Promise.resolve(parsed.reply);
     const q = parsed.query;
     const candidates = searchCandidates(q.name, search);
     if (candidates.length === 1 && candidates[0] === q.name) {
-      return pool.query(msg, ctx.transport).then((resp) => (resp ? withId(resp, q.id) : errorReply(msg, RCODE.SERVFAIL)));
+      return new Promise((resolve) => {
+        pool.ask(msg, ctx.transport, (resp) => {
+          // The response is ours alone: its ID is changed in place.
+          if (resp) resp.writeUInt16BE(q.id, 0);
+          resolve(resp ?? errorReply(msg, RCODE.SERVFAIL));
+        });
+      });
     }
     return expand(q, msg, candidates, ctx.transport);
   };
 
   /** Try the candidates in order (one at a time, as the stub resolver does) and answer as the asked name. */
-  const expand = async (q: Query, msg: Buffer, candidates: string[], transport: 'udp' | 'tcp'): Promise<Buffer> => {
+  const expand = async (q: QueryHead, msg: Buffer, candidates: string[], transport: 'udp' | 'tcp'): Promise<Buffer> => {
     const responses: Buffer[] = [];
     const outcomes: Outcome[] = [];
+    const tried: (Buffer | undefined)[] = [];
+    let decodedQuery: DecodedPacket | undefined;
     let pick = -1;
     while (pick < 0) {
       const name = candidates[outcomes.length];
-      const sent = name === q.name ? msg : packet.encode(withQuestionName(q.packet, name));
+      let sent = msg;
+      let wire: Buffer | undefined;
+      if (name !== q.name) {
+        // The expansion is the client's name and a search domain (searchCandidates).
+        const domain = q.compressed ? undefined : domainWire.get(name.slice(q.name.length + 1));
+        if (domain) {
+          wire = expandedName(msg, q.nameEnd, domain);
+          sent = queryFor(msg, q.nameEnd, wire);
+        } else {
+          try {
+            decodedQuery ??= packet.decode(msg);
+            sent = packet.encode(withQuestionName(decodedQuery, name));
+          } catch {
+            return errorReply(msg, RCODE.FORMERR);
+          }
+        }
+      }
+      tried.push(wire);
       const resp = await pool.query(sent, transport);
       if (!resp) return errorReply(msg, RCODE.SERVFAIL);
       responses.push(resp);
@@ -92,6 +122,13 @@ export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsF
     const resp = responses[pick];
     // The as-is name answered: its bytes can go back untouched.
     if (candidates[pick] === q.name) return withId(resp, q.id);
+    const triedWire = tried[pick];
+    // dns-packet does not compress names, nor does renameAnswer, so a
+    // rewritten answer can outgrow what the client takes over UDP; then it
+    // gets TC and asks over TCP.
+    const renamed = triedWire && renameAnswer(resp, q.id, triedWire, msg.subarray(HEADER_LEN, q.nameEnd), transport === 'udp' ? q.udpSize : 0);
+    if (tracing) debug(`dns: ${q.name} answered as ${candidates[pick]}`);
+    if (renamed) return renamed;
     let decoded: DecodedPacket;
     let encoded: Buffer;
     try {
@@ -103,9 +140,6 @@ export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsF
       debug(`dns: cannot rewrite the answer for ${candidates[pick]}: ${(err as Error).message}`);
       return errorReply(msg, RCODE.SERVFAIL);
     }
-    debug(`dns: ${q.name} ${q.type} answered as ${candidates[pick]}`);
-    // dns-packet does not compress names, so a rewritten answer can outgrow
-    // what the client takes over UDP; then it gets TC and asks over TCP.
     return transport === 'udp' ? fitUdp(decoded, encoded, q.udpSize) : encoded;
   };
 
