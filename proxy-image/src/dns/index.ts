@@ -86,58 +86,73 @@ export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsF
     return expand(q, msg, candidates, ctx.transport);
   };
 
-  /** Try the candidates in order (one at a time, as the stub resolver does) and answer as the asked name. */
-  const expand = async (q: QueryHead, msg: Buffer, candidates: string[], transport: 'udp' | 'tcp'): Promise<Buffer> => {
-    const responses: Buffer[] = [];
-    const outcomes: Outcome[] = [];
-    const tried: (Buffer | undefined)[] = [];
-    let decodedQuery: DecodedPacket | undefined;
-    let pick = -1;
-    while (pick < 0) {
-      const name = candidates[outcomes.length];
-      let sent = msg;
-      let wire: Buffer | undefined;
-      if (name !== q.name) {
-        // The expansion is the client's name and a search domain (searchCandidates).
-        const domain = q.compressed ? undefined : domainWire.get(name.slice(q.name.length + 1));
-        if (domain) {
-          wire = expandedName(msg, q.nameEnd, domain);
-          sent = queryFor(msg, q.nameEnd, wire);
-        } else {
-          try {
-            decodedQuery ??= packet.decode(msg);
-            sent = packet.encode(withQuestionName(decodedQuery, name));
-          } catch {
-            return errorReply(msg, RCODE.FORMERR);
+  /**
+   * Try the candidates in order (one at a time, as the stub resolver does)
+   * and answer as the asked name. Callbacks rather than an async loop: one
+   * promise per query, as on the raw path.
+   */
+  const expand = (q: QueryHead, msg: Buffer, candidates: string[], transport: 'udp' | 'tcp'): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const responses: Buffer[] = [];
+      const outcomes: Outcome[] = [];
+      const tried: (Buffer | undefined)[] = [];
+      let decodedQuery: DecodedPacket | undefined;
+      const next = (): void => {
+        const name = candidates[outcomes.length];
+        let sent = msg;
+        let wire: Buffer | undefined;
+        if (name !== q.name) {
+          // The expansion is the client's name and a search domain (searchCandidates).
+          const domain = q.compressed ? undefined : domainWire.get(name.slice(q.name.length + 1));
+          if (domain) {
+            wire = expandedName(msg, q.nameEnd, domain);
+            sent = queryFor(msg, q.nameEnd, wire);
+          } else {
+            try {
+              decodedQuery ??= packet.decode(msg);
+              sent = packet.encode(withQuestionName(decodedQuery, name));
+            } catch {
+              resolve(errorReply(msg, RCODE.FORMERR));
+              return;
+            }
           }
         }
-      }
-      tried.push(wire);
-      const resp = await pool.query(sent, transport);
-      if (!resp) return errorReply(msg, RCODE.SERVFAIL);
-      responses.push(resp);
-      outcomes.push(classify(rcodeOf(resp), answerCount(resp), isTruncated(resp)));
-      pick = settle(outcomes, candidates.length);
-    }
-    const resp = responses[pick];
+        tried.push(wire);
+        pool.ask(sent, transport, answered);
+      };
+      const answered = (resp: Buffer | undefined): void => {
+        if (!resp) {
+          resolve(errorReply(msg, RCODE.SERVFAIL));
+          return;
+        }
+        responses.push(resp);
+        outcomes.push(classify(rcodeOf(resp), answerCount(resp), isTruncated(resp)));
+        const pick = settle(outcomes, candidates.length);
+        if (pick < 0) next();
+        else resolve(answerAs(q, msg, candidates[pick], responses[pick], tried[pick], transport));
+      };
+      next();
+    });
+
+  /** The response to the candidate `name` (sent as `tried`, when made at the byte level) as the client's answer. */
+  const answerAs = (q: QueryHead, msg: Buffer, name: string, resp: Buffer, tried: Buffer | undefined, transport: 'udp' | 'tcp'): Buffer => {
     // The as-is name answered: its bytes can go back untouched.
-    if (candidates[pick] === q.name) return withId(resp, q.id);
-    const triedWire = tried[pick];
+    if (name === q.name) return withId(resp, q.id);
+    if (tracing) debug(`dns: ${q.name} answered as ${name}`);
     // dns-packet does not compress names, nor does renameAnswer, so a
     // rewritten answer can outgrow what the client takes over UDP; then it
     // gets TC and asks over TCP.
-    const renamed = triedWire && renameAnswer(resp, q.id, triedWire, msg.subarray(HEADER_LEN, q.nameEnd), transport === 'udp' ? q.udpSize : 0);
-    if (tracing) debug(`dns: ${q.name} answered as ${candidates[pick]}`);
+    const renamed = tried && renameAnswer(resp, q.id, tried, msg.subarray(HEADER_LEN, q.nameEnd), transport === 'udp' ? q.udpSize : 0);
     if (renamed) return renamed;
     let decoded: DecodedPacket;
     let encoded: Buffer;
     try {
       decoded = { ...packet.decode(resp), id: q.id };
-      const rewritten = rewriteAnswer(decoded, candidates[pick], q.name);
+      const rewritten = rewriteAnswer(decoded, name, q.name);
       encoded = packet.encode(rewritten);
       decoded = rewritten as DecodedPacket;
     } catch (err) {
-      debug(`dns: cannot rewrite the answer for ${candidates[pick]}: ${(err as Error).message}`);
+      debug(`dns: cannot rewrite the answer for ${name}: ${(err as Error).message}`);
       return errorReply(msg, RCODE.SERVFAIL);
     }
     return transport === 'udp' ? fitUdp(decoded, encoded, q.udpSize) : encoded;
