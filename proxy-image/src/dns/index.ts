@@ -67,13 +67,26 @@ export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsF
   // Search domains in wire form, made once; undefined: a label dns-packet must encode.
   const domainWire = new Map(search.search.map((d) => [d, encodeName(d)]));
 
+  // The same few names are asked again and again: their candidates are
+  // kept (a bounded map, emptied when full; the search list never changes).
+  const candidateCache = new Map<string, string[]>();
+  const candidatesOf = (name: string): string[] => {
+    let c = candidateCache.get(name);
+    if (!c) {
+      c = searchCandidates(name, search);
+      if (candidateCache.size >= 1024) candidateCache.clear();
+      candidateCache.set(name, c);
+    }
+    return c;
+  };
+
   // Not async: the raw path is one promise and one callback, the hot path
   // of test/bench/dns.bench.ts.
   const handler = (msg: Buffer, ctx: DnsRequestContext): Promise<Buffer | null> => {
     const parsed = readQuery(msg);
     if (!parsed.ok) return Promise.resolve(parsed.reply);
     const q = parsed.query;
-    const candidates = searchCandidates(q.name, search);
+    const candidates = candidatesOf(q.name);
     if (candidates.length === 1 && candidates[0] === q.name) {
       return new Promise((resolve) => {
         pool.ask(msg, ctx.transport, (resp) => {

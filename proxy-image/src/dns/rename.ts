@@ -31,7 +31,11 @@ export function expandedName(query: Buffer, nameEnd: number, domain: Buffer): Bu
 
 /** The client's query with another question name; header, type, class and EDNS kept. Only for queries without pointers. */
 export function queryFor(query: Buffer, nameEnd: number, name: Buffer): Buffer {
-  return Buffer.concat([query.subarray(0, HEADER_LEN), name, query.subarray(nameEnd)]);
+  const out = Buffer.allocUnsafe(HEADER_LEN + name.length + query.length - nameEnd);
+  query.copy(out, 0, 0, HEADER_LEN);
+  name.copy(out, HEADER_LEN);
+  query.copy(out, HEADER_LEN + name.length, nameEnd);
+  return out;
 }
 
 const N = -1;
@@ -64,35 +68,40 @@ const OTHER_NAMES = new Set([24, 30, 35, 46, 47]);
 const TYPE_OPT = 41;
 const TC = 0x02;
 
-/** The name at `off`, uncompressed (labels and the closing zero), or undefined when malformed. */
-function readName(buf: Buffer, off: number, walk: NameWalk): Buffer | undefined {
-  if (!walkName(buf, off, walk)) return undefined;
-  if (!walk.pointer) return buf.subarray(off, walk.end);
-  const end = walk.end;
-  const parts: Buffer[] = [];
+/**
+ * Where answers are put together, made once: a message up to 64 KiB, and
+ * room for the record that takes it past (a name, its fixed fields and
+ * 64 KiB of data), after which the answer is refused.
+ */
+const scratch = Buffer.allocUnsafe(0x10000 + 256 + 10 + 0x10000);
+
+/**
+ * Copy the name at `off` into the scratch buffer at `at`, uncompressed.
+ * Returns the scratch offset after it (`walk.end`: after the name in
+ * `buf`), or -1 when the name is malformed.
+ */
+function copyName(buf: Buffer, off: number, at: number, walk: NameWalk): number {
+  if (!walkName(buf, off, walk)) return -1;
   for (;;) {
     const len = buf[off];
-    if (len === 0) break;
     if ((len & 0xc0) === 0xc0) {
       off = buf.readUInt16BE(off) & 0x3fff;
       continue;
     }
-    parts.push(buf.subarray(off, off + 1 + len));
+    scratch[at++] = len;
+    if (len === 0) return at;
+    buf.copy(scratch, at, off + 1, off + 1 + len);
+    at += len;
     off += 1 + len;
   }
-  parts.push(ZERO);
-  walk.end = end;
-  return Buffer.concat(parts);
 }
 
-const ZERO = Buffer.from([0]);
-
-/** Names compare without ASCII case (RFC 4343). Both uncompressed. */
-function sameName(a: Buffer, b: Buffer): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    const y = b[i];
+/** Whether the scratch bytes from `at` are `name`, without ASCII case (RFC 4343). */
+function isName(at: number, end: number, name: Buffer): boolean {
+  if (end - at !== name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    const x = scratch[at + i];
+    const y = name[i];
     if (x !== y && ((x | 0x20) !== (y | 0x20) || (x | 0x20) < 0x61 || (x | 0x20) > 0x7a)) return false;
   }
   return true;
@@ -113,55 +122,75 @@ export function renameAnswer(resp: Buffer, id: number, tried: Buffer, asked: Buf
   const walk: NameWalk = { end: 0, pointer: false };
   if (!walkName(resp, HEADER_LEN, walk) || walk.end + 4 > resp.length) return undefined;
   let off = walk.end + 4;
-  const header = Buffer.from(resp.subarray(0, HEADER_LEN));
-  header.writeUInt16BE(id, 0);
-  const question = [asked, resp.subarray(walk.end, off)];
-  const parts: Buffer[] = [header, ...question];
-  const opts: Buffer[] = [];
-  let optCount = 0;
-  let size = HEADER_LEN + asked.length + 4;
+  resp.copy(scratch, 0, 0, HEADER_LEN);
+  scratch.writeUInt16BE(id, 0);
+  asked.copy(scratch, HEADER_LEN);
+  let at = HEADER_LEN + asked.length;
+  resp.copy(scratch, at, walk.end, off);
+  at += 4;
+  const questionEnd = at;
+  /** Where the OPT record starts in the scratch and ends, when there is one. */
+  let optAt = -1;
+  let optEnd = -1;
   const an = resp.readUInt16BE(6);
   const ns = resp.readUInt16BE(8);
   const total = an + ns + resp.readUInt16BE(10);
   for (let i = 0; i < total; i++) {
-    const owner = readName(resp, off, walk);
-    if (!owner || walk.end + 10 > resp.length) return undefined;
+    if (at > 0xffff) return undefined;
+    const start = at;
+    at = copyName(resp, off, at, walk);
+    if (at < 0 || walk.end + 10 > resp.length) return undefined;
+    const inAuthority = i >= an && i < an + ns;
+    if (!inAuthority && isName(start, at, tried)) {
+      asked.copy(scratch, start);
+      at = start + asked.length;
+    }
     off = walk.end;
     const type = resp.readUInt16BE(off);
     const rdStart = off + 10;
     const rdEnd = rdStart + resp.readUInt16BE(off + 8);
     if (rdEnd > resp.length || OTHER_NAMES.has(type)) return undefined;
-    const inAuthority = i >= an && i < an + ns;
-    const record: Buffer[] = [!inAuthority && sameName(owner, tried) ? asked : owner, Buffer.from(resp.subarray(off, rdStart))];
+    resp.copy(scratch, at, off, rdStart);
+    const rdLenAt = at + 8;
+    at += 10;
+    const dataAt = at;
     const layout = NAME_LAYOUTS.get(type);
-    let rdLen = rdEnd - rdStart;
     if (!layout) {
-      record.push(resp.subarray(rdStart, rdEnd));
+      resp.copy(scratch, at, rdStart, rdEnd);
+      at += rdEnd - rdStart;
     } else {
-      rdLen = 0;
       let p = rdStart;
       for (const field of layout) {
-        const piece = field === N ? readName(resp, p, walk) : resp.subarray(p, p + field);
-        p = field === N ? walk.end : p + field;
-        if (!piece || p > rdEnd) return undefined;
-        record.push(piece);
-        rdLen += piece.length;
+        if (field === N) {
+          at = copyName(resp, p, at, walk);
+          if (at < 0) return undefined;
+          p = walk.end;
+        } else {
+          if (p + field > rdEnd) return undefined;
+          resp.copy(scratch, at, p, p + field);
+          at += field;
+          p += field;
+        }
+        if (p > rdEnd) return undefined;
       }
-      if (p !== rdEnd || rdLen > 0xffff) return undefined;
+      if (p !== rdEnd) return undefined;
     }
-    record[1].writeUInt16BE(rdLen, 8);
-    for (const r of record) size += r.length;
-    parts.push(...record);
+    if (at - dataAt > 0xffff) return undefined;
+    scratch.writeUInt16BE(at - dataAt, rdLenAt);
     if (type === TYPE_OPT) {
-      opts.push(...record);
-      optCount++;
+      optAt = start;
+      optEnd = at;
     }
     off = rdEnd;
   }
-  if (udpLimit === 0 || size <= udpLimit) return Buffer.concat(parts, size);
-  header[2] |= TC;
-  header.writeUInt16BE(0, 6);
-  header.writeUInt16BE(0, 8);
-  header.writeUInt16BE(optCount, 10);
-  return Buffer.concat([header, ...question, ...opts]);
+  if (at > 0xffff) return undefined;
+  if (udpLimit === 0 || at <= udpLimit) return Buffer.from(scratch.subarray(0, at));
+  // Header and question, with TC and no records but the OPT one.
+  scratch[2] |= TC;
+  scratch.writeUInt32BE(0, 6);
+  scratch.writeUInt16BE(optAt < 0 ? 0 : 1, 10);
+  const cut = Buffer.allocUnsafe(questionEnd + (optAt < 0 ? 0 : optEnd - optAt));
+  scratch.copy(cut, 0, 0, questionEnd);
+  if (optAt >= 0) scratch.copy(cut, questionEnd, optAt, optEnd);
+  return cut;
 }
