@@ -102,10 +102,13 @@ export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsF
   /**
    * Try the candidates in order (one at a time, as the stub resolver does)
    * and answer as the asked name. Callbacks rather than an async loop: one
-   * promise per query, as on the raw path.
+   * promise per query, as on the raw path. They run from the upstream
+   * socket's events, so a throw is turned into this promise's rejection,
+   * which the server's last-resort catch takes (one answer lost, not the
+   * process).
    */
   const expand = (q: QueryHead, msg: Buffer, candidates: string[], transport: 'udp' | 'tcp'): Promise<Buffer> =>
-    new Promise((resolve) => {
+    new Promise((resolve, reject) => {
       const responses: Buffer[] = [];
       const outcomes: Outcome[] = [];
       const tried: (Buffer | undefined)[] = [];
@@ -134,15 +137,19 @@ export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsF
         pool.ask(sent, transport, answered);
       };
       const answered = (resp: Buffer | undefined): void => {
-        if (!resp) {
-          resolve(errorReply(msg, RCODE.SERVFAIL));
-          return;
+        try {
+          if (!resp) {
+            resolve(errorReply(msg, RCODE.SERVFAIL));
+            return;
+          }
+          responses.push(resp);
+          outcomes.push(classify(rcodeOf(resp), answerCount(resp), isTruncated(resp)));
+          const pick = settle(outcomes, candidates.length);
+          if (pick < 0) next();
+          else resolve(answerAs(q, msg, candidates[pick], responses[pick], tried[pick], transport));
+        } catch (err) {
+          reject(err);
         }
-        responses.push(resp);
-        outcomes.push(classify(rcodeOf(resp), answerCount(resp), isTruncated(resp)));
-        const pick = settle(outcomes, candidates.length);
-        if (pick < 0) next();
-        else resolve(answerAs(q, msg, candidates[pick], responses[pick], tried[pick], transport));
       };
       next();
     });
