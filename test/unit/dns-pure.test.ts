@@ -3,9 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as packet from 'dns-packet';
+import type { Answer } from 'dns-packet';
 import { parseResolvConf } from '../../proxy-image/src/dns/resolvconf.ts';
 import { classify, rewriteAnswer, searchCandidates, settle, withQuestionName } from '../../proxy-image/src/dns/search.ts';
-import { errorReply, parseQuery, questionEndOffset } from '../../proxy-image/src/dns/wire.ts';
+import { errorReply, parseQuery, questionEndOffset, readQuery } from '../../proxy-image/src/dns/wire.ts';
+import { encodeName, expandedName, queryFor, renameAnswer } from '../../proxy-image/src/dns/rename.ts';
 
 const KUBE = { search: ['shop.svc.cluster.local', 'svc.cluster.local', 'cluster.local'], ndots: 5 };
 
@@ -96,6 +98,68 @@ test('rewriteAnswer: owners of the expanded name become the asked name; the rest
   assert.deepEqual(out.questions, [{ name: 'Ext', type: 'A', class: 'IN' }]);
   assert.deepEqual(out.answers?.map((a) => [a.name, a.type]), [['Ext', 'CNAME'], ['api.example.com', 'A']]);
   assert.equal(out.additionals?.[0].type, 'OPT');
+});
+
+/** A name in wire form, labels only (no pointers). */
+const wire = (name: string): number[] => [...name.split('.').flatMap((l) => [l.length, ...Buffer.from(l)]), 0];
+
+test('renameAnswer: the byte-level rename reads as rewriteAnswer\'s, pointers into the question decompressed', () => {
+  // web.shop.svc.cluster.local A, compressed as servers send it: the CNAME
+  // target ends in a pointer into the question, the A record's owner points
+  // into the CNAME's data, the SOA's names point into the question too.
+  const tried = 'web.shop.svc.cluster.local';
+  const q = wire(tried);
+  const svc = 12 + 4 + 5; // "svc.cluster.local" inside the question
+  const rr = (owner: number[], type: number, data: number[]): number[] => [...owner, 0, type, 0, 1, 0, 0, 0, 5, data.length >> 8, data.length & 0xff, ...data];
+  const cnameData = [3, ...Buffer.from('api'), 0xc0, svc];
+  const cnameAt = 12 + q.length + 4 + 2 + 10; // where the CNAME's data starts
+  const soaData = [2, ...Buffer.from('ns'), 0xc0, svc, 4, ...Buffer.from('host'), 0xc0, svc, ...Array(20).fill(1)];
+  const body = [
+    ...[0, 7, 0x85, 0x80, 0, 1, 0, 2, 0, 1, 0, 1],
+    ...q, 0, 1, 0, 1,
+    ...rr([0xc0, 12], 5, cnameData),
+    ...rr([0xc0, cnameAt], 1, [10, 0, 0, 9]),
+    ...rr([0xc0, svc], 6, soaData),
+    ...[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0],
+  ];
+  const resp = Buffer.from(body);
+  const asked = Buffer.from(wire('Web'));
+  const out = renameAnswer(resp, 0x4242, Buffer.from(wire('WEB.shop.svc.cluster.local')), asked, 0);
+  assert.ok(out);
+  const want = packet.decode(packet.encode(rewriteAnswer({ ...packet.decode(resp), id: 0x4242 }, tried, 'Web')));
+  const got = packet.decode(out);
+  assert.deepEqual(got, want);
+  assert.deepEqual(got.answers?.map((a) => [a.name, a.type, (a as { data: unknown }).data]), [['Web', 'CNAME', 'api.svc.cluster.local'], ['api.svc.cluster.local', 'A', '10.0.0.9']]);
+  assert.equal(got.authorities?.[0].name, 'svc.cluster.local', 'the authority section keeps its owner');
+  // Too big for the client's UDP size: header, question and OPT with TC.
+  const cut = renameAnswer(resp, 0x4242, Buffer.from(wire(tried)), asked, out.length - 1);
+  assert.ok(cut);
+  const tc = packet.decode(cut);
+  assert.ok(tc.flag_tc && tc.answers?.length === 0 && tc.authorities?.length === 0);
+  assert.deepEqual(tc.questions?.map((x) => x.name), ['Web']);
+  assert.deepEqual(tc.additionals?.map((a) => a.type), ['OPT']);
+  // Data with names in a layout not walked here (RRSIG) goes the dns-packet way.
+  const rrsig = Buffer.from([...body.slice(0, 12 + q.length + 4), ...rr([0xc0, 12], 46, Array(18).fill(0).concat([0]))]);
+  rrsig.writeUInt16BE(1, 6);
+  rrsig.writeUInt16BE(0, 8);
+  rrsig.writeUInt16BE(0, 10);
+  assert.equal(renameAnswer(rrsig, 1, Buffer.from(wire(tried)), asked, 0), undefined);
+});
+
+test('readQuery and queryFor: the query asked again under a search domain, byte for byte', () => {
+  const edns: Answer = { type: 'OPT', name: '.', udpPayloadSize: 1400, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] };
+  const msg = packet.encode({ type: 'query', id: 9, flags: packet.RECURSION_DESIRED, questions: [{ name: 'Web', type: 'AAAA' }], additionals: [edns] });
+  const r = readQuery(msg);
+  assert.ok(r.ok);
+  assert.deepEqual({ ...r.query }, { id: 9, name: 'Web', nameEnd: 17, questionEnd: 21, udpSize: 1400, compressed: false });
+  const sent = queryFor(msg, r.query.nameEnd, expandedName(msg, r.query.nameEnd, encodeName('shop.svc.cluster.local')!));
+  assert.deepEqual(packet.decode(sent), packet.decode(packet.encode(withQuestionName(packet.decode(msg), 'Web.shop.svc.cluster.local'))));
+  assert.equal(encodeName(`${'a'.repeat(64)}.b`), undefined, 'a label over 63 octets is left to dns-packet');
+  // What parseQuery refuses, readQuery refuses (the FORMERR cases of test/unit/dns-malformed.test.ts).
+  const looped = Buffer.concat([msg.subarray(0, 12), Buffer.from([0xc0, 12, 0, 1, 0, 1])]);
+  assert.ok(!readQuery(looped).ok && !parseQuery(looped).ok);
+  const cutRecord = msg.subarray(0, msg.length - 3);
+  assert.ok(!readQuery(cutRecord).ok && !parseQuery(cutRecord).ok);
 });
 
 test('withQuestionName keeps the header and EDNS of the query', () => {

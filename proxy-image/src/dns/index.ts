@@ -18,7 +18,8 @@ import { parseResolvConf, type Upstream } from './resolvconf.ts';
 import { RCODE, classify, rewriteAnswer, searchCandidates, settle, withQuestionName, type Outcome } from './search.ts';
 import { serveDns, type DnsRequestContext } from './server.ts';
 import { UpstreamPool } from './upstream.ts';
-import { answerCount, errorReply, fitUdp, isTruncated, parseQuery, rcodeOf, withId, type Query } from './wire.ts';
+import { renameAnswer, encodeName, expandedName, queryFor } from './rename.ts';
+import { HEADER_LEN, answerCount, errorReply, fitUdp, isTruncated, rcodeOf, readQuery, withId, type QueryHead } from './wire.ts';
 
 export type { Upstream } from './resolvconf.ts';
 
@@ -49,6 +50,7 @@ export interface DnsForwarder {
 export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsForwarder> {
   // NODE_DEBUG=kt-dns shows the forwarder's decisions when no debug sink is given.
   const debug = opts.debug ?? debuglog('kt-dns');
+  const tracing = opts.debug !== undefined || debuglog('kt-dns').enabled;
   // Read once at start, synchronously: node:fs/promises would load Node's readline (1.5 MiB resident).
   const needFile = !opts.upstreams || !opts.search || opts.ndots === undefined;
   const conf = parseResolvConf(needFile ? readFileSync(opts.resolvConf ?? '/etc/resolv.conf', 'utf8') : '');
@@ -63,50 +65,117 @@ export async function startDnsForwarder(opts: DnsForwarderOptions): Promise<DnsF
   });
   debug(`dns forwarder: upstreams ${(opts.upstreams ?? conf.nameservers).map((u) => `${u.host}:${u.port}`).join(' ')}, search [${search.search.join(' ')}] ndots ${search.ndots}`);
 
-  // Not async: the raw path is one promise from the pool's, the hot path of
-  // test/bench/dns.bench.ts.
+  // Search domains in wire form, made once; undefined: a label dns-packet must encode.
+  const domainWire = new Map(search.search.map((d) => [d, encodeName(d)]));
+
+  // The same few names are asked again and again: their candidates are
+  // kept (a bounded map, emptied when full; the search list never changes).
+  const candidateCache = new Map<string, string[]>();
+  const candidatesOf = (name: string): string[] => {
+    let c = candidateCache.get(name);
+    if (!c) {
+      c = searchCandidates(name, search);
+      if (candidateCache.size >= 1024) candidateCache.clear();
+      candidateCache.set(name, c);
+    }
+    return c;
+  };
+
+  // Not async: the raw path is one promise and one callback, the hot path
+  // of test/bench/dns.bench.ts.
   const handler = (msg: Buffer, ctx: DnsRequestContext): Promise<Buffer | null> => {
-    const parsed = parseQuery(msg);
+    const parsed = readQuery(msg);
     if (!parsed.ok) return Promise.resolve(parsed.reply);
     const q = parsed.query;
-    const candidates = searchCandidates(q.name, search);
+    const candidates = candidatesOf(q.name);
     if (candidates.length === 1 && candidates[0] === q.name) {
-      return pool.query(msg, ctx.transport).then((resp) => (resp ? withId(resp, q.id) : errorReply(msg, RCODE.SERVFAIL)));
+      return new Promise((resolve) => {
+        pool.ask(msg, ctx.transport, (resp) => {
+          // The response is ours alone: its ID is changed in place.
+          if (resp) resp.writeUInt16BE(q.id, 0);
+          resolve(resp ?? errorReply(msg, RCODE.SERVFAIL));
+        });
+      });
     }
     return expand(q, msg, candidates, ctx.transport);
   };
 
-  /** Try the candidates in order (one at a time, as the stub resolver does) and answer as the asked name. */
-  const expand = async (q: Query, msg: Buffer, candidates: string[], transport: 'udp' | 'tcp'): Promise<Buffer> => {
-    const responses: Buffer[] = [];
-    const outcomes: Outcome[] = [];
-    let pick = -1;
-    while (pick < 0) {
-      const name = candidates[outcomes.length];
-      const sent = name === q.name ? msg : packet.encode(withQuestionName(q.packet, name));
-      const resp = await pool.query(sent, transport);
-      if (!resp) return errorReply(msg, RCODE.SERVFAIL);
-      responses.push(resp);
-      outcomes.push(classify(rcodeOf(resp), answerCount(resp), isTruncated(resp)));
-      pick = settle(outcomes, candidates.length);
-    }
-    const resp = responses[pick];
+  /**
+   * Try the candidates in order (one at a time, as the stub resolver does)
+   * and answer as the asked name. Callbacks rather than an async loop: one
+   * promise per query, as on the raw path. They run from the upstream
+   * socket's events, so a throw is turned into this promise's rejection,
+   * which the server's last-resort catch takes (one answer lost, not the
+   * process).
+   */
+  const expand = (q: QueryHead, msg: Buffer, candidates: string[], transport: 'udp' | 'tcp'): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      const responses: Buffer[] = [];
+      const outcomes: Outcome[] = [];
+      const tried: (Buffer | undefined)[] = [];
+      let decodedQuery: DecodedPacket | undefined;
+      const next = (): void => {
+        const name = candidates[outcomes.length];
+        let sent = msg;
+        let wire: Buffer | undefined;
+        if (name !== q.name) {
+          // The expansion is the client's name and a search domain (searchCandidates).
+          const domain = q.compressed ? undefined : domainWire.get(name.slice(q.name.length + 1));
+          if (domain) {
+            wire = expandedName(msg, q.nameEnd, domain);
+            sent = queryFor(msg, q.nameEnd, wire);
+          } else {
+            try {
+              decodedQuery ??= packet.decode(msg);
+              sent = packet.encode(withQuestionName(decodedQuery, name));
+            } catch {
+              resolve(errorReply(msg, RCODE.FORMERR));
+              return;
+            }
+          }
+        }
+        tried.push(wire);
+        pool.ask(sent, transport, answered);
+      };
+      const answered = (resp: Buffer | undefined): void => {
+        try {
+          if (!resp) {
+            resolve(errorReply(msg, RCODE.SERVFAIL));
+            return;
+          }
+          responses.push(resp);
+          outcomes.push(classify(rcodeOf(resp), answerCount(resp), isTruncated(resp)));
+          const pick = settle(outcomes, candidates.length);
+          if (pick < 0) next();
+          else resolve(answerAs(q, msg, candidates[pick], responses[pick], tried[pick], transport));
+        } catch (err) {
+          reject(err);
+        }
+      };
+      next();
+    });
+
+  /** The response to the candidate `name` (sent as `tried`, when made at the byte level) as the client's answer. */
+  const answerAs = (q: QueryHead, msg: Buffer, name: string, resp: Buffer, tried: Buffer | undefined, transport: 'udp' | 'tcp'): Buffer => {
     // The as-is name answered: its bytes can go back untouched.
-    if (candidates[pick] === q.name) return withId(resp, q.id);
+    if (name === q.name) return withId(resp, q.id);
+    if (tracing) debug(`dns: ${q.name} answered as ${name}`);
+    // dns-packet does not compress names, nor does renameAnswer, so a
+    // rewritten answer can outgrow what the client takes over UDP; then it
+    // gets TC and asks over TCP.
+    const renamed = tried && renameAnswer(resp, q.id, tried, msg.subarray(HEADER_LEN, q.nameEnd), transport === 'udp' ? q.udpSize : 0);
+    if (renamed) return renamed;
     let decoded: DecodedPacket;
     let encoded: Buffer;
     try {
       decoded = { ...packet.decode(resp), id: q.id };
-      const rewritten = rewriteAnswer(decoded, candidates[pick], q.name);
+      const rewritten = rewriteAnswer(decoded, name, q.name);
       encoded = packet.encode(rewritten);
       decoded = rewritten as DecodedPacket;
     } catch (err) {
-      debug(`dns: cannot rewrite the answer for ${candidates[pick]}: ${(err as Error).message}`);
+      debug(`dns: cannot rewrite the answer for ${name}: ${(err as Error).message}`);
       return errorReply(msg, RCODE.SERVFAIL);
     }
-    debug(`dns: ${q.name} ${q.type} answered as ${candidates[pick]}`);
-    // dns-packet does not compress names, so a rewritten answer can outgrow
-    // what the client takes over UDP; then it gets TC and asks over TCP.
     return transport === 'udp' ? fitUdp(decoded, encoded, q.udpSize) : encoded;
   };
 

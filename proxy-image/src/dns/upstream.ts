@@ -20,11 +20,23 @@ export interface UpstreamOptions {
   debug: (m: string) => void;
 }
 
+/** One query across its tries. */
+interface QueryState {
+  msg: Buffer;
+  questionEnd: number;
+  transport: 'udp' | 'tcp';
+  /** The server index of the first try. */
+  start: number;
+  /** Tries made so far. */
+  attempt: number;
+  done(resp: Buffer | undefined): void;
+}
+
+/** One UDP try waiting for its answer. */
 interface Pending {
-  resolve(resp: Buffer | undefined): void;
+  query: QueryState;
   /** The query as sent: its question is what the answer must repeat. */
   sent: Buffer;
-  questionEnd: number;
   index: number;
   /** performance.now() after which the try has failed. */
   deadline: number;
@@ -62,51 +74,73 @@ export class UpstreamPool {
    * ID is the one we chose; the caller puts the client's back), or undefined
    * when no server answered in time or too many queries are in flight.
    */
-  async query(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
-    if (this.closed || this.pendingCount >= this.opts.maxPending) return undefined;
-    const qEnd = questionEndOffset(msg);
-    if (qEnd < 0) return undefined;
-    const n = this.opts.upstreams.length;
-    const start = this.current;
-    if (this.opts.rotate) this.current = (this.current + 1) % n;
-    this.pendingCount++;
-    try {
-      for (let attempt = 0; attempt < Math.max(this.opts.attempts, n) && !this.closed; attempt++) {
-        const index = (start + attempt) % n;
-        const resp = await (transport === 'udp' ? this.tryUdp(index, msg, qEnd) : this.tryTcp(index, msg));
-        if (resp) {
-          if (!this.opts.rotate) this.current = index;
-          return resp;
-        }
-        const up = this.opts.upstreams[index];
-        this.opts.debug(`upstream ${up.host}:${up.port} (${transport}) gave no answer, trying the next`);
-        if (!this.opts.rotate && this.current === index) this.current = (index + 1) % n;
-      }
-      return undefined;
-    } finally {
-      this.pendingCount--;
+  query(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    return new Promise((resolve) => this.ask(msg, transport, resolve));
+  }
+
+  /** query() with a callback, called once: no promise per try on the forwarder's hot path. */
+  ask(msg: Buffer, transport: 'udp' | 'tcp', done: (resp: Buffer | undefined) => void): void {
+    const questionEnd = this.closed || this.pendingCount >= this.opts.maxPending ? -1 : questionEndOffset(msg);
+    if (questionEnd < 0) {
+      done(undefined);
+      return;
     }
+    const start = this.current;
+    if (this.opts.rotate) this.current = (this.current + 1) % this.opts.upstreams.length;
+    this.pendingCount++;
+    this.attempt({ msg, questionEnd, transport, start, attempt: 0, done }, undefined);
   }
 
-  private tryUdp(index: number, msg: Buffer, questionEnd: number): Promise<Buffer | undefined> {
+  /** Called with the previous try's response (undefined: none yet, or it failed): finish, or try the next server. */
+  private attempt(q: QueryState, resp: Buffer | undefined): void {
+    const n = this.opts.upstreams.length;
+    if (resp) {
+      if (!this.opts.rotate) this.current = (q.start + q.attempt - 1) % n;
+      this.pendingCount--;
+      q.done(resp);
+      return;
+    }
+    if (q.attempt > 0) {
+      const index = (q.start + q.attempt - 1) % n;
+      const up = this.opts.upstreams[index];
+      this.opts.debug(`upstream ${up.host}:${up.port} (${q.transport}) gave no answer, trying the next`);
+      if (!this.opts.rotate && this.current === index) this.current = (index + 1) % n;
+    }
+    if (q.attempt >= Math.max(this.opts.attempts, n) || this.closed) {
+      this.pendingCount--;
+      q.done(undefined);
+      return;
+    }
+    const index = (q.start + q.attempt) % n;
+    q.attempt++;
+    if (q.transport === 'tcp') {
+      this.tryTcp(index, q.msg).then((r) => this.attempt(q, r), () => this.attempt(q, undefined));
+      return;
+    }
     const ready = this.udpReady.get(index);
-    if (ready) return this.sendUdp(index, ready, msg, questionEnd);
-    return this.udpSocket(index).then((sock) => (sock && !this.closed ? this.sendUdp(index, sock, msg, questionEnd) : undefined));
+    if (ready) this.sendUdp(index, ready, q);
+    else void this.udpSocket(index).then((sock) => (sock && !this.closed ? this.sendUdp(index, sock, q) : this.attempt(q, undefined)));
   }
 
-  private sendUdp(index: number, sock: UdpSocket, msg: Buffer, questionEnd: number): Promise<Buffer | undefined> {
+  private sendUdp(index: number, sock: UdpSocket, q: QueryState): void {
     const base = index * 0x10000;
-    const id = this.freeId((i) => this.pendingUdp.has(base + i));
-    if (id < 0) return Promise.resolve(undefined);
-    const out = Buffer.from(msg);
+    // A random ID not in use (RFC 5452 §4.3: IDs must not be guessable).
+    let id = -1;
+    for (let i = 0; i < 32 && id < 0; i++) {
+      const pick = (Math.random() * 0x10000) | 0;
+      if (!this.pendingUdp.has(base + pick)) id = pick;
+    }
+    if (id < 0) {
+      this.attempt(q, undefined);
+      return;
+    }
+    const out = Buffer.from(q.msg);
     out.writeUInt16BE(id, 0);
-    return new Promise((resolve) => {
-      this.pendingUdp.set(base + id, { resolve, sent: out, questionEnd, index, deadline: performance.now() + this.opts.timeoutMs });
-      this.armSweep();
-      // No send callback (it costs a tick per query): a failed send on a
-      // connected socket is an 'error' event, which fails this server's tries.
-      sock.send(out);
-    });
+    this.pendingUdp.set(base + id, { query: q, sent: out, index, deadline: performance.now() + this.opts.timeoutMs });
+    this.armSweep();
+    // No send callback (it costs a tick per query): a failed send on a
+    // connected socket is an 'error' event, which fails this server's tries.
+    sock.send(out);
   }
 
   /** Runs the sweep when the oldest try is due (plus the slack), while tries are waiting. */
@@ -120,11 +154,14 @@ export class UpstreamPool {
   private expire(): void {
     this.sweep = undefined;
     const now = performance.now();
+    // Collected first: a failed try's retry joins the map, and must not be swept in the same pass.
+    const due: Pending[] = [];
     for (const [key, p] of this.pendingUdp) {
       if (p.deadline > now) break;
       this.pendingUdp.delete(key);
-      p.resolve(undefined);
+      due.push(p);
     }
+    for (const p of due) this.attempt(p.query, undefined);
     this.armSweep();
   }
 
@@ -158,6 +195,13 @@ export class UpstreamPool {
         s.once('error', failed);
         s.connect(up.port, up.host, () => {
           s.off('error', failed);
+          // Every answer to the queries in flight arrives here; the default
+          // buffer (about 200 KiB) drops some once a few hundred wait.
+          try {
+            s.setRecvBufferSize(1 << 20);
+          } catch {
+            // Keep the system default.
+          }
           this.udpReady.set(index, s);
           resolve(s);
         });
@@ -168,11 +212,13 @@ export class UpstreamPool {
   }
 
   private failUdp(index: number): void {
+    const failed: Pending[] = [];
     for (const [key, p] of this.pendingUdp) {
       if (p.index !== index) continue;
       this.pendingUdp.delete(key);
-      p.resolve(undefined);
+      failed.push(p);
     }
+    for (const p of failed) this.attempt(p.query, undefined);
   }
 
   /**
@@ -186,9 +232,9 @@ export class UpstreamPool {
     const p = this.pendingUdp.get(key);
     if (!p) return;
     const qEnd = questionEndOffset(buf);
-    if (qEnd < 0 || !sameQuestion(buf, qEnd, p.sent, p.questionEnd)) return;
+    if (qEnd < 0 || !sameQuestion(buf, qEnd, p.sent, p.query.questionEnd)) return;
     this.pendingUdp.delete(key);
-    p.resolve(buf);
+    this.attempt(p.query, buf);
   }
 
   private tryTcp(index: number, msg: Buffer): Promise<Buffer | undefined> {
@@ -197,27 +243,20 @@ export class UpstreamPool {
       conn = new TcpUpstream(this.opts.upstreams[index], this.opts.debug);
       this.tcp.set(index, conn);
     }
-    const c = conn;
-    const id = this.freeId((i) => c.has(i));
-    if (id < 0) return Promise.resolve(undefined);
-    return c.send(msg, id, this.opts.timeoutMs);
-  }
-
-  /** A random ID not in use (RFC 5452 §4.3: IDs must not be guessable), or -1. */
-  private freeId(used: (id: number) => boolean): number {
     for (let i = 0; i < 32; i++) {
       const id = (Math.random() * 0x10000) | 0;
-      if (!used(id)) return id;
+      if (!conn.has(id)) return conn.send(msg, id, this.opts.timeoutMs);
     }
-    return -1;
+    return Promise.resolve(undefined);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.sweep);
     this.sweep = undefined;
-    for (const p of this.pendingUdp.values()) p.resolve(undefined);
+    const waiting = [...this.pendingUdp.values()];
     this.pendingUdp.clear();
+    for (const p of waiting) this.attempt(p.query, undefined);
     for (const c of this.tcp.values()) c.destroy();
     this.tcp.clear();
     const socks = await Promise.all(this.udp.values());
