@@ -4,7 +4,7 @@ import * as esbuild from 'esbuild';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KUBE_CHUNK, KUBE_CHUNK_EXPORTS } from '../plugin/src/kube/chunk.ts';
+import { chunkCodeCache, KUBE_CHUNK, KUBE_CHUNK_CACHE, KUBE_CHUNK_EXPORTS } from '../plugin/src/kube/chunk.ts';
 import { pluginSsh2, proxySsh2 } from './ssh2-constants.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -125,6 +125,8 @@ chmodSync(join(root, 'dist/kubectl-kt'), 0o755);
 const chunk = readFileSync(join(root, 'dist', KUBE_CHUNK));
 const high = chunk.findIndex((b) => b > 0x7f);
 if (high >= 0) throw new Error(`dist/${KUBE_CHUNK} has a non-ASCII byte at ${high}; the loader reads it as latin1`);
+// The chunk's code cache for this Node, so the first command after a build starts warm (plugin/src/kube/chunk.ts).
+writeFileSync(join(root, 'dist', KUBE_CHUNK_CACHE), chunkCodeCache(join(root, 'dist', KUBE_CHUNK)));
 // dist/kubectl-kt has no extension and the repository's package.json says
 // "type": "module", so Node would load the CommonJS bundle as ESM here.
 writeFileSync(join(root, 'dist/package.json'), '{ "type": "commonjs" }\n');

@@ -16,7 +16,7 @@ import { fixChecksum } from './dist-pe.ts';
 import { TARGETS, archiveName, findTarget, hostTargetId, type Target } from './dist-targets.ts';
 import { gzip, tar } from './dist-tar.ts';
 import { zip } from './dist-zip.ts';
-import { KUBE_CHUNK } from '../plugin/src/kube/chunk.ts';
+import { KUBE_CHUNK, KUBE_CHUNK_CACHE } from '../plugin/src/kube/chunk.ts';
 import { buildSea } from './sea.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -91,7 +91,11 @@ export function buildBinary(t: Target, opts: BinaryOptions = {}): string {
   // The Kubernetes client rides along as an asset, read on first use (plugin/src/kube/chunk.ts).
   const chunk = join(dirname(main), KUBE_CHUNK);
   if (!existsSync(chunk)) throw new Error(`${chunk} is missing: run \`make build\` first (it writes the chunk beside the bundle)`);
-  const out = buildSea({ main, executable: base, output: join(dir, t.binName), useCodeCache: t.id === hostTargetId(), workDir: dir, assets: { [KUBE_CHUNK]: chunk } });
+  // The chunk's code cache (made by `make build` for this machine's Node) is of use to this machine's target only.
+  const host = t.id === hostTargetId();
+  const codeCache = join(dirname(main), KUBE_CHUNK_CACHE);
+  const assets = { [KUBE_CHUNK]: chunk, ...(host && existsSync(codeCache) ? { [KUBE_CHUNK_CACHE]: codeCache } : {}) };
+  const out = buildSea({ main, executable: base, output: join(dir, t.binName), useCodeCache: host, workDir: dir, assets });
   let bytes: Buffer = readFileSync(out);
   if (t.format === 'pe') {
     // Injection leaves the base binary's CheckSum; signtool would fix it when signing, we do it either way.

@@ -3,7 +3,7 @@
 // what `kubectl logs` shows for the pod.
 import { DEFAULT_IDLE_EXIT_SECONDS, ENV, PORTS, ROLES, ROUTER_ENV, VERSION } from '../../contract/protocol.ts';
 import type { Role } from '../../contract/protocol.ts';
-import { splitKeyLines, startSshServer } from './ssh/index.ts';
+import { bindEarly } from './early-listen.ts';
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
 const env = process.env;
@@ -28,12 +28,17 @@ interface Closable {
 }
 
 async function shadow(): Promise<Closable[]> {
+  const sshPort = intEnv(ENV.sshPort, PORTS.ssh);
+  // Bound before the SSH server's modules load (early-listen.ts says why).
+  const early = await bindEarly(sshPort);
+  const { splitKeyLines, startSshServer } = await import('./ssh/index.ts');
   const keys = splitKeyLines(env[ENV.authorizedKeys]).filter((l) => l.trim() !== '');
   if (keys.length === 0) fail(`${ENV.authorizedKeys} is empty: nobody could log in`);
   const idleSeconds = intEnv(ENV.idleExitSeconds, DEFAULT_IDLE_EXIT_SECONDS);
   const closables: Closable[] = [];
   const ssh = await startSshServer({
-    port: intEnv(ENV.sshPort, PORTS.ssh),
+    port: sshPort,
+    listener: early,
     authorizedKeys: keys,
     ...(env[ENV.hostKey] ? { hostKey: env[ENV.hostKey] } : {}),
     idleExitMs: idleSeconds * 1000,
@@ -56,6 +61,7 @@ async function shadow(): Promise<Closable[]> {
 }
 
 async function router(): Promise<Closable[]> {
+  const { splitKeyLines } = await import('./ssh/index.ts');
   const keys = splitKeyLines(env[ENV.authorizedKeys]).filter((l) => l.trim() !== '');
   if (keys.length === 0) fail(`${ENV.authorizedKeys} is empty: nobody could register a route`);
   const origin = env[ROUTER_ENV.origin];

@@ -327,7 +327,7 @@ export async function run(): Promise<BenchRow[]> {
         name: 'exchange: command → exchanging',
         value: exchangeReadyMs, unit: 'ms',
         reference: `echo pod with HTTP probe create → Ready (median of ${REF_PODS})`, refValue: median(probeReady),
-        note: `spawn of kubectl kt exchange to its "exchanging:" line (the plugin says routed in ${routedIn} s; steps: ${exchangeSteps}); the router is such a pod (HTTP readiness probe, periodSeconds 1), plus origin Service, route registration and the selector patch`,
+        note: `spawn of kubectl kt exchange to its "exchanging:" line (the plugin says routed in ${routedIn} s; steps in the order they ended: ${exchangeSteps}); the router is such a pod (HTTP readiness probe, periodSeconds 1), plus origin Service and the selector patch; the tunnel and the route go up inside the wait for Ready, from the moment the router's container runs`,
       },
       {
         name: 'exchange: request latency p50 via exchange',

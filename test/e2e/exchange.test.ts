@@ -182,9 +182,12 @@ describe('exchange', () => {
     const out = stderrOf(child);
     try {
       await waitForLine(child, /^exchanging:/);
+      // Listened for before the patch: the session may answer it before kubectl has exited.
+      const reasserted = waitForLine(child, /was changed to .*pointed it at the router again, original selector now \{"app":"web"\}/);
+      reasserted.catch(() => undefined);
       const patched = await cluster.kubectl(['patch', '-n', NS, 'svc/web', '--type=merge', '-p', '{"spec":{"selector":{"app":"web"}}}']);
       assert.equal(patched.code, 0, patched.stderr);
-      await waitForLine(child, /was changed to .*pointed it at the router again, original selector now \{"app":"web"\}/);
+      await reasserted;
       const t0 = performance.now();
       const ms = await until(ask, (p) => p === 'laptop', t0, 10_000, 'the laptop answering');
       console.log(`# exchange: selector overwritten -> laptop answers again ${(ms / 1000).toFixed(2)} s after the session re-asserted it`);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { KUBE_CHUNK } from '../../plugin/src/kube/chunk.ts';
+import { KUBE_CHUNK, KUBE_CHUNK_CACHE } from '../../plugin/src/kube/chunk.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HEAVY = /(^|\/)node_modules\/(@kubernetes\/client-node|ssh2)\//;
@@ -177,6 +177,17 @@ test('the Kubernetes client is a chunk of its own: version, help and completion 
     await writeFile(join(cacheDir, 'kube-v0-x64-1-1.v8cache'), 'old');
     await rm(join(cacheDir, caches[0]));
     kt(['status', '--kubeconfig', kubeconfig]);
+    assert.deepEqual((await readdir(cacheDir)).filter((f) => f.endsWith('.v8cache')), caches);
+    // The build's code cache beside the chunk: a first run takes it (this Node made it) and makes none of its own.
+    await rm(cacheDir, { recursive: true });
+    await copyFile(join(root, 'dist', KUBE_CHUNK_CACHE), join(dir, KUBE_CHUNK_CACHE));
+    const shipped = kt(['status', '--kubeconfig', kubeconfig]);
+    assert.match(shipped.stderr, /^error KT_ERR_API_UNREACHABLE/, shipped.stderr);
+    assert.ok(!existsSync(cacheDir), 'the build\'s cache was taken: no cache of its own');
+    // One V8 refuses (another Node's; here a damaged one) counts as none: the run makes its own.
+    await writeFile(join(dir, KUBE_CHUNK_CACHE), 'garbage');
+    const refused = kt(['status', '--kubeconfig', kubeconfig]);
+    assert.match(refused.stderr, /^error KT_ERR_API_UNREACHABLE/, refused.stderr);
     assert.deepEqual((await readdir(cacheDir)).filter((f) => f.endsWith('.v8cache')), caches);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -10,9 +10,13 @@
 // itself. The source tree (tests, `tsc`) imports the package as usual.
 //
 // Compiling and running the chunk costs about half a second; V8's code
-// cache takes a third of that off. The cache is made on the first run and
-// kept in the user's cache directory, keyed by the file the chunk came from
-// (size and mtime) and the Node version: V8 itself only checks the source's
+// cache takes a third of that off. The build makes one beside the chunk
+// (KUBE_CHUNK_CACHE; an asset of the single executable built for this
+// machine), so even the first command after an install starts warm when it
+// runs on the Node that built it; V8 refuses it on any other (another
+// version or flags), and then the cache is made on the first run and kept in
+// the user's cache directory, keyed by the file the chunk came from (size
+// and mtime) and the Node version: V8 itself only checks the source's
 // length, so the key must tell two chunks apart.
 import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -21,6 +25,8 @@ import { Script } from 'node:vm';
 
 /** The chunk's file name in dist/ and its asset key in the single executable. */
 export const KUBE_CHUNK = 'kt-kube.cjs';
+/** The code cache the build makes, beside the chunk and as an asset. */
+export const KUBE_CHUNK_CACHE = 'kt-kube.v8cache';
 
 /**
  * What the plugin takes from the client (kube/api.ts), and all the chunk
@@ -44,15 +50,48 @@ interface ChunkSource {
   filename: string;
   /** The file the source comes from (the executable, or the chunk file): its size and mtime key the cache. */
   origin: string;
+  /** The build's code cache of it, when there is one. */
+  shipped: () => Buffer | undefined;
 }
 
 export function chunkSource(): ChunkSource {
   const sea = process.getBuiltinModule('node:sea');
   // The build makes the chunk pure ASCII, so latin1 gives the same text as UTF-8, as a one-byte string and much faster.
-  if (sea.isSea()) return { source: Buffer.from(sea.getAsset(KUBE_CHUNK)).toString('latin1'), filename: join(dirname(process.execPath), KUBE_CHUNK), origin: process.execPath };
+  if (sea.isSea()) {
+    const shipped = (): Buffer | undefined => {
+      try {
+        return Buffer.from(sea.getAsset(KUBE_CHUNK_CACHE));
+      } catch {
+        return undefined; // an executable built for another machine carries none
+      }
+    };
+    return { source: Buffer.from(sea.getAsset(KUBE_CHUNK)).toString('latin1'), filename: join(dirname(process.execPath), KUBE_CHUNK), origin: process.execPath, shipped };
+  }
   // The bundle runs as `node dist/kubectl-kt` (or through a symlink on PATH): the chunk is its neighbour.
   const filename = join(dirname(realpathSync(process.argv[1])), KUBE_CHUNK);
-  return { source: readFileSync(filename, 'latin1'), filename, origin: filename };
+  return { source: readFileSync(filename, 'latin1'), filename, origin: filename, shipped: () => readCache(join(dirname(filename), KUBE_CHUNK_CACHE)) };
+}
+
+/** The chunk as a function of CommonJS's five arguments, compiled with a code cache when given. */
+function compileChunk(source: string, filename: string, cachedData: Buffer | undefined): { script: Script; run: () => unknown } {
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename, ...(cachedData ? { cachedData } : {}) });
+  const run = (): unknown => {
+    const fn = script.runInThisContext() as (e: unknown, r: unknown, m: unknown, f: string, d: string) => void;
+    const mod = { exports: {} as unknown };
+    fn.call(mod.exports, mod.exports, builtinRequire, mod, filename, dirname(filename));
+    return mod.exports;
+  };
+  return { script, run };
+}
+
+/**
+ * For the build: the code cache of the chunk file, made after running it
+ * (as loadKubeChunk does), so what the client runs while loading is in it.
+ */
+export function chunkCodeCache(chunkFile: string): Buffer {
+  const { script, run } = compileChunk(readFileSync(chunkFile, 'latin1'), chunkFile, undefined);
+  run();
+  return script.createCachedData();
 }
 
 /** Where the code cache of this chunk lives, or undefined when there is no cache directory. */
@@ -96,19 +135,16 @@ let loaded: unknown;
 /** The client's module.exports: evaluated once, like require() would. */
 export function loadKubeChunk(): unknown {
   if (loaded !== undefined) return loaded;
-  const { source, filename, origin } = chunkSource();
+  const { source, filename, origin, shipped } = chunkSource();
   let cache: string | undefined;
   try {
     cache = cachePath(origin);
   } catch {
     cache = undefined;
   }
-  const cachedData = readCache(cache);
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename, ...(cachedData ? { cachedData } : {}) });
-  const fn = script.runInThisContext() as (e: unknown, r: unknown, m: unknown, f: string, d: string) => void;
-  const mod = { exports: {} as unknown };
-  fn.call(mod.exports, mod.exports, builtinRequire, mod, filename, dirname(filename));
-  loaded = mod.exports;
+  const cachedData = readCache(cache) ?? shipped();
+  const { script, run } = compileChunk(source, filename, cachedData);
+  loaded = run();
   // After the run, so the functions the client ran while loading are in the cache too.
   if (cache !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) writeCache(cache, script.createCachedData());
   return loaded;

@@ -89,7 +89,13 @@ export async function waitForPod(
   api: KubeApi,
   ref: PodRef,
   until: (pod: V1Pod) => boolean,
-  opts: { timeoutMs: number; signal?: AbortSignal; what: string },
+  opts: {
+    timeoutMs: number;
+    signal?: AbortSignal;
+    what: string;
+    /** Every state of the pod the watch sees on the way (a failed one excepted), before `until` is asked. */
+    onPod?: (pod: V1Pod) => void;
+  },
 ): Promise<V1Pod> {
   return await new Promise<V1Pod>((resolve, reject) => {
     let ctrl: AbortController | undefined;
@@ -125,7 +131,10 @@ export async function waitForPod(
               finish(ktError('KT_ERR_PROXY_FAILED', { pod: ref.name, namespace: ref.namespace, reason: line ? `${failure}; its log ends: ${line}` : failure }));
             });
           }
-          else if (until(obj)) finish(undefined, obj);
+          else {
+            opts.onPod?.(obj);
+            if (until(obj)) finish(undefined, obj);
+          }
         },
         (err: unknown) => {
           if (settled) return;

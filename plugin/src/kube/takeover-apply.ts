@@ -114,30 +114,38 @@ export async function deleteSecretIfUnchanged(api: KubeApi, namespace: string, n
   });
 }
 
+/** The router Secret of a Service, or undefined when there is none. */
+export async function readRouterSecret(api: KubeApi, namespace: string, service: string): Promise<V1Secret | undefined> {
+  const name = secretName(service);
+  try {
+    return await api.core.readNamespacedSecret({ namespace, name });
+  } catch (err) {
+    if (apiStatus(err) === 404) return undefined;
+    throw fromApiError(err, { verb: 'get', resource: 'secrets', namespace, name });
+  }
+}
+
+/** What a router Secret that is there says, to a developer who joins. */
+export function joinedSecret(namespace: string, s: V1Secret): KeysResult {
+  const keys = keysFromSecret(s);
+  const routerPod = s.metadata?.annotations?.[ANNOTATIONS.routerPod];
+  if (!keys || !routerPod) throw ktError('KT_ERR_BAD_STATE', { what: `secret ${namespace}/${s.metadata?.name ?? ''}`, value: Object.keys(s.data ?? {}).join(',') });
+  const createdAt = s.metadata?.creationTimestamp ? new Date(s.metadata.creationTimestamp).getTime() : undefined;
+  return { created: false, keys, routerPod, ...(s.metadata?.resourceVersion ? { resourceVersion: s.metadata.resourceVersion } : {}), ...(createdAt !== undefined && Number.isFinite(createdAt) ? { createdAt } : {}) };
+}
+
 /**
  * Creates the router Secret with fresh keys, or reads the one there is. The
  * Secret is the lock of a takeover: whoever creates it sets the router up;
- * everyone else joins.
+ * everyone else joins. `firstRead`: the read to start from, when it was
+ * asked already (readRouterSecret).
  */
-export async function ensureRouterSecret(api: KubeApi, namespace: string, service: string, newRouterPod: string): Promise<KeysResult> {
+export async function ensureRouterSecret(api: KubeApi, namespace: string, service: string, newRouterPod: string, firstRead?: Promise<V1Secret | undefined>): Promise<KeysResult> {
   const { core } = api;
   const name = secretName(service);
-  const read = async (): Promise<V1Secret | undefined> => {
-    try {
-      return await core.readNamespacedSecret({ namespace, name });
-    } catch (err) {
-      if (apiStatus(err) === 404) return undefined;
-      throw fromApiError(err, { verb: 'get', resource: 'secrets', namespace, name });
-    }
-  };
-  const joined = (s: V1Secret): KeysResult => {
-    const keys = keysFromSecret(s);
-    const routerPod = s.metadata?.annotations?.[ANNOTATIONS.routerPod];
-    if (!keys || !routerPod) throw ktError('KT_ERR_BAD_STATE', { what: `secret ${namespace}/${name}`, value: Object.keys(s.data ?? {}).join(',') });
-    const createdAt = s.metadata?.creationTimestamp ? new Date(s.metadata.creationTimestamp).getTime() : undefined;
-    return { created: false, keys, routerPod, ...(s.metadata?.resourceVersion ? { resourceVersion: s.metadata.resourceVersion } : {}), ...(createdAt !== undefined && Number.isFinite(createdAt) ? { createdAt } : {}) };
-  };
-  const existing = await read();
+  const read = (): Promise<V1Secret | undefined> => readRouterSecret(api, namespace, service);
+  const joined = (s: V1Secret): KeysResult => joinedSecret(namespace, s);
+  const existing = await (firstRead ?? read());
   if (existing) return joined(existing);
   const keys = { client: makeSessionKey('kubectl-kt router client'), host: makeSessionKey('kubectl-kt router host') };
   try {
@@ -176,15 +184,21 @@ export async function ensureOriginService(api: KubeApi, body: V1Service): Promis
  * Points the Service at the router (idempotent): if the selector already is
  * the router's, nothing happens. A concurrent change makes the `test` fail;
  * then it reads again and decides again. Returns the selector now kept as
- * the original (undefined when there was nothing to do).
+ * the original (undefined when there was nothing to do). `known`: the
+ * Service as read a moment ago; when it does not select the router yet, the
+ * first patch is tried on it without reading again (its resourceVersion is
+ * in the patch's `test`, so a stale one only costs that read after all).
+ * "Already the router's" is never taken from it: that is read afresh.
  */
-export async function switchSelector(api: KubeApi, namespace: string, service: string): Promise<Record<string, string> | null | undefined> {
+export async function switchSelector(api: KubeApi, namespace: string, service: string, known?: V1Service): Promise<Record<string, string> | null | undefined> {
   const { core } = api;
+  let given = known && !sameLabels(known.spec?.selector ?? null, routerSelector(service)) && known.metadata?.resourceVersion ? known : undefined;
   for (let attempt = 0; ; attempt++) {
-    const svc = await core.readNamespacedService({ namespace, name: service }).catch((err: unknown) => {
+    const svc = given ?? await core.readNamespacedService({ namespace, name: service }).catch((err: unknown) => {
       if (apiStatus(err) === 404) throw ktError('KT_ERR_NO_SUCH_WORKLOAD', { kind: 'service', name: service, namespace });
       throw fromApiError(err, { verb: 'get', resource: 'services', namespace, name: service });
     });
+    given = undefined;
     const current = svc.spec?.selector ?? null;
     const hasSaved = svc.metadata?.annotations?.[ANNOTATIONS.originalSelector] !== undefined;
     if (sameLabels(current, routerSelector(service)) && hasSaved) return undefined;

@@ -19,6 +19,7 @@ import { describePorts, exposeNote, hasNamedTargetPort, routeForExpose } from '.
 import { parsePositiveSeconds, type BaggageMember, type HeaderMatch, type PortMapping, type WorkloadRef } from '../values.ts';
 import { progressPrinter } from './progress.ts';
 import type { Progress } from './proxy-session.ts';
+import { peekRouter } from './router-provision.ts';
 import { ServiceTakeover } from './takeover-session.ts';
 
 export interface TakeoverRunOptions {
@@ -233,6 +234,8 @@ export async function runTakeover(o: TakeoverRunOptions, deps: Deps): Promise<Ta
   const { namespace } = await deps.kube();
   const api = await deps.api();
   const progress = progressPrinter(deps.err, deps.clock.now);
+  // A named Service: its router's Secret and pod are read while the Service is (a joiner's claim then waits for nothing).
+  const peek = o.target.kind !== 'deployment' ? peekRouter(api, namespace, o.target.name) : undefined;
   const resolved = await resolveTarget(api, namespace, o.target);
   const active = await planRoutes(api, namespace, resolved, o.expose, progress);
   const envFile = o.envFile ? await writeEnvFile(api, namespace, active[0], o.envFile, progress) : undefined;
@@ -248,14 +251,17 @@ export async function runTakeover(o: TakeoverRunOptions, deps: Deps): Promise<Ta
       const t = new ServiceTakeover({
         api, namespace, service: p.svc, image: o.image, kind: o.kind, progress, debug: deps.debug, signal: deps.signal,
         ...(countWindowSeconds ? { countWindowSeconds } : {}),
+        ...(peek && p.name === o.target.name ? { peek } : {}),
       });
       takeovers.push(t);
-      await t.start();
-      if (o.kind === 'mesh' && !meshHeaders) meshHeaders = [generatedHeader(t.session.owner.split('@')[0])];
-      if (meshHeaders) t.rulesText = meshHeaders.map(describeRule).join(' and ');
-      const done = progress.step(`registering ${o.kind} route${p.routes.length > 1 ? 's' : ''} on ${namespace}/${t.router}`);
-      await t.addRoutes(p.routes.map((r) => ({ ...r, ...(meshHeaders ? { headers: meshHeaders } : {}) })));
-      done();
+      // The routes go on the router as soon as the tunnel is up, before the Service points at it.
+      await t.start(async () => {
+        if (o.kind === 'mesh' && !meshHeaders) meshHeaders = [generatedHeader(t.session.owner.split('@')[0])];
+        if (meshHeaders) t.rulesText = meshHeaders.map(describeRule).join(' and ');
+        const done = progress.step(`registering ${o.kind} route${p.routes.length > 1 ? 's' : ''} on ${namespace}/${t.router}`);
+        await t.addRoutes(p.routes.map((r) => ({ ...r, ...(meshHeaders ? { headers: meshHeaders } : {}) })));
+        done();
+      });
     }
     if (o.mode === 'scale') scaled = await scaleDown(api, namespace, resolved, active[0], progress);
     const routedMs = deps.clock.now() - t0;

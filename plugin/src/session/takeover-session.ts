@@ -11,7 +11,7 @@
 // KT_ERR_ROUTER_GONE (ARCHITECTURE.md rule 1: the Service must not point at
 // nothing; running the command again builds a new router) — unless this
 // session was away (asleep) and is taken over again as a new one would.
-import type { V1Service } from '@kubernetes/client-node';
+import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import { PORTS } from '../../../contract/protocol.ts';
 import { ktError, toKtError, type KtError } from '../errors.ts';
 import type { KubeApi } from '../kube/api.ts';
@@ -19,7 +19,7 @@ import { routerOwnPortsOf } from '../kube/router-pod.ts';
 import { restoreSelectorOnly, switchSelector } from '../kube/takeover-apply.ts';
 import { originalSelectorOf } from '../kube/takeover-plan.ts';
 import { ProxySession, type Progress } from './proxy-session.ts';
-import { claimRouter, createRouter, routerReady, type RouterContext } from './router-provision.ts';
+import { claimRouter, createRouter, routerReady, type Claim, type RouterContext, type RouterPeek } from './router-provision.ts';
 import { routerAnswer } from './router-answer.ts';
 import type { RouterAnswer } from './route-traffic.ts';
 import { guardService, waitEndpoints } from './service-guard.ts';
@@ -46,6 +46,8 @@ export interface TakeoverOptions {
   signal: AbortSignal;
   /** A new router's count window in seconds (KT_COUNT_WINDOW_SECONDS; default the router's 60). */
   countWindowSeconds?: number;
+  /** The claim's first reads, asked early (router-provision.ts peekRouter); used by the first set-up only. */
+  peek?: RouterPeek;
 }
 
 export class ServiceTakeover implements RouteHost {
@@ -78,9 +80,11 @@ export class ServiceTakeover implements RouteHost {
   private closed: Promise<void> | undefined;
   private failure: ((e: KtError) => void) | undefined;
   private readonly opts: TakeoverOptions;
+  private peek: RouterPeek | undefined;
 
   constructor(opts: TakeoverOptions) {
     this.opts = opts;
+    this.peek = opts.peek;
     this.name = opts.service.metadata?.name ?? '';
     this.namespace = opts.namespace;
     this.api = opts.api;
@@ -115,11 +119,13 @@ export class ServiceTakeover implements RouteHost {
 
   /**
    * Sets the router up or joins it, then points the Service at it. On
-   * failure, what this call created is removed again.
+   * failure, what this call created is removed again. `routed` runs once the
+   * tunnel is up, before the Service is pointed at the router: the command
+   * registers its routes there, so they are in place before any traffic is.
    */
-  async start(): Promise<void> {
+  async start(routed?: () => Promise<void>): Promise<void> {
     try {
-      await this.setUp(this.opts.service);
+      await this.setUp(this.opts.service, routed);
     } catch (err) {
       const e = toKtError(err);
       await this.close().catch((ce: unknown) => this.opts.debug(`cleanup after failed start: ${(ce as Error).message}`));
@@ -128,31 +134,64 @@ export class ServiceTakeover implements RouteHost {
   }
 
   /** start() without the clean-up: also what takes the Service over again after the router went while this laptop was away. */
-  private async setUp(svc: V1Service): Promise<void> {
+  private async setUp(svc: V1Service, routed?: () => Promise<void>): Promise<void> {
     const c = this.context;
     const { api, namespace, progress } = c;
     const original = originalSelectorOf(svc);
-    const claim = await claimRouter(c);
+    const peek = this.peek;
+    this.peek = undefined;
+    const claim = await claimRouter(c, peek);
     const { secret } = claim;
     this.router = secret.routerPod;
     this.reused = !secret.created;
     this.created = secret.created;
     const session = this.newSession(secret.keys);
     if (secret.created) await createRouter(c, svc, original, secret, session);
-    const routerPod = await routerReady(c, claim);
-    // Its own ports were chosen clear of the ports it serves when it was made: read them off the pod.
-    const own = routerOwnPortsOf(routerPod);
-    session.sshPort = own.ssh;
-    this.healthPort = own.health;
-    await session.start();
-    this.tunnelUp = true;
+    const routerPod = await this.readyAndRouted(c, claim, session, routed);
     const done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
-    const replaced = await switchSelector(api, namespace, this.name);
+    const replaced = await switchSelector(api, namespace, this.name, svc);
     done(replaced === undefined ? 'already' : `was ${JSON.stringify(replaced)}`);
     this.routerIp = routerPod.status?.podIP;
     // Already the router's (a developer joining): whoever switched it waited for the Endpoints.
     if (replaced !== undefined) await waitEndpoints(c, this.routerIp, 'only', this.opts.signal);
     this.stopWatches.push(...await guardService(c, this));
+  }
+
+  /**
+   * Waits until the router pod is Ready, and meanwhile, from the moment its
+   * container runs, opens the tunnel and runs `routed`: the readiness probe
+   * gates only the selector switch that follows (ARCHITECTURE.md rule 1),
+   * not this session's own connection. Fails with whichever fails first.
+   */
+  private async readyAndRouted(c: RouterContext, claim: Claim, session: ProxySession, routed?: () => Promise<void>): Promise<V1Pod> {
+    let opening: Promise<void> | undefined;
+    let openFailed!: (err: unknown) => void;
+    const failed = new Promise<never>((_resolve, reject) => {
+      openFailed = reject;
+    });
+    failed.catch(() => undefined);
+    const open = (pod: V1Pod): Promise<void> => {
+      opening ??= (async () => {
+        // Its own ports were chosen clear of the ports it serves when it was made: read them off the pod.
+        const own = routerOwnPortsOf(pod);
+        session.sshPort = own.ssh;
+        this.healthPort = own.health;
+        await session.start();
+        this.tunnelUp = true;
+        await routed?.();
+      })();
+      opening.catch(openFailed);
+      return opening;
+    };
+    // Given up (the tunnel or the routes failed first): the watch for Ready ends too.
+    const stop = new AbortController();
+    try {
+      const pod = await Promise.race([routerReady({ ...c, signal: AbortSignal.any([c.signal, stop.signal]) }, claim, open), failed]);
+      await open(pod);
+      return pod;
+    } finally {
+      stop.abort();
+    }
   }
 
   /** The session's tunnel to the router pod (made elsewhere: attached, not created). */

@@ -37,6 +37,12 @@ export interface SshServerOptions {
   host?: string;
   /** 0 picks a free port. */
   port: number;
+  /**
+   * A server already listening on host:port, bound before this module
+   * loaded (proxy-image/src/main.ts): handOver gives the sockets it holds,
+   * and every next one, to this server.
+   */
+  listener?: EarlyListener;
   /** OpenSSH public key lines allowed to log in as SSH_USER. */
   authorizedKeys: readonly string[];
   /** Host private key; a fresh ed25519 key when absent. */
@@ -61,6 +67,12 @@ export interface SshServerOptions {
    */
   requests?: ReadonlyMap<string, RequestHandler>;
   debug?: (msg: string) => void;
+}
+
+/** A bound listener that holds its connections until they are handed over. */
+export interface EarlyListener {
+  server: net.Server;
+  handOver(serve: (sock: net.Socket) => void): void;
 }
 
 export interface SshServer {
@@ -124,8 +136,10 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     seq: 0,
   };
   ssh.on('connection', (conn: Connection, info) => serveConnection(state, conn, info));
-  const tcp = net.createServer({ noDelay: true }, (sock) => acceptSocket(state, sock, (s) => ssh.injectSocket(s)));
-  await listen(tcp, host, opts.port);
+  const serve = (sock: net.Socket): void => acceptSocket(state, sock, (s) => ssh.injectSocket(s));
+  const tcp = opts.listener?.server ?? net.createServer({ noDelay: true }, serve);
+  if (opts.listener) opts.listener.handOver(serve);
+  else await listen(tcp, host, opts.port);
   tcp.on('error', (err) => log(`ssh listener error: ${err.message}`));
   const port = (tcp.address() as net.AddressInfo).port;
   baseLog(`ssh listening on ${host}:${port}`);
