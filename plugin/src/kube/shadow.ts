@@ -114,8 +114,10 @@ export function proxyPodOf(s: ProxyPodSpec, o: PodSettings): PodManifest {
           env,
           ...(s.ports ? { ports: s.ports } : {}),
           ...(o.readinessProbe ? { readinessProbe: o.readinessProbe } : {}),
-          // Measured (test/e2e/router-hostile.test.ts): 62-67 MB idle, at most
-          // 131 MB under the floods there; the router refuses new connections
+          // Measured: 54-56 MiB idle and 75 MiB at 1,000 requests/s
+          // (test/bench/memory.bench.ts), so the request; at most 131 MB under
+          // the floods of test/e2e/router-hostile.test.ts, so the limit with
+          // room to spare; the router refuses new connections
           // above 80 % of the limit (proxy-image/src/router/pressure.ts, which
           // reads this limit from the cgroup), so it is refused before it is killed.
           resources: {
