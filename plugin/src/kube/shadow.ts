@@ -115,9 +115,9 @@ export function proxyPodOf(s: ProxyPodSpec, o: PodSettings): PodManifest {
           ...(s.ports ? { ports: s.ports } : {}),
           ...(o.readinessProbe ? { readinessProbe: o.readinessProbe } : {}),
           // Measured: 54-56 MiB idle and 75 MiB at 1,000 requests/s
-          // (test/bench/memory.bench.ts), so the request; at most 131 MB under
-          // the floods of test/e2e/router-hostile.test.ts, so the limit with
-          // room to spare; the router refuses new connections
+          // (test/bench/memory.bench.ts), under the 96 Mi request; at most
+          // 131 MB under the floods of test/e2e/router-hostile.test.ts, well
+          // under the limit; the router refuses new connections
           // above 80 % of the limit (proxy-image/src/router/pressure.ts, which
           // reads this limit from the cgroup), so it is refused before it is killed.
           resources: {
