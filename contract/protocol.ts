@@ -54,10 +54,18 @@ export const ANNOTATIONS = {
   routes: `${DOMAIN}/routes`,
   /** On a router's Secret: the name of the router pod it belongs to (joining sessions wait for it). */
   routerPod: `${DOMAIN}/router-pod`,
+  /**
+   * On a taken-over Service that did not publish not-ready addresses: "false",
+   * the value to put back. While a router holds it the Service publishes them,
+   * so the router pod stays its endpoint while its router container restarts
+   * and the standby serves (proxy-image/src/router/standby.ts).
+   */
+  originalPublishNotReady: `${DOMAIN}/original-publish-not-ready`,
 } as const;
 
-export type Role = 'shadow' | 'router';
-export const ROLES: readonly Role[] = ['shadow', 'router'];
+/** What a proxy process is: a pod's role, or the router pod's second container (`standby`). */
+export type Role = 'shadow' | 'router' | 'standby';
+export const ROLES: readonly Role[] = ['shadow', 'router', 'standby'];
 
 export const PORTS = {
   /** SSH server, on the pod's loopback only (reached via pods/portforward). */
@@ -130,7 +138,16 @@ export const ROUTER_ENV = {
   drainQuietMs: 'KT_ROUTER_DRAIN_QUIET_MS',
   /** After SIGTERM, exit at the latest after this many ms: inside the pod's grace period. */
   drainMaxMs: 'KT_ROUTER_DRAIN_MAX_MS',
+  /**
+   * The abstract unix socket (in the pod's network namespace) where the
+   * router pod's standby container waits for the router (proxy-image/src/router/standby.ts).
+   * Unset: no standby (a router started alone, as in the unit tests).
+   */
+  standby: 'KT_ROUTER_STANDBY',
 } as const;
+
+/** The standby's socket name in every router pod (one router per pod, one pod network namespace each). */
+export const STANDBY_SOCKET = 'kt-router-standby';
 
 /** The plugin's environment variable a new router's count window comes from (documented in the README; tests set it). */
 export const COUNT_WINDOW_ENV = 'KT_COUNT_WINDOW_SECONDS';

@@ -2,7 +2,7 @@
 // place in the proxy that exits. Every event is one line on stderr, which is
 // what `kubectl logs` shows for the pod.
 import { DEFAULT_IDLE_EXIT_SECONDS, ENV, PORTS, ROLES, ROUTER_ENV, VERSION } from '../../contract/protocol.ts';
-import type { Role } from '../../contract/protocol.ts';
+import type { Role, RouterPort } from '../../contract/protocol.ts';
 import { bindEarly } from './early-listen.ts';
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
@@ -60,19 +60,26 @@ async function shadow(): Promise<Closable[]> {
   return closables;
 }
 
-async function router(): Promise<Closable[]> {
-  const { splitKeyLines } = await import('./ssh/index.ts');
-  const keys = splitKeyLines(env[ENV.authorizedKeys]).filter((l) => l.trim() !== '');
-  if (keys.length === 0) fail(`${ENV.authorizedKeys} is empty: nobody could register a route`);
+/** What the router and its standby both read: the origin, the ports, how a drain ends. */
+async function routerBasics(who: string): Promise<{ origin: string; ports: RouterPort[]; drain: { quietMs: number; maxMs: number } }> {
   const origin = env[ROUTER_ENV.origin];
-  if (!origin) fail(`${ROUTER_ENV.origin} is empty: the router needs the origin Service to fall back to`);
-  const { DRAIN_DEFAULTS, parseRouterPorts, startRouter } = await import('./router/index.ts');
-  let ports;
+  if (!origin) fail(`${ROUTER_ENV.origin} is empty: the ${who} needs the origin Service to send requests to`);
+  const [{ parseRouterPorts }, { DRAIN_DEFAULTS }] = await Promise.all([import('./router/env.ts'), import('./router/drain.ts')]);
+  let ports: RouterPort[];
   try {
     ports = parseRouterPorts(env[ROUTER_ENV.ports]);
   } catch (err) {
     fail((err as Error).message);
   }
+  return { origin, ports, drain: { quietMs: intEnv(ROUTER_ENV.drainQuietMs, DRAIN_DEFAULTS.quietMs), maxMs: intEnv(ROUTER_ENV.drainMaxMs, DRAIN_DEFAULTS.maxMs) } };
+}
+
+async function router(): Promise<Closable[]> {
+  const { splitKeyLines } = await import('./ssh/index.ts');
+  const keys = splitKeyLines(env[ENV.authorizedKeys]).filter((l) => l.trim() !== '');
+  if (keys.length === 0) fail(`${ENV.authorizedKeys} is empty: nobody could register a route`);
+  const { origin, ports, drain } = await routerBasics('router');
+  const { startRouter } = await import('./router/index.ts');
   // No idle exit: the Service points at the router, which must never leave by itself.
   const r = await startRouter({
     ports,
@@ -81,11 +88,24 @@ async function router(): Promise<Closable[]> {
     health: { port: intEnv(ROUTER_ENV.healthPort, PORTS.routerHealth) },
     countWindowMs: intEnv(ROUTER_ENV.countWindow, 60) * 1000,
     ...(env[ROUTER_ENV.memoryLimitMb] ? { memoryLimitBytes: intEnv(ROUTER_ENV.memoryLimitMb, 0) * 2 ** 20 } : {}),
-    drain: { quietMs: intEnv(ROUTER_ENV.drainQuietMs, DRAIN_DEFAULTS.quietMs), maxMs: intEnv(ROUTER_ENV.drainMaxMs, DRAIN_DEFAULTS.maxMs) },
+    drain,
+    ...(env[ROUTER_ENV.standby] ? { standby: env[ROUTER_ENV.standby] } : {}),
     log,
   });
   log(`kt-proxy ${VERSION} router: ssh on 127.0.0.1:${r.sshPort}, health on :${r.healthPort}, ports ${ports.map((p) => `${p.servicePort}→${r.listenPort(p.servicePort)}`).join(', ')}, origin ${origin}`);
   return [r];
+}
+
+/** The router pod's second container: serves the Service ports while the router's process is down (router/standby.ts). */
+async function standby(): Promise<Closable[]> {
+  const socket = env[ROUTER_ENV.standby];
+  if (!socket) fail(`${ROUTER_ENV.standby} is empty: the standby needs the socket the router links to`);
+  const { origin, ports, drain } = await routerBasics('standby');
+  // Not router/index.ts: the standby never loads the SSH server.
+  const { startStandby } = await import('./router/standby.ts');
+  const s = await startStandby({ ports, originHost: origin, socket, drain, log });
+  log(`kt-proxy ${VERSION} standby: waiting for the router on @${socket}; ports ${ports.map((p) => p.listenPort).join(', ')}, origin ${origin}`);
+  return [s];
 }
 
 let running: Closable[] = [];
@@ -116,6 +136,9 @@ async function main(): Promise<void> {
         break;
       case 'router':
         running = await router();
+        break;
+      case 'standby':
+        running = await standby();
         break;
     }
   } catch (err) {

@@ -2,7 +2,7 @@
 // the image (dist/kt-proxy.cjs) under the heap cap the pods set, against a
 // bare node process of the same executable measured in the same run. The
 // shadow and the router idle, each also with a laptop's SSH session
-// connected; the router under 1,000 requests/s of HTTP/1.1 with a mesh
+// connected; the router pod's standby (a second container) idle; the router under 1,000 requests/s of HTTP/1.1 with a mesh
 // route registered, against its goal (90 MiB). Resident memory counts the
 // pages of the node executable the process has touched, and how many a
 // touch maps depends on how the file came into the page cache (a cold read
@@ -13,7 +13,8 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENV, PROTOCOL_VERSION } from '../../contract/protocol.ts';
+import { ENV, PROTOCOL_VERSION, ROUTER_ENV } from '../../contract/protocol.ts';
+import { STANDBY_HEAP_MB } from '../../plugin/src/kube/router-pod.ts';
 import { PROXY_HEAP_MB } from '../../plugin/src/kube/shadow.ts';
 import { makeSessionKey, openTunnel, requestRoute } from '../../plugin/src/tunnel/index.ts';
 import type { Tunnel } from '../../plugin/src/tunnel/index.ts';
@@ -82,6 +83,15 @@ export async function run(): Promise<BenchRow[]> {
     procs.push(router);
     const pid = router.child.pid as number;
     const routerIdle = await idle(pid);
+    // The router pod's second container, alone: it serves the port itself (nobody links), everything to the origin.
+    const standby = await start([`--max-old-space-size=${STANDBY_HEAP_MB}`, PROXY], {
+      [ENV.role]: 'standby',
+      [ROUTER_ENV.ports]: JSON.stringify([{ servicePort: 80, listenPort: 0, originPort: Number(origin.match[1]) }]),
+      [ROUTER_ENV.origin]: '127.0.0.1',
+      [ROUTER_ENV.standby]: `kt-bench-standby-${process.pid}`,
+    }, /standby: serving every request/);
+    procs.push(standby);
+    const standbyIdle = await idle(standby.child.pid as number);
     const tunnel = await openTunnel({ stream: net.connect(router.sshPort, '127.0.0.1'), privateKey: key.privateKey });
     tunnels.push(tunnel);
     await requestRoute(
@@ -104,6 +114,7 @@ export async function run(): Promise<BenchRow[]> {
       { name: 'memory: shadow proxy idle', value: shadowIdle.rss, unit: 'MiB', reference: ref, refValue: bareMem.rss, note: `goal ≤ 1.25×; ${anonNote(shadowIdle, bareMem)}` },
       { name: 'memory: shadow proxy, a laptop connected', value: shadowConnected.rss, unit: 'MiB', reference: ref, refValue: bareMem.rss, note: anonNote(shadowConnected, bareMem) },
       { name: 'memory: router idle', value: routerIdle.rss, unit: 'MiB', reference: ref, refValue: bareMem.rss, note: `goal ≤ 1.25×; ${anonNote(routerIdle, bareMem)}` },
+      { name: 'memory: router pod\'s standby, idle', value: standbyIdle.rss, unit: 'MiB', reference: ref, refValue: bareMem.rss, note: `its container requests 64 Mi; ${anonNote(standbyIdle, bareMem)}` },
       { name: 'memory: router, a mesh session connected', value: routerConnected.rss, unit: 'MiB', reference: ref, refValue: bareMem.rss, note: anonNote(routerConnected, bareMem) },
       {
         name: `memory: router peak at ${LOAD_RATE.toLocaleString('en')} req/s (HTTP/1.1)`,

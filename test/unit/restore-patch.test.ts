@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ANNOTATIONS } from '../../contract/protocol.ts';
-import { pointer, restorePatch } from '../../plugin/src/kube/restore.ts';
+import { pointer, publishNotReadyIsOurs, restorePatch } from '../../plugin/src/kube/restore.ts';
+import { heldByRouter, takeoverPatch } from '../../plugin/src/kube/takeover-plan.ts';
 
 const ANN = `/metadata/annotations/${ANNOTATIONS.originalSelector.replaceAll('/', '~1')}`;
 
@@ -30,7 +31,7 @@ test('pointer escapes ~ before / (RFC 6901 §4: ~1 must not turn into ~01)', () 
   assert.equal(pointer('~1'), '~01');
 });
 
-/** RFC 6902 test, replace and remove on a plain object: enough to run restorePatch as the API server would. */
+/** RFC 6902 test, add, replace and remove on a plain object: enough to run these patches as the API server would. */
 function applyJsonPatch(doc: unknown, ops: object[]): unknown {
   const out = structuredClone(doc) as Record<string, unknown>;
   for (const op of ops as { op: string; path: string; value?: unknown }[]) {
@@ -40,6 +41,8 @@ function applyJsonPatch(doc: unknown, ops: object[]): unknown {
     for (const s of segs) parent = parent[s] as Record<string, unknown>;
     if (op.op === 'test') {
       if (JSON.stringify(parent?.[last]) !== JSON.stringify(op.value)) throw new Error(`test failed at ${op.path}`);
+    } else if (op.op === 'add') {
+      parent[last] = op.value;
     } else if (op.op === 'replace') {
       if (!(last in parent)) throw new Error(`replace of missing ${op.path}`);
       parent[last] = op.value;
@@ -76,4 +79,28 @@ test('restorePatch fails as a whole when someone took the Service over again sin
   const patch = restorePatch({ app: 'web' });
   assert.throws(() => applyJsonPatch(takenOver('{"app":"web-v2"}'), patch), /test failed/);
   assert.throws(() => applyJsonPatch({ metadata: { name: 'web', annotations: {} }, spec: { selector: { app: 'web' } } }, patch), /test failed/, 'already restored: nothing to do');
+});
+
+test('takeover then restore: the Service publishes not-ready addresses while held, and is exactly as before after', () => {
+  const before = { metadata: { name: 'web', resourceVersion: '7', annotations: { team: 'shop' } }, spec: { selector: { app: 'web' }, ports: [{ port: 80 }] } };
+  const held = applyJsonPatch(before, takeoverPatch({ resourceVersion: '7', hasAnnotations: true, original: { app: 'web' } }, 'web')) as never;
+  assert.equal(heldByRouter(held, 'web'), true);
+  assert.equal(publishNotReadyIsOurs(held), true);
+  const back = applyJsonPatch(held, restorePatch({ app: 'web' }, true)) as { metadata: object; spec: { publishNotReadyAddresses?: boolean } };
+  // The API server drops a false publishNotReadyAddresses (omitempty): what it stores is the Service before.
+  assert.equal(back.spec.publishNotReadyAddresses, false);
+  delete back.spec.publishNotReadyAddresses;
+  assert.deepEqual(back, before);
+});
+
+test('takeover of a Service that publishes not-ready addresses itself: left as it is, and restore leaves it so', () => {
+  const own = { metadata: { name: 'web', resourceVersion: '3', annotations: {} }, spec: { selector: { app: 'web' }, publishNotReadyAddresses: true } };
+  const held = applyJsonPatch(own, takeoverPatch({ resourceVersion: '3', hasAnnotations: true, original: { app: 'web' }, publishNotReady: true }, 'web'));
+  assert.equal(publishNotReadyIsOurs(held as never), false);
+  assert.equal(heldByRouter(held as never, 'web'), true);
+  assert.deepEqual(applyJsonPatch(held, restorePatch({ app: 'web' }, false)), own);
+  // Held again after someone turned it off: our annotation is written once, never over the first one.
+  const patch = takeoverPatch({ resourceVersion: '4', hasAnnotations: true, original: { app: 'web' }, publishNotReady: false, savedPublishNotReady: true }, 'web');
+  assert.equal(patch.filter((o) => JSON.stringify(o).includes('original-publish-not-ready')).length, 0);
+  assert.ok(patch.some((o) => JSON.stringify(o) === '{"op":"add","path":"/spec/publishNotReadyAddresses","value":true}'));
 });

@@ -30,9 +30,10 @@ function fakeApi(live: V1Service): { api: KubeApi; calls: string[] } {
   return { api: { core, jsonPatch: () => ({}) } as unknown as KubeApi, calls };
 }
 
+/** A Service; with `saved`, as a takeover leaves it (our annotation, and publishing not-ready addresses). */
 const svc = (resourceVersion: string, selector: Record<string, string>, saved?: string): V1Service => ({
   metadata: { name: 'web', namespace: 'shop', resourceVersion, annotations: saved ? { [ANNOTATIONS.originalSelector]: saved } : {} },
-  spec: { selector },
+  spec: { selector, ...(saved ? { publishNotReadyAddresses: true } : {}) },
 });
 
 test('switchSelector: a Service read a moment ago is patched without reading it again', async () => {
@@ -59,4 +60,12 @@ test('switchSelector: "already the router\'s" is read afresh, never taken from t
   const already = fakeApi(svc('8', routerSelector('web'), saved));
   assert.equal(await switchSelector(already.api, 'shop', 'web', svc('8', routerSelector('web'), saved)), undefined);
   assert.deepEqual(already.calls, ['read']);
+});
+
+test('switchSelector: a held Service that no longer publishes not-ready addresses (a redeploy reset it) is taken over again', async () => {
+  const saved = JSON.stringify({ app: 'web' });
+  const reset: V1Service = { ...svc('8', routerSelector('web'), saved), spec: { selector: routerSelector('web') } };
+  const { api, calls } = fakeApi(reset);
+  assert.deepEqual(await switchSelector(api, 'shop', 'web'), { app: 'web' }, 'the saved original stands');
+  assert.deepEqual(calls, ['read', 'patch']);
 });

@@ -87,15 +87,17 @@ test('origin Service: same ports (targetPorts included), the original selector, 
   assert.equal(o.spec?.clusterIP, undefined);
 });
 
-test('takeover patch: tests resourceVersion, keeps the original selector in the annotation, creates annotations when absent', () => {
+test('takeover patch: tests resourceVersion, keeps the original selector in the annotation, creates annotations when absent, publishes not-ready addresses', () => {
   const p = takeoverPatch({ resourceVersion: '42', hasAnnotations: false, original: { app: 'web' } }, 'web');
   assert.deepEqual(p, [
     { op: 'test', path: '/metadata/resourceVersion', value: '42' },
     { op: 'add', path: '/metadata/annotations', value: {} },
     { op: 'add', path: '/metadata/annotations/kt.dev~1original-selector', value: '{"app":"web"}' },
+    { op: 'add', path: '/metadata/annotations/kt.dev~1original-publish-not-ready', value: 'false' },
+    { op: 'add', path: '/spec/publishNotReadyAddresses', value: true },
     { op: 'add', path: '/spec/selector', value: routerSelector('web') },
   ]);
-  assert.equal(takeoverPatch({ resourceVersion: '1', hasAnnotations: true, original: null }, 'web').length, 3);
+  assert.equal(takeoverPatch({ resourceVersion: '1', hasAnnotations: true, original: null, publishNotReady: true }, 'web').length, 3);
 });
 
 test('new original selector: a merge onto the router selector leaves the user part; a full overwrite is the new original', () => {

@@ -20,13 +20,26 @@ export function pointer(segment: string): string {
   return segment.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
-/** The JSON patch that puts the original selector back and drops our annotation. */
-export function restorePatch(originalSelector: Record<string, string> | null): object[] {
+/**
+ * The JSON patch that puts the original selector back and drops our
+ * annotation; and, when the takeover made the Service publish not-ready
+ * addresses (`publishNotReady`: our annotation is there), puts "false" back.
+ */
+export function restorePatch(originalSelector: Record<string, string> | null, publishNotReady = false): object[] {
   return [
     { op: 'test', path: `/metadata/annotations/${pointer(ANNOTATIONS.originalSelector)}`, value: originalSelector === null ? 'null' : JSON.stringify(originalSelector) },
     originalSelector === null ? { op: 'remove', path: '/spec/selector' } : { op: 'replace', path: '/spec/selector', value: originalSelector },
     { op: 'remove', path: `/metadata/annotations/${pointer(ANNOTATIONS.originalSelector)}` },
+    ...(publishNotReady ? [
+      { op: 'add', path: '/spec/publishNotReadyAddresses', value: false },
+      { op: 'remove', path: `/metadata/annotations/${pointer(ANNOTATIONS.originalPublishNotReady)}` },
+    ] : []),
   ];
+}
+
+/** Whether a taken-over Service's publishNotReadyAddresses is ours to put back (restorePatch). */
+export function publishNotReadyIsOurs(svc: { metadata?: { annotations?: Record<string, string> } }): boolean {
+  return svc.metadata?.annotations?.[ANNOTATIONS.originalPublishNotReady] !== undefined;
 }
 
 export interface RestoreResult {
@@ -70,7 +83,7 @@ export async function restoreService(
     actions.push(`restore the selector of service ${namespace}/${name} to ${JSON.stringify(original)}`);
     if (!opts.dryRun) {
       try {
-        await core.patchNamespacedService({ namespace, name, body: restorePatch(original) }, api.jsonPatch());
+        await core.patchNamespacedService({ namespace, name, body: restorePatch(original, publishNotReadyIsOurs(svc)) }, api.jsonPatch());
       } catch (err) {
         throw fromApiError(err, { verb: 'patch', resource: 'services', namespace, name });
       }

@@ -42,7 +42,17 @@ export interface PodSettings {
   sshPort?: number;
   /** Default 5; a router takes longer, since it drains (proxy-image/src/router/drain.ts). */
   terminationGracePeriodSeconds?: number;
+  /** Containers after the proxy's (a router's standby: kube/router-pod.ts). */
+  moreContainers?: Record<string, unknown>[];
 }
+
+/** Every proxy container's securityContext: what Pod Security "restricted" asks, and a read-only root filesystem. */
+export const PROXY_CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ['ALL'] },
+} as const;
 
 /** The sysctl that lets a non-root process bind ports below 1024 in its own network namespace. */
 export const LOW_PORTS_SYSCTL = { name: 'net.ipv4.ip_unprivileged_port_start', value: '0' } as const;
@@ -124,13 +134,9 @@ export function proxyPodOf(s: ProxyPodSpec, o: PodSettings): PodManifest {
             requests: { cpu: '50m', memory: '96Mi' },
             limits: { memory: '256Mi' },
           },
-          securityContext: {
-            allowPrivilegeEscalation: false,
-            readOnlyRootFilesystem: true,
-            runAsNonRoot: true,
-            capabilities: { drop: ['ALL'] },
-          },
+          securityContext: PROXY_CONTAINER_SECURITY,
         },
+        ...(o.moreContainers ?? []),
       ],
     },
   };

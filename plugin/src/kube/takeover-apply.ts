@@ -8,9 +8,9 @@ import { apiStatus, fromApiError, ktError, type KtError } from '../errors.ts';
 import type { WorkloadRef } from '../values.ts';
 import { makeSessionKey } from '../tunnel/index.ts';
 import type { KubeApi } from './api.ts';
-import { restorePatch } from './restore.ts';
+import { publishNotReadyIsOurs, restorePatch } from './restore.ts';
 import {
-  keysFromSecret, newOriginal, originalSelectorOf, routerSecret, routerSelector, sameLabels, secretName, selects, takeoverPatch, type RouterSecretKeys,
+  heldByRouter, keysFromSecret, newOriginal, originalSelectorOf, routerSecret, routerSelector, sameLabels, secretName, selects, takeoverPatch, type RouterSecretKeys,
 } from './takeover-plan.ts';
 
 export interface Resolved {
@@ -201,9 +201,15 @@ export async function switchSelector(api: KubeApi, namespace: string, service: s
     given = undefined;
     const current = svc.spec?.selector ?? null;
     const hasSaved = svc.metadata?.annotations?.[ANNOTATIONS.originalSelector] !== undefined;
-    if (sameLabels(current, routerSelector(service)) && hasSaved) return undefined;
+    if (heldByRouter(svc, service) && hasSaved) return undefined;
     const original = newOriginal(current, hasSaved ? originalSelectorOf(svc) : undefined, service);
-    const patch = takeoverPatch({ resourceVersion: svc.metadata?.resourceVersion ?? '', hasAnnotations: svc.metadata?.annotations !== undefined, original }, service);
+    const patch = takeoverPatch({
+      resourceVersion: svc.metadata?.resourceVersion ?? '',
+      hasAnnotations: svc.metadata?.annotations !== undefined,
+      original,
+      publishNotReady: svc.spec?.publishNotReadyAddresses,
+      savedPublishNotReady: publishNotReadyIsOurs(svc),
+    }, service);
     try {
       await core.patchNamespacedService({ namespace, name: service, body: patch }, api.jsonPatch());
       return original;
@@ -222,7 +228,7 @@ export async function restoreSelectorOnly(api: KubeApi, namespace: string, servi
   const svc = await core.readNamespacedService({ namespace, name: service });
   if (svc.metadata?.annotations?.[ANNOTATIONS.originalSelector] === undefined) return false;
   try {
-    await core.patchNamespacedService({ namespace, name: service, body: restorePatch(originalSelectorOf(svc)) }, api.jsonPatch());
+    await core.patchNamespacedService({ namespace, name: service, body: restorePatch(originalSelectorOf(svc), publishNotReadyIsOurs(svc)) }, api.jsonPatch());
     return true;
   } catch (err) {
     if (apiStatus(err) === 409 || apiStatus(err) === 422) return false;

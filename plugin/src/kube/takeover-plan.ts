@@ -155,16 +155,40 @@ export function keysFromSecret(secret: V1Secret): RouterSecretKeys | undefined {
 
 /**
  * The JSON patch that points the Service at the router and keeps the
- * selector it replaces. The `test` on resourceVersion makes it fail rather
- * than overwrite a change made meanwhile (the caller reads again and retries).
+ * selector it replaces. It also makes the Service publish not-ready
+ * addresses, keeping "false" in an annotation to put back when it did not:
+ * while the router's container restarts its pod is not ready, and the
+ * router pod's standby serves meanwhile (proxy-image/src/router/standby.ts)
+ * only if the pod stays the Service's endpoint. The selector moves to the
+ * router only once it is Ready (ARCHITECTURE.md rule 1), so nothing reaches
+ * it earlier. The `test` on resourceVersion makes it fail rather than
+ * overwrite a change made meanwhile (the caller reads again and retries).
  */
-export function takeoverPatch(svc: { resourceVersion: string; hasAnnotations: boolean; original: Record<string, string> | null }, service: string): object[] {
+export function takeoverPatch(svc: {
+  resourceVersion: string;
+  hasAnnotations: boolean;
+  original: Record<string, string> | null;
+  /** The Service's publishNotReadyAddresses now. */
+  publishNotReady?: boolean;
+  /** Our annotation with the value to put back is there already. */
+  savedPublishNotReady?: boolean;
+}, service: string): object[] {
+  const publish = svc.publishNotReady === true ? [] : [
+    ...(svc.savedPublishNotReady ? [] : [{ op: 'add', path: `/metadata/annotations/${pointer(ANNOTATIONS.originalPublishNotReady)}`, value: 'false' }]),
+    { op: 'add', path: '/spec/publishNotReadyAddresses', value: true },
+  ];
   return [
     { op: 'test', path: '/metadata/resourceVersion', value: svc.resourceVersion },
     ...(svc.hasAnnotations ? [] : [{ op: 'add', path: '/metadata/annotations', value: {} }]),
     { op: 'add', path: `/metadata/annotations/${pointer(ANNOTATIONS.originalSelector)}`, value: JSON.stringify(svc.original) },
+    ...publish,
     { op: 'add', path: '/spec/selector', value: routerSelector(service) },
   ];
+}
+
+/** Whether the Service is held by its router as a takeover leaves it: the router's selector, publishing not-ready addresses. */
+export function heldByRouter(svc: V1Service | undefined, service: string): boolean {
+  return sameLabels(svc?.spec?.selector ?? null, routerSelector(service)) && svc?.spec?.publishNotReadyAddresses === true;
 }
 
 /**

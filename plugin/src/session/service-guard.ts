@@ -9,7 +9,7 @@ import { apiStatus, toKtError } from '../errors.ts';
 import type { KubeApi } from '../kube/api.ts';
 import { podReady } from '../kube/pods.ts';
 import { switchSelector } from '../kube/takeover-apply.ts';
-import { routerSelector, sameLabels } from '../kube/takeover-plan.ts';
+import { heldByRouter, routerSelector, sameLabels } from '../kube/takeover-plan.ts';
 import { watchByName } from '../kube/watch.ts';
 import type { Progress } from './proxy-session.ts';
 
@@ -54,7 +54,7 @@ export async function guardService(c: GuardContext, s: Guarded): Promise<(() => 
     onEvent: (type, obj) => {
       if (s.closing || (type !== 'MODIFIED' && type !== 'ADDED')) return;
       const svc = obj as V1Service;
-      if (sameLabels(svc.spec?.selector, routerSelector(c.service))) return;
+      if (heldByRouter(svc, c.service)) return;
       if (reasserting) return;
       reasserting = true;
       void reassert(c, s, svc.spec?.selector ?? null).finally(() => {
@@ -73,7 +73,9 @@ async function reassert(c: GuardContext, s: Guarded, selector: Record<string, st
     const pod = await api.core.readNamespacedPod({ namespace, name: s.router }).catch(() => undefined);
     if (!pod || pod.metadata?.deletionTimestamp || !podReady(pod) || s.closing) return;
     const replaced = await switchSelector(api, namespace, service);
-    if (replaced !== undefined) progress.note(`the selector of service ${namespace}/${service} was changed to ${JSON.stringify(selector)} (a redeploy?); pointed it at the router again, original selector now ${JSON.stringify(replaced)}`);
+    if (replaced === undefined) return;
+    if (sameLabels(selector, routerSelector(service))) progress.note(`service ${namespace}/${service} no longer published not-ready addresses (a redeploy?); set again, so the router's standby keeps serving while the router restarts`);
+    else progress.note(`the selector of service ${namespace}/${service} was changed to ${JSON.stringify(selector)} (a redeploy?); pointed it at the router again, original selector now ${JSON.stringify(replaced)}`);
   } catch (err) {
     progress.note(`cannot take service ${namespace}/${service} over again: ${toKtError(err).message}`);
   }

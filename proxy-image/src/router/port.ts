@@ -23,6 +23,8 @@ import type { Connector, RouteLink, Target } from './upstream.ts';
 
 /** What every port of one router shares. */
 export interface PortContext {
+  /** Who listens, for the log: the router (default) or its standby. */
+  name?: string;
   table: RouteTable<RouteLink>;
   counters: Counters;
   guard: MemoryGuard;
@@ -31,6 +33,11 @@ export interface PortContext {
   sockets: Set<net.Socket>;
   originHost: string;
   listenHost: string;
+  /**
+   * SO_REUSEPORT on the Service ports: the router and its standby
+   * (standby.ts) bind the same ports in one pod, one after the other.
+   */
+  reusePort?: boolean;
   sniffMs: number;
   headMs: number;
   idleTimeoutMs?: number;
@@ -117,7 +124,7 @@ export async function listenPort(ctx: PortContext, port: RouterPort): Promise<Po
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: ctx.listenHost, port: port.listenPort }, () => {
+    server.listen({ host: ctx.listenHost, port: port.listenPort, ...(ctx.reusePort ? { reusePort: true } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });
@@ -125,7 +132,7 @@ export async function listenPort(ctx: PortContext, port: RouterPort): Promise<Po
   // Accept errors (EMFILE under a flood) come once per refused connection: rate-limited.
   server.on('error', (err) => ctx.eventLog(`router port ${port.servicePort}: ${err.message}`));
   const bound = (server.address() as net.AddressInfo).port;
-  ctx.log(`router: port ${port.servicePort} listening on ${ctx.listenHost}:${bound}, origin ${ctx.originHost}:${port.originPort}`);
+  ctx.log(`${ctx.name ?? 'router'}: port ${port.servicePort} listening on ${ctx.listenHost}:${bound}, origin ${ctx.originHost}:${port.originPort}`);
   return { port, bound, server, pool, h2 };
 }
 

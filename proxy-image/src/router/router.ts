@@ -22,6 +22,8 @@ import { HEAD_MS } from './http1.ts';
 import { listenPort } from './port.ts';
 import type { PortContext, PortServer } from './port.ts';
 import { memoryGuard } from './pressure.ts';
+import { linkStandby } from './standby.ts';
+import type { StandbyLink } from './standby.ts';
 import { routeLink } from './route-link.ts';
 import { RouteTable } from './table.ts';
 import type { Route } from './table.ts';
@@ -57,6 +59,12 @@ export interface RouterOptions {
   memoryLimitBytes?: number;
   /** How drain() ends (drain.ts); defaults DRAIN_DEFAULTS. */
   drain?: { quietMs?: number; maxMs?: number };
+  /**
+   * The standby's abstract socket (standby.ts): the Service ports are bound
+   * with SO_REUSEPORT, and the router is ready only once the standby has let
+   * go of them. Unset: a router alone.
+   */
+  standby?: string;
   log?: (msg: string) => void;
 }
 
@@ -91,6 +99,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
     sockets: new Set(),
     originHost: opts.originHost,
     listenHost: opts.listenHost ?? '0.0.0.0',
+    ...(opts.standby ? { reusePort: true } : {}),
     sniffMs: opts.sniffTimeoutMs ?? 300,
     headMs: opts.headTimeoutMs ?? HEAD_MS,
     ...(opts.idleTimeoutMs ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
@@ -99,6 +108,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   };
   const servers: PortServer[] = [];
   let ready = false;
+  let standby: StandbyLink | undefined;
   table.onRemove((r) => {
     counters.drop(r.id);
     for (const s of servers) {
@@ -109,6 +119,8 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   const ssh = await startRouterSsh(opts, makeRegister(table, log), table, log);
 
   const closeAll = async () => {
+    // The standby binds the ports as the link ends: before they close here, so no SYN finds none.
+    standby?.close();
     for (const s of servers) s.server.close();
     for (const s of ctx.sockets) s.destroy();
     for (const s of servers) {
@@ -123,7 +135,10 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
   let health: HealthServer | undefined;
   try {
     for (const port of opts.ports) servers.push(await listenPort(ctx, port));
-    health = await startHealth(opts.health.host ?? '0.0.0.0', opts.health.port, () => ready && !drain.active, () => status(table, counters), () => ({
+    // Once the ports listen here: the standby stops listening when it is told.
+    if (opts.standby) standby = linkStandby(opts.standby, { log });
+    const link = standby;
+    health = await startHealth(opts.health.host ?? '0.0.0.0', opts.health.port, () => ready && !drain.active && (link?.linked() ?? true), () => status(table, counters), () => ({
       windowSeconds: counters.windowMs / 1000,
       ports: opts.ports.map((p) => counters.port(p.servicePort)),
     }));

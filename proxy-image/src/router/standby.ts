@@ -1,0 +1,257 @@
+// The router pod's second container, and the router's link to it. When the
+// router's process dies (an OOM kill takes its whole container), the kubelet
+// starts it again in the same pod — about a second on a quiet node, ten or
+// more in crash-loop back-off. The standby serves the Service's ports
+// meanwhile, everything to the origin Service (what the router does with a
+// request no live route claims: ARCHITECTURE.md rule 1), so untagged
+// traffic keeps flowing; the Service publishes not-ready addresses while a
+// router holds it, so the pod stays its endpoint while one container is down.
+//
+// The two never serve at once. The standby listens on an abstract unix
+// socket (STANDBY_SOCKET, in the pod's network namespace). The router binds
+// the Service ports (SO_REUSEPORT, as the standby does), then connects there;
+// the standby stops listening, tells its clients to move (drain.ts: HTTP/1.1
+// answers carry `Connection: close`, HTTP/2 gets GOAWAY, so their next
+// request reaches the router), and answers `released`: only then is the
+// router ready. The connection's end is the router's death: the standby
+// binds the ports again at once.
+//
+// Left open: the connections in the router's accept queue when it dies, and
+// a SYN that arrives in the instant between its sockets closing and the
+// standby's bind, are reset (the kernel cannot hand a listening socket's
+// queue to another process here, and Node cannot pass a socket to a process
+// it did not start).
+import net from 'node:net';
+import type { RouterPort } from '../../../contract/protocol.ts';
+import { rateLimitedLog } from '../ratelog.ts';
+import { Counters } from './counters.ts';
+import { Drain } from './drain.ts';
+import { HEAD_MS } from './http1.ts';
+import { listenPort } from './port.ts';
+import type { PortContext, PortServer } from './port.ts';
+import { memoryGuard } from './pressure.ts';
+import { RouteTable } from './table.ts';
+import type { RouteLink } from './upstream.ts';
+
+/** The standby's answer once it no longer listens: the router may take traffic. */
+const RELEASED = 'released\n';
+
+/** An abstract socket's address for node:net (Linux: a leading NUL byte). */
+function abstract(name: string): string {
+  return `\0${name}`;
+}
+
+export interface StandbyOptions {
+  ports: readonly RouterPort[];
+  /** Where everything goes while the standby serves: the origin Service. */
+  originHost: string;
+  /** Default 0.0.0.0 (the pod IP). */
+  listenHost?: string;
+  /** The abstract socket's name (no leading NUL). */
+  socket: string;
+  /**
+   * At start, how long to wait for a router to link before serving: a
+   * standby restarted beside a live router must not take half its traffic.
+   * Default 1 s.
+   */
+  startMs?: number;
+  /** How a handed-over serving ends (drain.ts). */
+  drain: { quietMs: number; maxMs: number };
+  log: (msg: string) => void;
+  /** Told each time the standby starts (true) or stops (false) listening on the Service ports. */
+  onChange?: (serving: boolean) => void;
+}
+
+export interface Standby {
+  /** Whether the standby listens on the Service ports now. */
+  serving(): boolean;
+  /** The ports it binds (the first bind's, when a RouterPort asked for 0). */
+  bound(servicePort: number): number | undefined;
+  /** Stops serving and linking; what it served drains (SIGTERM). */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Serving {
+  ctx: PortContext;
+  servers: PortServer[];
+}
+
+export async function startStandby(opts: StandbyOptions): Promise<Standby> {
+  const { log } = opts;
+  const eventLog = rateLimitedLog({ log, burst: 50, intervalMs: 10_000, what: 'standby' });
+  const guard = memoryGuard({ log });
+  // Never a route: every request goes to the origin.
+  const table = new RouteTable<RouteLink>(opts.ports.map((p) => p.servicePort));
+  const counters = new Counters();
+  const bound = new Map<number, number>();
+  const links = new Set<net.Socket>();
+  /** What was served and is draining, and what serves now. */
+  const draining = new Set<Promise<void>>();
+  let serving: Serving | undefined;
+  let stopping = false;
+  // One change at a time: binding takes a turn of the loop, and a router may link meanwhile.
+  let queue: Promise<void> = Promise.resolve();
+  const then = (step: () => Promise<void> | void): Promise<void> => (queue = queue.then(step).catch((err: unknown) => log(`standby: ${(err as Error).message}`)));
+
+  const serve = (why: string) => then(async () => {
+    if (serving || stopping || links.size > 0) return;
+    const ctx: PortContext = {
+      name: 'standby',
+      table,
+      counters,
+      guard,
+      drain: new Drain({ ...opts.drain, log }),
+      sockets: new Set(),
+      originHost: opts.originHost,
+      listenHost: opts.listenHost ?? '0.0.0.0',
+      reusePort: true,
+      sniffMs: 300,
+      headMs: HEAD_MS,
+      log,
+      eventLog,
+    };
+    const servers: PortServer[] = [];
+    try {
+      for (const p of opts.ports) {
+        const s = await listenPort(ctx, { ...p, listenPort: bound.get(p.servicePort) ?? p.listenPort });
+        bound.set(p.servicePort, s.bound);
+        servers.push(s);
+      }
+    } catch (err) {
+      for (const s of servers) s.server.close();
+      throw err;
+    }
+    serving = { ctx, servers };
+    log(`standby: serving every request to the origin: ${why}`);
+    opts.onChange?.(true);
+  });
+
+  const release = (why: string) => then(() => {
+    const s = serving;
+    if (!s) return;
+    serving = undefined;
+    for (const x of s.servers) x.server.close();
+    log(`standby: released the ports: ${why}`);
+    opts.onChange?.(false);
+    const done = s.ctx.drain.start().then(() => {
+      for (const x of s.servers) {
+        x.pool.close();
+        x.h2.close();
+      }
+      draining.delete(done);
+    });
+    draining.add(done);
+  });
+
+  const link = net.createServer((sock) => {
+    links.add(sock);
+    sock.on('error', () => sock.destroy());
+    sock.once('close', () => {
+      links.delete(sock);
+      if (links.size === 0) void serve('the router is gone');
+    });
+    // A turn of the loop first: a listener closed now would reset the
+    // connections it has queued and not yet accepted.
+    setImmediate(() => void release('the router is back').then(() => {
+      if (!sock.destroyed) sock.write(RELEASED);
+    }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    link.once('error', reject);
+    link.listen(abstract(opts.socket), () => {
+      link.off('error', reject);
+      resolve();
+    });
+  });
+  const startTimer = setTimeout(() => void serve(`no router linked within ${opts.startMs ?? 1000} ms of the start`), opts.startMs ?? 1000);
+
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    clearTimeout(startTimer);
+    link.close();
+    for (const s of links) s.destroy();
+    await release('stopping');
+    await Promise.all(draining);
+  };
+  let closing: Promise<void> | undefined;
+  return {
+    serving: () => serving !== undefined,
+    bound: (servicePort) => bound.get(servicePort),
+    drain: stop,
+    close() {
+      closing ??= (async () => {
+        await stop();
+        eventLog.close();
+        guard.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+export interface StandbyLink {
+  /** The standby has let go of the ports and the router is linked to it. */
+  linked(): boolean;
+  close(): void;
+}
+
+export interface LinkOptions {
+  log: (msg: string) => void;
+  /** How soon to try again when the standby is not there. Default 100 ms. */
+  retryMs?: number;
+  /** Told each time the link comes up (true) or ends (false). */
+  onChange?: (linked: boolean) => void;
+}
+
+/**
+ * The router's side: connects to the standby once its own ports listen, and
+ * again whenever the connection ends (the standby restarted), every
+ * `retryMs` until it answers.
+ */
+export function linkStandby(socket: string, opts: LinkOptions): StandbyLink {
+  const { log, retryMs = 100 } = opts;
+  let linked = false;
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+  let failing = false;
+  const connect = (): void => {
+    timer = undefined;
+    if (closed) return;
+    const sock = net.connect(abstract(socket));
+    let answer = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => {
+      answer += d;
+      if (!linked && answer.includes(RELEASED)) {
+        linked = true;
+        failing = false;
+        log('router: the standby let go of the ports');
+        opts.onChange?.(true);
+      }
+    });
+    sock.on('error', (err) => {
+      if (!failing) log(`router: no standby on ${socket} (${err.message}); trying every ${retryMs} ms`);
+      failing = true;
+    });
+    sock.once('close', () => {
+      if (linked) {
+        log('router: the standby is gone; linking again when it is back');
+        linked = false;
+        opts.onChange?.(false);
+      }
+      if (!closed) timer = setTimeout(connect, retryMs);
+    });
+    current = sock;
+  };
+  let current: net.Socket | undefined;
+  connect();
+  return {
+    linked: () => linked,
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      current?.destroy();
+    },
+  };
+}
