@@ -1,5 +1,6 @@
 // The router's health and status endpoint (PORTS.routerHealth): /healthz
-// answers 200 once every listener is up (the readiness probe: the selector
+// answers 200 once every listener is up and the pod's standby has let go of
+// the ports (standby.ts) (the readiness probe: the selector
 // moves to the router only after this, ARCHITECTURE.md rule 1), /routes lists the
 // routes for `kubectl kt status`.
 import net from 'node:net';

@@ -90,7 +90,19 @@ function http1Deps(ctx: PortContext, port: RouterPort, choose: (lookup: HeaderLo
   };
 }
 
+/** A port made ready to listen: everything but the bind, so a standby taking over (standby.ts) binds at once. */
+export interface PreparedPort {
+  /** Binds now (synchronously, when the host is an address); resolves once it listens. */
+  listen(listenPort?: number): Promise<PortServer>;
+  /** Gives up a port that never listened. */
+  discard(): void;
+}
+
 export async function listenPort(ctx: PortContext, port: RouterPort): Promise<PortServer> {
+  return preparePort(ctx, port).listen();
+}
+
+export function preparePort(ctx: PortContext, port: RouterPort): PreparedPort {
   const connector: Connector = makeConnector(port, ctx.originHost);
   const pool = new Pool();
   const choose = chooser(ctx, port);
@@ -122,18 +134,26 @@ export async function listenPort(ctx: PortContext, port: RouterPort): Promise<Po
     sock.on('error', () => sock.destroy());
     classify(sock, ctx.sniffMs, (kind, seen, firstByteAt) => serve(sock, kind, seen, firstByteAt));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: ctx.listenHost, port: port.listenPort, ...(ctx.reusePort ? { reusePort: true } : {}) }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  // Accept errors (EMFILE under a flood) come once per refused connection: rate-limited.
-  server.on('error', (err) => ctx.eventLog(`router port ${port.servicePort}: ${err.message}`));
-  const bound = (server.address() as net.AddressInfo).port;
-  ctx.log(`${ctx.name ?? 'router'}: port ${port.servicePort} listening on ${ctx.listenHost}:${bound}, origin ${ctx.originHost}:${port.originPort}`);
-  return { port, bound, server, pool, h2 };
+  return {
+    async listen(listenAt = port.listenPort) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: ctx.listenHost, port: listenAt, ...(ctx.reusePort ? { reusePort: true } : {}) }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      // Accept errors (EMFILE under a flood) come once per refused connection: rate-limited.
+      server.on('error', (err) => ctx.eventLog(`router port ${port.servicePort}: ${err.message}`));
+      const bound = (server.address() as net.AddressInfo).port;
+      ctx.log(`${ctx.name ?? 'router'}: port ${port.servicePort} listening on ${ctx.listenHost}:${bound}, origin ${ctx.originHost}:${port.originPort}`);
+      return { port, bound, server, pool, h2 };
+    },
+    discard() {
+      pool.close();
+      h2.close();
+    },
+  };
 }
 
 /**

@@ -27,8 +27,8 @@ import { rateLimitedLog } from '../ratelog.ts';
 import { Counters } from './counters.ts';
 import { Drain } from './drain.ts';
 import { HEAD_MS } from './http1.ts';
-import { listenPort } from './port.ts';
-import type { PortContext, PortServer } from './port.ts';
+import { preparePort } from './port.ts';
+import type { PortContext, PortServer, PreparedPort } from './port.ts';
 import { memoryGuard } from './pressure.ts';
 import { RouteTable } from './table.ts';
 import type { RouteLink } from './upstream.ts';
@@ -72,9 +72,13 @@ export interface Standby {
   close(): Promise<void>;
 }
 
-interface Serving {
-  ctx: PortContext;
-  servers: PortServer[];
+/** The bind's own path once, on a port nobody uses: node loads and compiles it on first use (tens of ms on a loaded node). */
+function warmListen(host: string): Promise<void> {
+  return new Promise((resolve) => {
+    const warm = net.createServer();
+    warm.once('error', () => resolve());
+    warm.listen({ host, port: 0, reusePort: true }, () => warm.close(() => resolve()));
+  });
 }
 
 export async function startStandby(opts: StandbyOptions): Promise<Standby> {
@@ -86,16 +90,16 @@ export async function startStandby(opts: StandbyOptions): Promise<Standby> {
   const counters = new Counters();
   const bound = new Map<number, number>();
   const links = new Set<net.Socket>();
-  /** What was served and is draining, and what serves now. */
+  /** What was served and is draining. */
   const draining = new Set<Promise<void>>();
-  let serving: Serving | undefined;
   let stopping = false;
-  // One change at a time: binding takes a turn of the loop, and a router may link meanwhile.
-  let queue: Promise<void> = Promise.resolve();
-  const then = (step: () => Promise<void> | void): Promise<void> => (queue = queue.then(step).catch((err: unknown) => log(`standby: ${(err as Error).message}`)));
 
-  const serve = (why: string) => then(async () => {
-    if (serving || stopping || links.size > 0) return;
+  /**
+   * Everything but the bind, made before it is needed: a taking over must
+   * bind in the turn of the loop that learns the router is gone, with no
+   * code to compile first (on a loaded node that took 30-130 ms).
+   */
+  const prepare = (): { ctx: PortContext; ports: PreparedPort[] } => {
     const ctx: PortContext = {
       name: 'standby',
       table,
@@ -111,46 +115,68 @@ export async function startStandby(opts: StandbyOptions): Promise<Standby> {
       log,
       eventLog,
     };
-    const servers: PortServer[] = [];
-    try {
-      for (const p of opts.ports) {
-        const s = await listenPort(ctx, { ...p, listenPort: bound.get(p.servicePort) ?? p.listenPort });
-        bound.set(p.servicePort, s.bound);
-        servers.push(s);
-      }
-    } catch (err) {
-      for (const s of servers) s.server.close();
-      throw err;
-    }
-    serving = { ctx, servers };
-    log(`standby: serving every request to the origin: ${why}`);
-    opts.onChange?.(true);
-  });
+    return { ctx, ports: opts.ports.map((p) => preparePort(ctx, p)) };
+  };
+  let next = prepare();
+  await warmListen(opts.listenHost ?? '0.0.0.0');
+  /** Serving now: its servers, once bound (a port that could not be bound is left out and logged). */
+  let serving: { ctx: PortContext; servers: Promise<PortServer[]> } | undefined;
 
-  const release = (why: string) => then(() => {
+  const serve = (why: () => string): void => {
+    if (serving || stopping || links.size > 0) return;
+    const { ctx, ports } = next;
+    const servers = Promise.allSettled(ports.map((p, i) => p.listen(bound.get(opts.ports[i].servicePort) ?? opts.ports[i].listenPort))).then((all) => {
+      const up: PortServer[] = [];
+      for (const [i, r] of all.entries()) {
+        if (r.status === 'fulfilled') {
+          bound.set(r.value.port.servicePort, r.value.bound);
+          up.push(r.value);
+        } else {
+          log(`standby: cannot listen for service port ${opts.ports[i].servicePort}: ${(r.reason as Error).message}`);
+        }
+      }
+      log(`standby: serving every request to the origin: ${why()}`);
+      opts.onChange?.(true);
+      return up;
+    });
+    serving = { ctx, servers };
+    next = prepare();
+  };
+
+  /** Stops listening; what it served is told to move and drains. Resolves once it no longer listens. */
+  const release = async (why: string): Promise<void> => {
     const s = serving;
     if (!s) return;
     serving = undefined;
-    for (const x of s.servers) x.server.close();
+    const servers = await s.servers;
+    for (const x of servers) x.server.close();
     log(`standby: released the ports: ${why}`);
     opts.onChange?.(false);
     const done = s.ctx.drain.start().then(() => {
-      for (const x of s.servers) {
+      for (const x of servers) {
         x.pool.close();
         x.h2.close();
       }
       draining.delete(done);
     });
     draining.add(done);
-  });
+  };
 
   const link = net.createServer((sock) => {
     links.add(sock);
-    sock.on('error', () => sock.destroy());
-    sock.once('close', () => {
+    // The router's end: its process is gone (or it closed the link on its way out).
+    let ended = false;
+    const gone = (): void => {
+      if (ended) return;
+      ended = true;
       links.delete(sock);
-      if (links.size === 0) void serve('the router is gone');
-    });
+      const since = performance.now();
+      if (links.size === 0) serve(() => `the router is gone (bound ${(performance.now() - since).toFixed(1)} ms after its link ended)`);
+    };
+    sock.on('end', gone);
+    sock.on('error', () => sock.destroy());
+    sock.once('close', gone);
+    sock.resume();
     // A turn of the loop first: a listener closed now would reset the
     // connections it has queued and not yet accepted.
     setImmediate(() => void release('the router is back').then(() => {
@@ -164,7 +190,7 @@ export async function startStandby(opts: StandbyOptions): Promise<Standby> {
       resolve();
     });
   });
-  const startTimer = setTimeout(() => void serve(`no router linked within ${opts.startMs ?? 1000} ms of the start`), opts.startMs ?? 1000);
+  const startTimer = setTimeout(() => serve(() => `no router linked within ${opts.startMs ?? 1000} ms of the start`), opts.startMs ?? 1000);
 
   const stop = async (): Promise<void> => {
     stopping = true;
@@ -172,6 +198,7 @@ export async function startStandby(opts: StandbyOptions): Promise<Standby> {
     link.close();
     for (const s of links) s.destroy();
     await release('stopping');
+    for (const p of next.ports) p.discard();
     await Promise.all(draining);
   };
   let closing: Promise<void> | undefined;
