@@ -1,10 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { clientConfig, loadKubeconfig, resolveTarget } from '../../plugin/src/kube/config.ts';
 import { isKtError, type ErrorCode } from '../../plugin/src/errors.ts';
+import { apiFor } from '../../plugin/src/kube/api.ts';
+import { kubeconfigYaml, makePki } from '../cluster/upstream/pki.ts';
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'kt-kubeconfig-'));
@@ -165,5 +169,34 @@ test('a plain http:// server (kubectl proxy) is usable as it is with kubectl; ht
     await writeFile(a, doc('https://k8s.example'));
     const tls = await clientConfig(resolveTarget(await loadKubeconfig({ kubeconfig: a, env: {} }), {}));
     assert.equal(tls.getCurrentCluster()?.skipTLSVerify, false);
+  });
+});
+
+test('API calls share kept-alive TLS connections and resume the TLS session (client-node alone does a full handshake per call)', async () => {
+  await withDir(async (dir) => {
+    const pki = await makePki(join(dir, 'pki'), { apiIps: ['127.0.0.1'], nodeName: 'n', clusterDomain: 'cluster.local' });
+    let connections = 0;
+    let full = 0;
+    const server = createServer({ cert: await readFile(pki.apiserver.certFile), key: await readFile(pki.apiserver.keyFile), ca: pki.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: req.url?.split('/').pop(), namespace: 'ns' } }));
+    });
+    server.on('secureConnection', (socket) => {
+      connections++;
+      if (!socket.isSessionReused()) full++;
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const file = join(dir, 'config');
+      await writeFile(file, kubeconfigYaml({ name: 'c', server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, ca: pki.ca, user: 'dev', id: pki.clients.dev }));
+      const api = await apiFor(await clientConfig(resolveTarget(await loadKubeconfig({ kubeconfig: file, env: {} }), {})));
+      for (const name of ['a', 'b', 'c']) assert.equal((await api.core.readNamespacedService({ namespace: 'ns', name })).metadata?.name, name);
+      // One full handshake; a call may start before the previous one's connection is free again, and then resumes its session.
+      assert.equal(full, 1);
+      assert.ok(connections < 3, `${connections} connections for 3 calls`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { ktError } from '../errors.ts';
 import { loadClient } from './api.ts';
+import { shareDispatchers } from './dispatcher.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -153,6 +154,7 @@ export async function clientConfig(target: KubeTarget): Promise<KubeConfig> {
     }],
   };
   kc.loadFromString(JSON.stringify(doc));
+  shareDispatchers(kc);
   return kc;
 }
 

@@ -20,7 +20,7 @@ import { parsePositiveSeconds, type BaggageMember, type HeaderMatch, type PortMa
 import { progressPrinter } from './progress.ts';
 import type { Progress } from './proxy-session.ts';
 import { peekRouter } from './router-provision.ts';
-import { ServiceTakeover } from './takeover-session.ts';
+import { ServiceTakeover, type RouteSpec } from './takeover-session.ts';
 
 export interface TakeoverRunOptions {
   kind: 'exchange' | 'mesh';
@@ -254,14 +254,19 @@ export async function runTakeover(o: TakeoverRunOptions, deps: Deps): Promise<Ta
         ...(peek && p.name === o.target.name ? { peek } : {}),
       });
       takeovers.push(t);
-      // The routes go on the router as soon as the tunnel is up, before the Service points at it.
-      await t.start(async () => {
+      // The routes are known (and announced) once the session is, and go on
+      // the router as soon as the tunnel is up, before the Service points at it.
+      let specs: RouteSpec[] | undefined;
+      const planned = (): RouteSpec[] => {
         if (o.kind === 'mesh' && !meshHeaders) meshHeaders = [generatedHeader(t.session.owner.split('@')[0])];
         if (meshHeaders) t.rulesText = meshHeaders.map(describeRule).join(' and ');
+        return (specs ??= p.routes.map((r) => ({ ...r, ...(meshHeaders ? { headers: meshHeaders } : {}) })));
+      };
+      await t.start(async () => {
         const done = progress.step(`registering ${o.kind} route${p.routes.length > 1 ? 's' : ''} on ${namespace}/${t.router}`);
-        await t.addRoutes(p.routes.map((r) => ({ ...r, ...(meshHeaders ? { headers: meshHeaders } : {}) })));
+        await t.addRoutes(specs ?? planned());
         done();
-      });
+      }, planned);
     }
     if (o.mode === 'scale') scaled = await scaleDown(api, namespace, resolved, active[0], progress);
     const routedMs = deps.clock.now() - t0;

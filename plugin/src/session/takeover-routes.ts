@@ -53,6 +53,8 @@ export class RouteBook {
   rulesText = 'the tag';
   private heartbeat: NodeJS.Timeout | undefined;
   private routedAt = 0;
+  /** The first announcement, written while the tunnel opens (announceEarly); add() waits for it instead of writing one. */
+  private early: { specs: RouteSpec[]; written: Promise<unknown> } | undefined;
   /** Ports whose "matched nothing" line was printed; printed again only after the route matched something. */
   private readonly quietSaid = new Set<number>();
 
@@ -66,14 +68,39 @@ export class RouteBook {
     return `${ROUTE_ANNOTATION_PREFIX}${this.host.session.id}`;
   }
 
+  /**
+   * Announces routes about to be registered, while the tunnel to the router
+   * opens: add() with these specs then waits for this write instead of
+   * making its own after the tunnel. Without the router's counts (it holds
+   * no route of this session yet); add() sends them next.
+   */
+  announceEarly(specs: RouteSpec[]): void {
+    const h = this.host;
+    const written = annotatePod(h.api, { namespace: h.namespace, name: h.router }, { [this.annotationKey]: this.annotation(undefined, specs[0]) })
+      .then(() => undefined, (err: unknown) => err);
+    this.early = { specs, written };
+  }
+
+  /** An early announcement whose routes were never added (the tunnel failed first) is taken back. */
+  async retract(): Promise<void> {
+    const early = this.early;
+    this.early = undefined;
+    if (!early) return;
+    const h = this.host;
+    await early.written;
+    await annotatePod(h.api, { namespace: h.namespace, name: h.router }, { [this.annotationKey]: null }).catch(() => undefined);
+  }
+
   /** Registers routes; refused routes throw KT_ERR_ROUTE_TAKEN naming the holder (KT_ERR_ROUTE_LIMIT at a cap, KT_ERR_ROUTE_INVALID for a rule the router cannot run). Re-registered after every reconnect. */
   async add(specs: RouteSpec[]): Promise<void> {
     const h = this.host;
+    const early = this.early?.specs === specs ? this.early : undefined;
+    this.early = undefined;
     const tunnel = await h.session.tunnel();
     const entries = specs.map((spec) => ({ spec, handle: undefined as RouteHandle | undefined }));
     this.routes.push(...entries);
-    // The announcement (for status) goes out while the routes are registered: a join costs one round trip less.
-    const announced = this.announce().then(() => undefined, (err: unknown) => err);
+    // The announcement (for status) went out while the tunnel opened, or goes out while the routes are registered.
+    const announced = early ? early.written : this.announce().then(() => undefined, (err: unknown) => err);
     try {
       for (const entry of entries) entry.handle = await this.register(tunnel, entry.spec);
     } catch (err) {
@@ -85,6 +112,8 @@ export class RouteBook {
     }
     const failed = await announced;
     if (failed !== undefined) throw toKtError(failed);
+    // The early one had no counts: the router's, now that it holds the routes, follow at once.
+    if (early) this.announce().catch((err: unknown) => h.debug(`route announcement failed: ${(err as Error).message}`));
     this.reRegisterOnUp(h.session);
     this.routedAt = Date.now();
     this.heartbeat = setInterval(() => {
@@ -148,9 +177,8 @@ export class RouteBook {
     }
   }
 
-  private annotation(traffic: RouteTraffic | undefined): string {
+  private annotation(traffic: RouteTraffic | undefined, first: RouteSpec | undefined = this.routes[0]?.spec): string {
     const h = this.host;
-    const first = this.routes[0]?.spec;
     return encodeRouteAnnotation({
       owner: h.session.owner,
       kind: h.kind,

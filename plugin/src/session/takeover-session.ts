@@ -12,12 +12,13 @@
 // nothing; running the command again builds a new router) — unless this
 // session was away (asleep) and is taken over again as a new one would.
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
-import { PORTS } from '../../../contract/protocol.ts';
+import { ANNOTATIONS, PORTS } from '../../../contract/protocol.ts';
 import { ktError, toKtError, type KtError } from '../errors.ts';
 import type { KubeApi } from '../kube/api.ts';
 import { routerOwnPortsOf } from '../kube/router-pod.ts';
 import { restoreSelectorOnly, switchSelector } from '../kube/takeover-apply.ts';
-import { originalSelectorOf } from '../kube/takeover-plan.ts';
+import { originalSelectorOf, routerSelector, sameLabels } from '../kube/takeover-plan.ts';
+import { podReady } from '../kube/pods.ts';
 import { ProxySession, type Progress } from './proxy-session.ts';
 import { claimRouter, createRouter, routerReady, type Claim, type RouterContext, type RouterPeek } from './router-provision.ts';
 import { routerAnswer } from './router-answer.ts';
@@ -123,9 +124,9 @@ export class ServiceTakeover implements RouteHost {
    * tunnel is up, before the Service is pointed at the router: the command
    * registers its routes there, so they are in place before any traffic is.
    */
-  async start(routed?: () => Promise<void>): Promise<void> {
+  async start(routed?: () => Promise<void>, planned?: () => RouteSpec[]): Promise<void> {
     try {
-      await this.setUp(this.opts.service, routed);
+      await this.setUp(this.opts.service, routed, planned);
     } catch (err) {
       const e = toKtError(err);
       await this.close().catch((ce: unknown) => this.opts.debug(`cleanup after failed start: ${(ce as Error).message}`));
@@ -134,7 +135,7 @@ export class ServiceTakeover implements RouteHost {
   }
 
   /** start() without the clean-up: also what takes the Service over again after the router went while this laptop was away. */
-  private async setUp(svc: V1Service, routed?: () => Promise<void>): Promise<void> {
+  private async setUp(svc: V1Service, routed?: () => Promise<void>, planned?: () => RouteSpec[]): Promise<void> {
     const c = this.context;
     const { api, namespace, progress } = c;
     const original = originalSelectorOf(svc);
@@ -147,9 +148,15 @@ export class ServiceTakeover implements RouteHost {
     this.created = secret.created;
     const session = this.newSession(secret.keys);
     if (secret.created) await createRouter(c, svc, original, secret, session);
+    // While the tunnel opens: the routes' announcement, and (joining a Ready
+    // router) whether the Service points at it already, which a joiner's
+    // switch then needs to read no more.
+    if (planned) this.routes.announceEarly(planned());
+    const now = claim.current && podReady(claim.current) ? api.core.readNamespacedService({ namespace, name: this.name }).catch(() => undefined) : undefined;
     const routerPod = await this.readyAndRouted(c, claim, session, routed);
     const done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
-    const replaced = await switchSelector(api, namespace, this.name, svc);
+    const fresh = await now;
+    const replaced = fresh && pointsAtRouter(fresh, this.name) ? undefined : await switchSelector(api, namespace, this.name, fresh ?? svc);
     done(replaced === undefined ? 'already' : `was ${JSON.stringify(replaced)}`);
     this.routerIp = routerPod.status?.podIP;
     // Already the router's (a developer joining): whoever switched it waited for the Endpoints.
@@ -309,6 +316,7 @@ export class ServiceTakeover implements RouteHost {
     // Service back; asked first, each could see the others and none would.
     // Only through a tunnel that came up: a session whose router never got ready has none to ask through.
     await this.routes.stop();
+    await this.routes.retract();
     const live = this.sessionObj && this.tunnelUp && !this.goneOnce ? await this.liveSessions().catch((err: unknown) => {
       this.debug(`asking the router for its routes: ${(err as Error).message}`);
       return undefined;
@@ -333,4 +341,9 @@ export class ServiceTakeover implements RouteHost {
     const parsed = await this.routerAnswer();
     return [...new Set((parsed.routes ?? []).map((r) => String(r.session)))];
   }
+}
+
+/** The Service selects the router and keeps its original selector: what switchSelector leaves, and then has nothing to do. */
+function pointsAtRouter(svc: V1Service, service: string): boolean {
+  return sameLabels(svc.spec?.selector ?? null, routerSelector(service)) && svc.metadata?.annotations?.[ANNOTATIONS.originalSelector] !== undefined;
 }
