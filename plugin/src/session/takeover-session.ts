@@ -17,7 +17,7 @@ import { ktError, toKtError, type KtError } from '../errors.ts';
 import type { KubeApi } from '../kube/api.ts';
 import { routerOwnPortsOf } from '../kube/router-pod.ts';
 import { restoreSelectorOnly, switchSelector } from '../kube/takeover-apply.ts';
-import { originalSelectorOf, routerSelector, sameLabels } from '../kube/takeover-plan.ts';
+import { heldByRouter, originalSelectorOf } from '../kube/takeover-plan.ts';
 import { podReady } from '../kube/pods.ts';
 import { ProxySession, type Progress } from './proxy-session.ts';
 import { claimRouter, createRouter, routerReady, type Claim, type RouterContext, type RouterPeek } from './router-provision.ts';
@@ -345,5 +345,5 @@ export class ServiceTakeover implements RouteHost {
 
 /** The Service selects the router and keeps its original selector: what switchSelector leaves, and then has nothing to do. */
 function pointsAtRouter(svc: V1Service, service: string): boolean {
-  return sameLabels(svc.spec?.selector ?? null, routerSelector(service)) && svc.metadata?.annotations?.[ANNOTATIONS.originalSelector] !== undefined;
+  return heldByRouter(svc, service) && svc.metadata?.annotations?.[ANNOTATIONS.originalSelector] !== undefined;
 }
