@@ -102,4 +102,13 @@ test('a router whose standby is not there yet is not ready; it links once the st
   });
   assert.equal(sb.s.serving(), false, 'the standby never listened: the router linked first');
   assert.equal(sb.s.bound(SERVICE_PORT), undefined);
+  // The standby goes (its container restarts) and comes back: the router links to the new one.
+  await sb.s.close();
+  const again = await standby(socket, origin.port, 60_000);
+  t.after(() => again.s.close());
+  await new Promise<void>((resolve) => {
+    const check = (): void => void health().then((s) => (s === 200 && again.logs.some((l) => /the router linked/.test(l)) ? resolve() : setTimeout(check, 20)));
+    check();
+  });
+  assert.equal(again.s.serving(), false, 'the router linked to the new standby, which never listened');
 });

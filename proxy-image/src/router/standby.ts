@@ -177,6 +177,7 @@ export async function startStandby(opts: StandbyOptions): Promise<Standby> {
     sock.on('error', () => sock.destroy());
     sock.once('close', gone);
     sock.resume();
+    log(serving ? 'standby: the router linked; releasing the ports' : 'standby: the router linked');
     // A turn of the loop first: a listener closed now would reset the
     // connections it has queued and not yet accepted.
     setImmediate(() => void release('the router is back').then(() => {
