@@ -4,15 +4,21 @@
 // the router (that is never taken from the earlier read).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { V1Service } from '@kubernetes/client-node';
+import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import { ANNOTATIONS } from '../../contract/protocol.ts';
 import type { KubeApi } from '../../plugin/src/kube/api.ts';
 import { switchSelector } from '../../plugin/src/kube/takeover-apply.ts';
 import { routerSelector } from '../../plugin/src/kube/takeover-plan.ts';
 
-function fakeApi(live: V1Service): { api: KubeApi; calls: string[] } {
+function fakeApi(live: V1Service, routers: V1Pod[] = []): { api: KubeApi; calls: string[] } {
   const calls: string[] = [];
   const core = {
+    // The router pods: listed once per switch, a leaving one (deletionTimestamp) unselected.
+    listNamespacedPod: () => Promise.resolve({ items: structuredClone(routers) }),
+    patchNamespacedPod: ({ name, body }: { name: string; body: unknown }) => {
+      calls.push(`unselect ${name} ${JSON.stringify(body)}`);
+      return Promise.resolve({});
+    },
     readNamespacedService: () => {
       calls.push('read');
       return Promise.resolve(structuredClone(live));
@@ -27,7 +33,7 @@ function fakeApi(live: V1Service): { api: KubeApi; calls: string[] } {
       return Promise.resolve(structuredClone(live));
     },
   };
-  return { api: { core, jsonPatch: () => ({}) } as unknown as KubeApi, calls };
+  return { api: { core, jsonPatch: () => ({}), mergePatch: () => ({}) } as unknown as KubeApi, calls };
 }
 
 /** A Service; with `saved`, as a takeover leaves it (our annotation, and publishing not-ready addresses). */
@@ -68,4 +74,12 @@ test('switchSelector: a held Service that no longer publishes not-ready addresse
   const { api, calls } = fakeApi(reset);
   assert.deepEqual(await switchSelector(api, 'shop', 'web'), { app: 'web' }, 'the saved original stands');
   assert.deepEqual(calls, ['read', 'patch']);
+});
+
+test('switchSelector: a router pod being deleted stops matching the selector before the Service is pointed at routers (its target label goes)', async () => {
+  const leaving: V1Pod = { metadata: { name: 'kt-router-web-old', deletionTimestamp: new Date() } };
+  const live: V1Pod = { metadata: { name: 'kt-router-web-new' } };
+  const { api, calls } = fakeApi(svc('7', { app: 'web' }), [leaving, live]);
+  await switchSelector(api, 'shop', 'web');
+  assert.deepEqual(calls, ['read', 'unselect kt-router-web-old {"metadata":{"labels":{"kt.dev/target":null}}}', 'patch']);
 });

@@ -1,8 +1,10 @@
 // The router's way out, as Kubernetes means a pod to leave: the pod is
 // deleted with a grace period, the kubelet sends SIGTERM, and the router
-//   1. turns itself unready (/healthz answers 503), so whatever still selects
-//      it drops it from its endpoints (the EndpointSlice controller marks a
-//      terminating pod's endpoint not ready);
+//   1. turns itself unready (/healthz answers 503). A Service a router holds
+//      publishes not-ready addresses (its standby: standby.ts), so what takes
+//      it out of the endpoints is the selector: put back before the router
+//      is deleted, and a deleted router's target label removed before a new
+//      router takes the Service over (plugin/src/kube/takeover-apply.ts);
 //   2. keeps accepting and serving every connection it gets: a node's service
 //      proxy applies an endpoint change on its own schedule, and a SYN it sent
 //      here just before may arrive (or be retransmitted) late;
