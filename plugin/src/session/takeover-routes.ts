@@ -4,7 +4,7 @@
 // per session, with the router's counts for a mesh) at every heartbeat,
 // where `status` and the dashboard read them.
 import { PROTOCOL_VERSION, type HeaderMatch as WireHeader } from '../../../contract/protocol.ts';
-import { toKtError } from '../errors.ts';
+import { ktError, toKtError } from '../errors.ts';
 import type { KubeApi } from '../kube/api.ts';
 import { annotatePod } from '../kube/pods.ts';
 import { ROUTE_ANNOTATION_PREFIX, type RouteTraffic } from '../status/model.ts';
@@ -111,7 +111,12 @@ export class RouteBook {
       throw err;
     }
     const failed = await announced;
-    if (failed !== undefined) throw toKtError(failed);
+    if (failed !== undefined) {
+      const e = toKtError(failed);
+      // The router pod was deleted while this session joined it: say so, not "not found".
+      if (e.code === 'KT_ERR_API_NOT_FOUND') throw ktError('KT_ERR_ROUTER_GONE', { namespace: h.namespace, service: h.name, reason: `pod ${h.router} was deleted while this session joined it` });
+      throw e;
+    }
     // The early one had no counts: the router's, now that it holds the routes, follow at once.
     if (early) this.announce().catch((err: unknown) => h.debug(`route announcement failed: ${(err as Error).message}`));
     this.reRegisterOnUp(h.session);
