@@ -5,6 +5,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chunkCodeCache, KUBE_CHUNK, KUBE_CHUNK_CACHE, KUBE_CHUNK_EXPORTS } from '../plugin/src/kube/chunk.ts';
+import { PLUGIN_NODE_FLAGS } from './plugin-flags.ts';
 import { pluginSsh2, proxySsh2 } from './ssh2-constants.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -92,7 +93,8 @@ await Promise.all([
     outfile: join(root, 'dist/kubectl-kt'),
     // `node --`: Node reads `--env-file` anywhere on its command line, even after the script
     // (nodejs/node#54232), and would take `exchange --env-file F` as its own.
-    banner: { js: '#!/usr/bin/env -S node --' },
+    // Before it, the plugin's own Node options (scripts/plugin-flags.ts).
+    banner: { js: `#!/usr/bin/env -S node ${PLUGIN_NODE_FLAGS.join(' ')} --` },
     plugins: [stubNative, kubeChunk, pluginSsh2],
   }),
   esbuild.build({

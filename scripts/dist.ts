@@ -17,6 +17,7 @@ import { TARGETS, archiveName, findTarget, hostTargetId, type Target } from './d
 import { gzip, tar } from './dist-tar.ts';
 import { zip } from './dist-zip.ts';
 import { KUBE_CHUNK, KUBE_CHUNK_CACHE } from '../plugin/src/kube/chunk.ts';
+import { PLUGIN_NODE_FLAGS } from './plugin-flags.ts';
 import { buildSea } from './sea.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -95,7 +96,7 @@ export function buildBinary(t: Target, opts: BinaryOptions = {}): string {
   const host = t.id === hostTargetId();
   const codeCache = join(dirname(main), KUBE_CHUNK_CACHE);
   const assets = { [KUBE_CHUNK]: chunk, ...(host && existsSync(codeCache) ? { [KUBE_CHUNK_CACHE]: codeCache } : {}) };
-  const out = buildSea({ main, executable: base, output: join(dir, t.binName), useCodeCache: host, workDir: dir, assets });
+  const out = buildSea({ main, executable: base, output: join(dir, t.binName), useCodeCache: host, execArgv: PLUGIN_NODE_FLAGS, workDir: dir, assets });
   let bytes: Buffer = readFileSync(out);
   if (t.format === 'pe') {
     // Injection leaves the base binary's CheckSum; signtool would fix it when signing, we do it either way.

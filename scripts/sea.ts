@@ -20,6 +20,8 @@ export interface SeaOptions {
    * imports of its own modules into require calls, so none is left).
    */
   useCodeCache: boolean;
+  /** Node options the executable always runs with (before any from NODE_OPTIONS). */
+  execArgv?: readonly string[];
   /** Files the program reads with `sea.getAsset(key)`: key → path. */
   assets?: Record<string, string>;
   /** Where the config file is written; defaults to beside the output. */
@@ -36,8 +38,9 @@ export function seaConfig(o: SeaOptions): Record<string, unknown> {
     disableExperimentalSEAWarning: true,
     useSnapshot: false,
     useCodeCache: o.useCodeCache,
-    // Node options from NODE_OPTIONS are honoured as in plain node; the
-    // binary adds none of its own.
+    // Node options from NODE_OPTIONS are honoured as in plain node, after
+    // the binary's own (execArgv).
+    ...(o.execArgv?.length ? { execArgv: [...o.execArgv] } : {}),
     execArgvExtension: 'env',
     ...(o.assets ? { assets: o.assets } : {}),
   };

@@ -2,6 +2,7 @@
 // The only place that reads process globals or exits.
 import { run } from './app.ts';
 import { ktError } from './errors.ts';
+import { CacheWarmth, keepChunkCache } from './kube/chunk.ts';
 import { errorLine } from './output.ts';
 import { runtimeProblem } from './runtime.ts';
 
@@ -43,6 +44,8 @@ void run(process.argv.slice(2), {
   clock: { now: () => Date.now() },
 }).then((code) => {
   finished = true;
+  // A command that talked to the cluster leaves the client's code cache warmer for the next (kube/chunk.ts).
+  keepChunkCache(CacheWarmth.command);
   // Exit once stdout is flushed: a command that left a handle open must not hang the shell.
   process.exitCode = code;
   process.stdout.write('', () => process.exit(code));

@@ -11,6 +11,7 @@ import { KUBE_CHUNK } from '../../plugin/src/kube/chunk.ts';
 import { ROOT, archive, buildBinary, sourceDateEpoch } from '../../scripts/dist.ts';
 import { findTarget } from '../../scripts/dist-targets.ts';
 import { buildImage } from '../../scripts/image.ts';
+import { PLUGIN_NODE_FLAGS } from '../../scripts/plugin-flags.ts';
 import { buildSea } from '../../scripts/sea.ts';
 import type { BenchRow } from './run.ts';
 
@@ -49,14 +50,14 @@ export async function run(): Promise<BenchRow[]> {
     const t = findTarget('linux-x64');
     const bin = buildBinary(t, { seaDir: join(dir, 'sea') });
     const base = join(ROOT, 'build/node-base/linux-x64/node.stripped');
-    const noCache = buildSea({ main: join(ROOT, 'dist/kubectl-kt'), executable: base, output: join(dir, 'nocache/kubectl-kt'), useCodeCache: false, assets: { [KUBE_CHUNK]: join(ROOT, 'dist', KUBE_CHUNK) } });
+    const noCache = buildSea({ main: join(ROOT, 'dist/kubectl-kt'), executable: base, output: join(dir, 'nocache/kubectl-kt'), useCodeCache: false, execArgv: PLUGIN_NODE_FLAGS, assets: { [KUBE_CHUNK]: join(ROOT, 'dist', KUBE_CHUNK) } });
 
     const m = medians({
       node: [process.execPath, ['-e', '0']],
       version: [bin, ['version']],
       help: [bin, ['--help']],
       versionNoCache: [noCache, ['version']],
-      bundle: [process.execPath, [join(ROOT, 'dist/kubectl-kt'), 'version']],
+      bundle: [process.execPath, [...PLUGIN_NODE_FLAGS, join(ROOT, 'dist/kubectl-kt'), 'version']],
     });
     const ref = 'node -e 0';
     const rows: BenchRow[] = [

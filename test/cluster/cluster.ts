@@ -419,6 +419,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       ...process.env,
       KUBECONFIG: devKubeconfig,
       KUBECACHEDIR: kubeCacheDir,
+      // The plugin's own cache (the Kubernetes client's code cache, kube/chunk.ts) goes with the cluster too.
+      XDG_CACHE_HOME: join(dir, 'xdg-cache'),
       PATH: `${binDir}:${join(ROOT, 'dist')}:${join(NODE26, '..')}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
     };
     const spawnInLaptop = (cmd: string, args: string[], o: { env?: Record<string, string> } = {}): ChildProcess =>

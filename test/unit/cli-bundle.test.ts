@@ -7,13 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { KUBE_CHUNK, KUBE_CHUNK_CACHE } from '../../plugin/src/kube/chunk.ts';
+import { CacheWarmth, KUBE_CHUNK, KUBE_CHUNK_CACHE } from '../../plugin/src/kube/chunk.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HEAVY = /(^|\/)node_modules\/(@kubernetes\/client-node|ssh2)\//;
@@ -160,35 +160,55 @@ test('the Kubernetes client is a chunk of its own: version, help and completion 
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /kt-kube\.cjs/, r.stderr);
     // With the chunk beside it, the same command gets as far as the (absent) API server.
+    // NODE_DEBUG=kt-cache: the loader says what it did with the code cache.
     await copyFile(join(root, 'dist', KUBE_CHUNK), join(dir, KUBE_CHUNK));
-    const ok = kt(['status', '--kubeconfig', kubeconfig]);
-    assert.match(ok.stderr, /^error KT_ERR_API_UNREACHABLE/, ok.stderr);
-    // The first load left V8's code cache for the chunk in the cache directory (HOME is dir here).
+    const status = () => {
+      const out = kt(['status', '--kubeconfig', kubeconfig], { NODE_DEBUG: 'kt-cache' });
+      assert.match(out.stderr, /^error KT_ERR_API_UNREACHABLE/m, out.stderr);
+      return out.stderr;
+    };
     const cacheDir = join(dir, '.cache', 'kubectl-kt');
-    const caches = (await readdir(cacheDir)).filter((f) => f.endsWith('.v8cache'));
+    const cacheFiles = async () => (await readdir(cacheDir)).filter((f) => f.endsWith('.v8cache'));
+    /** The user's cache: its warmth (first byte) and size. */
+    const userCache = async () => {
+      const [f] = await cacheFiles();
+      const b = await readFile(join(cacheDir, f));
+      return { warmth: b[0], size: b.length };
+    };
+    // No cache anywhere: the first load makes one (HOME is dir here), and the
+    // command, having talked to the cluster, leaves a warmer one.
+    let said = status();
+    assert.match(said, /kube client: no code cache/, said);
+    assert.match(said, new RegExp(`code cache of warmth ${CacheWarmth.command} written`), said);
+    const caches = await cacheFiles();
     assert.equal(caches.length, 1, `one cache file in ${cacheDir}: ${caches}`);
-    assert.ok((await stat(join(cacheDir, caches[0]))).size > 100_000);
-    // A damaged cache is rejected by V8 and replaced; the command works all the same.
+    assert.deepEqual({ warmth: (await userCache()).warmth, big: (await userCache()).size > 100_000 }, { warmth: CacheWarmth.command, big: true });
+    // The next start takes it, and writes none: it got no further than the one that made it.
+    said = status();
+    assert.match(said, new RegExp(`code cache the user's \\(warmth ${CacheWarmth.command}\\) taken`), said);
+    assert.doesNotMatch(said, /written/, said);
+    // A damaged cache is refused by V8 and replaced; the command works all the same.
     await writeFile(join(cacheDir, caches[0]), 'garbage');
-    const again = kt(['status', '--kubeconfig', kubeconfig]);
-    assert.match(again.stderr, /^error KT_ERR_API_UNREACHABLE/, again.stderr);
-    assert.ok((await stat(join(cacheDir, caches[0]))).size > 100_000, 'the damaged cache was replaced');
+    said = status();
+    assert.match(said, /refused by V8/, said);
+    assert.deepEqual({ warmth: (await userCache()).warmth, big: (await userCache()).size > 100_000 }, { warmth: CacheWarmth.command, big: true }, 'the damaged cache was replaced');
     // A cache of another build is removed when this one is written.
     await writeFile(join(cacheDir, 'kube-v0-x64-1-1.v8cache'), 'old');
     await rm(join(cacheDir, caches[0]));
-    kt(['status', '--kubeconfig', kubeconfig]);
-    assert.deepEqual((await readdir(cacheDir)).filter((f) => f.endsWith('.v8cache')), caches);
-    // The build's code cache beside the chunk: a first run takes it (this Node made it) and makes none of its own.
+    status();
+    assert.deepEqual(await cacheFiles(), caches);
+    // The build's code cache beside the chunk: a first run takes it (this Node made it), then leaves its warmer one.
     await rm(cacheDir, { recursive: true });
     await copyFile(join(root, 'dist', KUBE_CHUNK_CACHE), join(dir, KUBE_CHUNK_CACHE));
-    const shipped = kt(['status', '--kubeconfig', kubeconfig]);
-    assert.match(shipped.stderr, /^error KT_ERR_API_UNREACHABLE/, shipped.stderr);
-    assert.ok(!existsSync(cacheDir), 'the build\'s cache was taken: no cache of its own');
-    // One V8 refuses (another Node's; here a damaged one) counts as none: the run makes its own.
+    said = status();
+    assert.match(said, /code cache the build's taken/, said);
+    assert.equal((await userCache()).warmth, CacheWarmth.command);
+    // One V8 refuses (another Node's; here a damaged one) counts as none.
+    await rm(cacheDir, { recursive: true });
     await writeFile(join(dir, KUBE_CHUNK_CACHE), 'garbage');
-    const refused = kt(['status', '--kubeconfig', kubeconfig]);
-    assert.match(refused.stderr, /^error KT_ERR_API_UNREACHABLE/, refused.stderr);
-    assert.deepEqual((await readdir(cacheDir)).filter((f) => f.endsWith('.v8cache')), caches);
+    said = status();
+    assert.match(said, /code cache the build's refused by V8/, said);
+    assert.deepEqual(await cacheFiles(), caches);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -10,18 +10,28 @@
 // itself. The source tree (tests, `tsc`) imports the package as usual.
 //
 // Compiling and running the chunk costs about half a second; V8's code
-// cache takes a third of that off. The build makes one beside the chunk
+// cache takes most of that off. The build makes one beside the chunk
 // (KUBE_CHUNK_CACHE; an asset of the single executable built for this
 // machine), so even the first command after an install starts warm when it
 // runs on the Node that built it; V8 refuses it on any other (another
-// version or flags), and then the cache is made on the first run and kept in
-// the user's cache directory, keyed by the file the chunk came from (size
-// and mtime) and the Node version: V8 itself only checks the source's
-// length, so the key must tell two chunks apart.
+// version or flags). That cache holds what loading the client compiles, not
+// what a request, a watch or a port-forward compiles later (V8 compiles a
+// function on its first call): a mesh join compiled those on its critical
+// path, a sixth of its CPU. So the process that got further writes a warmer
+// cache when its work is done (keepChunkCache): a command that talked to the
+// cluster, and better, a session whose tunnel came up; every later start
+// reads it. It lives in the user's cache directory, keyed by the file the
+// chunk came from (size and mtime) and the Node version (V8 itself only
+// checks the source's length, so the key must tell two chunks apart), its
+// first byte saying how far the process that made it got (CacheWarmth).
 import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { debuglog } from 'node:util';
 import { Script } from 'node:vm';
+
+/** What the loader did with the code cache, under NODE_DEBUG=kt-cache (its own section: NODE_DEBUG=kt turns on SSH's packet log too). */
+const debug = debuglog('kt-cache');
 
 /** The chunk's file name in dist/ and its asset key in the single executable. */
 export const KUBE_CHUNK = 'kt-kube.cjs';
@@ -105,6 +115,24 @@ export function cachePath(origin: string, env: NodeJS.ProcessEnv = process.env, 
   return join(base, 'kubectl-kt', `kube-${process.version}-${process.arch}-${st.size}-${Math.trunc(st.mtimeMs)}.v8cache`);
 }
 
+/** How far the process that made a code cache got: the further, the more of the client's functions it holds. */
+export const CacheWarmth = {
+  /** The build's, or one made right after loading. */
+  loaded: 0,
+  /** After a command that talked to the API server. */
+  command: 1,
+  /** After a session's tunnel came up (port-forward, watches, patches). */
+  session: 2,
+} as const;
+export type CacheWarmth = (typeof CacheWarmth)[keyof typeof CacheWarmth];
+
+/** A code cache file in the user's cache directory: one byte of warmth, then V8's data. */
+export function readUserCache(path: string | undefined): { warmth: number; data: Buffer } | undefined {
+  const file = readCache(path);
+  if (file === undefined || file.length < 2) return undefined;
+  return { warmth: file[0], data: file.subarray(1) };
+}
+
 function readCache(path: string | undefined): Buffer | undefined {
   if (path === undefined) return undefined;
   try {
@@ -115,11 +143,11 @@ function readCache(path: string | undefined): Buffer | undefined {
 }
 
 /** Best effort: a cache that cannot be written costs the next start its speed, nothing else. */
-function writeCache(path: string, data: Buffer): void {
+function writeCache(path: string, warmth: number, data: Buffer): void {
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, data, { mode: 0o600 });
+    writeFileSync(tmp, Buffer.concat([Buffer.from([warmth]), data]), { mode: 0o600 });
     renameSync(tmp, path);
     // Caches of other builds are dead weight now.
     for (const f of readdirSync(dirname(path))) {
@@ -131,21 +159,42 @@ function writeCache(path: string, data: Buffer): void {
 }
 
 let loaded: unknown;
+/** The loaded chunk's script, where its cache goes, and how warm the cache it started from was (-1: none taken). */
+let kept: { script: Script; path: string | undefined; warmth: number } | undefined;
 
 /** The client's module.exports: evaluated once, like require() would. */
 export function loadKubeChunk(): unknown {
   if (loaded !== undefined) return loaded;
   const { source, filename, origin, shipped } = chunkSource();
-  let cache: string | undefined;
+  let path: string | undefined;
   try {
-    cache = cachePath(origin);
+    path = cachePath(origin);
   } catch {
-    cache = undefined;
+    path = undefined;
   }
-  const cachedData = readCache(cache) ?? shipped();
+  const user = readUserCache(path);
+  const cachedData = user?.data ?? shipped();
   const { script, run } = compileChunk(source, filename, cachedData);
   loaded = run();
-  // After the run, so the functions the client ran while loading are in the cache too.
-  if (cache !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) writeCache(cache, script.createCachedData());
+  const taken = cachedData !== undefined && script.cachedDataRejected !== true;
+  kept = { script, path, warmth: taken ? (user?.warmth ?? CacheWarmth.loaded) : -1 };
+  const from = user ? `the user's (warmth ${user.warmth})` : "the build's";
+  debug(`kube client: ${cachedData === undefined ? 'no code cache' : `code cache ${from} ${taken ? 'taken' : 'refused by V8'}`}`);
+  // None taken: one now, so the next start is warm even if this process never gets further.
+  if (!taken) keepChunkCache(CacheWarmth.loaded);
   return loaded;
+}
+
+/**
+ * Writes the loaded chunk's code cache, holding every client function this
+ * process has run so far, when it is warmer than the one this process
+ * started from. Nothing when the client was never loaded. About 20 ms of
+ * CPU, once per install and Node.
+ */
+export function keepChunkCache(warmth: CacheWarmth): void {
+  if (kept === undefined || kept.path === undefined || warmth <= kept.warmth) return;
+  const data = kept.script.createCachedData();
+  writeCache(kept.path, warmth, data);
+  kept.warmth = warmth;
+  debug(`kube client: code cache of warmth ${warmth} written (${data.length} bytes)`);
 }

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { ANNOTATIONS, PORTS, PROTOCOL_VERSION, type Role } from '../../../contract/protocol.ts';
 import { isKtError, ktError, toKtError } from '../errors.ts';
 import type { KubeApi } from '../kube/api.ts';
+import { CacheWarmth, keepChunkCache } from '../kube/chunk.ts';
 import { openPortForward, PortForwardError } from '../kube/portforward.ts';
 import { annotatePod, createPod, deletePod, podRunning, waitForPod } from '../kube/pods.ts';
 import { newSessionId, proxyPod } from '../kube/shadow.ts';
@@ -129,6 +130,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
         const done = progress.step(`opening the tunnel to ${namespace}/${this.podName}`);
         const tunnel = await this.connectWithRetry(true);
         done();
+        keepWarmCache();
         return tunnel;
       } catch (err) {
         await this.close();
@@ -164,6 +166,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
       const tunnel = await this.connectWithRetry(true);
       done();
       this.startHeartbeat();
+      keepWarmCache();
       return tunnel;
     } catch (err) {
       await this.close();
@@ -324,4 +327,18 @@ function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done);
   });
+}
+
+let warmKept = false;
+
+/**
+ * Once a session's tunnel is up, and its command has had a moment to
+ * register routes, point a Service and start its watches: the Kubernetes
+ * client's code cache with all of that in it, for every later start
+ * (kube/chunk.ts). Once per process, off the path of anything waiting.
+ */
+function keepWarmCache(): void {
+  if (warmKept) return;
+  warmKept = true;
+  setTimeout(() => keepChunkCache(CacheWarmth.session), 2000).unref();
 }
