@@ -6,12 +6,13 @@
 // once no connection was new for the quiet period.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type net from 'node:net';
 import { test } from 'node:test';
 import { bed } from './router-fixtures.ts';
 import { grpc, grpcClient, grpcServer } from '../fixtures/grpc/kt-echo.ts';
 import type { Reply } from '../fixtures/grpc/kt-echo.ts';
-import { withConnectionClose } from '../../proxy-image/src/router/drain.ts';
+import { END_GRACE_MS, withConnectionClose } from '../../proxy-image/src/router/drain.ts';
 
 const QUIET = 300;
 
@@ -185,4 +186,46 @@ test('a router idle for long still waits the quiet period after the drain begins
   assert.equal(late.connection, 'close');
   await draining;
   assert.ok(done - t0 >= QUIET - 20, `drained ${Math.round(done - t0)} ms after it began (quiet ${QUIET} ms)`);
+});
+
+test('HTTP/2 sessions that arrive while draining get GOAWAY at the exit, which waits for their clients to close them (at most END_GRACE_MS)', async (t) => {
+  const origin = await grpcServer('origin-grpc');
+  t.after(() => origin.close());
+  const b = await bed(t, { drain: { quietMs: QUIET, maxMs: 10_000 } }, origin.port);
+  const draining = b.router.drain().then(() => performance.now());
+  // Two clients the service proxy still sent here after the endpoint change; each has a stream served.
+  const client = () => {
+    const c = http2.connect(`http://127.0.0.1:${b.port}`);
+    c.on('error', () => undefined);
+    const goaway = new Promise<number>((resolve) => c.once('goaway', () => resolve(performance.now())));
+    const closed = new Promise<number>((resolve) => c.once('close', () => resolve(performance.now())));
+    return { c, goaway, closed };
+  };
+  const served = async (c: http2.ClientHttp2Session) => {
+    const req = c.request({ ':method': 'POST', ':path': '/kt.echo.Echo/Who', 'content-type': 'application/grpc' });
+    req.end();
+    req.resume();
+    await new Promise((resolve) => req.on('close', resolve));
+  };
+  const polite = client();
+  const deaf = client();
+  await served(polite.c);
+  await served(deaf.c);
+  // The polite one leaves a while after its GOAWAY (a stated hold: a client still finishing); the deaf one never does.
+  const goawayAt = await polite.goaway;
+  await deaf.goaway;
+  let politeLeft = false;
+  let serverClosedFirst = false;
+  void polite.closed.then(() => (serverClosedFirst = !politeLeft));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(serverClosedFirst, false, 'the router closed the connection before its client did');
+  politeLeft = true;
+  const leftAt = performance.now();
+  polite.c.close();
+  const drainedAt = await draining;
+  assert.ok(drainedAt >= leftAt, 'the exit came before the client closed its connection');
+  // The deaf one was closed by the router once its grace ran out, and the exit waited for that.
+  const deafClosedAt = await deaf.closed;
+  assert.ok(deafClosedAt - goawayAt >= END_GRACE_MS - 50, `closed ${Math.round(deafClosedAt - goawayAt)} ms after GOAWAY`);
+  assert.ok(drainedAt - goawayAt < END_GRACE_MS + 1000, `the exit ${Math.round(drainedAt - goawayAt)} ms after GOAWAY`);
 });

@@ -7,7 +7,7 @@
 import type * as Http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { RouterPort } from '../../../contract/protocol.ts';
-import { goawayGracefully } from './drain.ts';
+import { endGracefully, goawayGracefully } from './drain.ts';
 import type { Drain } from './drain.ts';
 import type { HeaderLookup } from './match.ts';
 import { describeTarget, ORIGIN, targetKey } from './upstream.ts';
@@ -98,7 +98,7 @@ function createH2Router(deps: H2Deps): H2Router {
     upstreams.set(s, new Map());
     const streams = { n: 0 };
     open.set(s, streams);
-    const untrack = deps.drain?.track({ busy: () => streams.n > 0, move: () => goawayGracefully(s), end: () => s.close() });
+    const untrack = deps.drain?.track({ busy: () => streams.n > 0, move: () => goawayGracefully(s), end: () => endGracefully(s) });
     // An idle client connection (no frame either way) is closed gracefully;
     // one with streams open (a quiet long gRPC stream) is left alone: node
     // re-arms the timer on the next frame.
