@@ -225,7 +225,9 @@ export interface RouteRefusal {
    * Why, for the plugin to pick its error code: `taken` (someone holds the
    * slot), `limit` (a cap on routes is reached), `invalid` (the request
    * itself is wrong: an unknown route kind, a port the router does not
-   * serve, a regex the engine cannot run, a bad header name). Absent from
+   * serve, a regex the engine cannot run, a bad header name), `closing`
+   * (the request came as its SSH connection was closing: nothing is wrong
+   * with the route, the tunnel is going; the plugin says so, not taken). Absent from
    * routers older than this field: the plugin reads it as taken. A code this
    * plugin does not know (a newer router's) is read as invalid, never taken.
    */
@@ -239,8 +241,8 @@ export interface RouteRefusal {
   heldBy?: string;
 }
 
-export type RouteRefusalCode = 'taken' | 'limit' | 'invalid';
-export const ROUTE_REFUSAL_CODES: readonly RouteRefusalCode[] = ['taken', 'limit', 'invalid'];
+export type RouteRefusalCode = 'taken' | 'limit' | 'invalid' | 'closing';
+export const ROUTE_REFUSAL_CODES: readonly RouteRefusalCode[] = ['taken', 'limit', 'invalid', 'closing'];
 
 /** Suffix of the origin Service's name: <service>-kt-origin. */
 export const ORIGIN_SUFFIX = '-kt-origin';

@@ -27,7 +27,7 @@ function router() {
     const reply = decodeRouteReply(raw as Buffer);
     assert.ok(reply, 'the reply decodes');
     if (!('refused' in reply)) return 'accepted';
-    return routeRefusalError(new RouteRefusedError(reply.refused, reply.code), 'shop/web').code as ErrorCode;
+    return routeRefusalError(new RouteRefusedError(reply.refused, reply.code), { namespace: 'shop', service: 'web', router: 'kt-router-web-x' }).code as ErrorCode;
   };
 }
 
@@ -77,6 +77,10 @@ test('route replies: a refusal without a code is taken (older routers), one with
   // Every reason has its own error, and they differ.
   assert.deepEqual(Object.keys(ROUTE_REFUSAL_ERRORS).sort(), [...ROUTE_REFUSAL_CODES].sort());
   assert.equal(new Set(Object.values(ROUTE_REFUSAL_ERRORS)).size, ROUTE_REFUSAL_CODES.length);
+  // A refusal because the connection was closing is about the tunnel, not the route: it names the router pod, not a holder.
+  const closing = routeRefusalError(new RouteRefusedError('the connection is closing', 'closing'), { namespace: 'shop', service: 'web', router: 'kt-router-web-x' });
+  assert.equal(closing.code, 'KT_ERR_TUNNEL_FAILED');
+  assert.match(closing.message, /shop\/kt-router-web-x.*closing.*run the command again/);
 });
 
 test('SSH request names: every kt request is in SSH_REQUESTS, distinct, under @kt.dev; route and cancel payloads round-trip', () => {

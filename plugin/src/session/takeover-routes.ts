@@ -174,7 +174,7 @@ export class RouteBook {
         if (!(err instanceof RouteRefusedError)) throw toKtError(err);
         const own = err.heldBy === h.session.id;
         if (!own || performance.now() > until || tunnel.closed) {
-          throw routeRefusalError(err, `${h.namespace}/${h.name}`);
+          throw routeRefusalError(err, { namespace: h.namespace, service: h.name, router: h.router });
         }
         h.debug(`route for port ${spec.servicePort} still held by this session's old connection; asking again`);
         await new Promise((resolve) => setTimeout(resolve, 1000));

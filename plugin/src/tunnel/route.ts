@@ -39,11 +39,15 @@ export const ROUTE_REFUSAL_ERRORS = {
   taken: 'KT_ERR_ROUTE_TAKEN',
   limit: 'KT_ERR_ROUTE_LIMIT',
   invalid: 'KT_ERR_ROUTE_INVALID',
+  closing: 'KT_ERR_TUNNEL_FAILED',
 } as const satisfies Record<RouteRefusalCode, ErrorCode>;
 
-/** The user's error for a refused route of `service` (namespace/name). */
-export function routeRefusalError(err: RouteRefusedError, service: string): KtError {
-  return ktError(ROUTE_REFUSAL_ERRORS[err.code], { service, reason: err.refused });
+/** The user's error for a refused route of a Service on the router pod `router` (both in `namespace`). */
+export function routeRefusalError(err: RouteRefusedError, where: { namespace: string; service: string; router: string }): KtError {
+  if (err.code === 'closing') {
+    return ktError('KT_ERR_TUNNEL_FAILED', { namespace: where.namespace, pod: where.router, reason: `the router had this connection closing when the route was asked for (${err.refused}); run the command again` });
+  }
+  return ktError(ROUTE_REFUSAL_ERRORS[err.code], { service: `${where.namespace}/${where.service}`, reason: err.refused });
 }
 
 export async function requestRoute(tunnel: Tunnel, req: RouteRequest, toLocal: ForwardTarget): Promise<RouteHandle> {

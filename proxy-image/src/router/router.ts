@@ -194,7 +194,7 @@ function makeRegister(table: RouteTable<RouteLink>, log: (msg: string) => void):
   /** Connections whose close already removes their routes. */
   const watched = new Set<string>();
   return (ctx, req) => {
-    if (ctx.closed) return { refused: 'the connection is closing' };
+    if (ctx.closed) return { refused: 'the connection is closing', code: 'closing' };
     // The link needs the route's address, which the table assigns: a late binding.
     const ref: { route?: Route<RouteLink> } = {};
     const link = routeLink(ctx, () => ref.route);
