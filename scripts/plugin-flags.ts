@@ -5,10 +5,10 @@
 // --max-semi-space-size=1: V8's young generation grows up to 16 MiB per
 // semi-space, and each time it grows the process writes memory it has never
 // touched. A command that starts (a mesh join: the Kubernetes client, TLS,
-// SSH) allocates ~60 MiB in under a second, so the growth lands on fresh
-// pages, each a page fault; on a virtual machine whose host backs guest
-// memory lazily, a fault on a page never touched costs several times what it
-// does on metal. With a 1 MiB young generation the same short-lived objects
+// SSH) touches about 80 MiB in under a second (20k page faults), the
+// young generation's growth among it; on a virtual machine whose host backs
+// guest memory lazily, a fault on a page never touched costs several times
+// what it does on metal. With a 1 MiB young generation the same short-lived objects
 // are collected in pages the process already has. Measured on the 20-developer
 // mesh test (test/e2e/mesh-twenty.test.ts): a join touched 6.2k instead of
 // 7.5k pages, and the join's p95 over three runs was 0.27–0.35 s with it
