@@ -177,7 +177,7 @@ export const ERRORS = {
     (p) => `proxy pod ${p.namespace}/${p.pod} did not start: ${p.reason}`,
   ),
   KT_ERR_TUNNEL_FAILED: failure<{ pod: string; namespace: string; reason: string }>(
-    'The SSH tunnel over pods/portforward to the proxy pod could not be opened.',
+    'The SSH tunnel over pods/portforward to the proxy pod could not be opened, or was closing when a route was asked for on it.',
     'check that you may create pods/portforward (`kubectl kt rbac`) and that `kubectl port-forward` works in this namespace',
     (p) => `cannot open the tunnel to ${p.namespace}/${p.pod}: ${p.reason}`,
   ),

@@ -159,13 +159,12 @@ function writeCache(path: string, warmth: number, data: Buffer): void {
   }
 }
 
-let loaded: unknown;
-/** The loaded chunk's script, where its cache goes, and how warm the cache it started from was (-1: none taken). */
-let kept: { script: Script; path: string | undefined; warmth: number } | undefined;
+/** The loaded chunk: its exports, its script, where its cache goes, and how warm the cache it started from was (-1: none taken). */
+let kept: { exports: unknown; script: Script; path: string | undefined; warmth: number } | undefined;
 
 /** The client's module.exports: evaluated once, like require() would. */
 export function loadKubeChunk(): unknown {
-  if (loaded !== undefined) return loaded;
+  if (kept !== undefined) return kept.exports;
   const { source, filename, origin, shipped } = chunkSource();
   let path: string | undefined;
   try {
@@ -176,14 +175,14 @@ export function loadKubeChunk(): unknown {
   const user = readUserCache(path);
   const cachedData = user?.data ?? shipped();
   const { script, run } = compileChunk(source, filename, cachedData);
-  loaded = run();
+  const exports = run();
   const taken = cachedData !== undefined && script.cachedDataRejected !== true;
-  kept = { script, path, warmth: taken ? (user?.warmth ?? CacheWarmth.loaded) : -1 };
+  kept = { exports, script, path, warmth: taken ? (user?.warmth ?? CacheWarmth.loaded) : -1 };
   const from = user ? `the user's (warmth ${user.warmth})` : "the build's";
   debug(`kube client: ${cachedData === undefined ? 'no code cache' : `code cache ${from} ${taken ? 'taken' : 'refused by V8'}`}`);
   // None taken: one now, so the next start is warm even if this process never gets further.
   if (!taken) keepChunkCache(CacheWarmth.loaded);
-  return loaded;
+  return exports;
 }
 
 /**

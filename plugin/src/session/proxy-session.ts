@@ -130,7 +130,6 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
         const done = progress.step(`opening the tunnel to ${namespace}/${this.podName}`);
         const tunnel = await this.connectWithRetry(true);
         done();
-        keepWarmCache();
         return tunnel;
       } catch (err) {
         await this.close();
@@ -166,7 +165,6 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
       const tunnel = await this.connectWithRetry(true);
       done();
       this.startHeartbeat();
-      keepWarmCache();
       return tunnel;
     } catch (err) {
       await this.close();
@@ -192,6 +190,7 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
         for (const w of this.waiting.splice(0)) w.resolve(t);
         t.on('close', (err) => this.onTunnelClosed(t, err));
         this.emit('up', t);
+        if (first) keepWarmCache();
         return t;
       } catch (err) {
         // Refusals that another try cannot change end the wait at once. But
