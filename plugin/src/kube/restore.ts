@@ -1,12 +1,14 @@
 // Putting a Service back as it was before exchange or mesh took it over:
 // the original selector first (so traffic reaches the original pods again
 // before anything of ours goes away — ARCHITECTURE.md rule 1), then the router pod,
-// the origin Service and the router's Secret, and the replicas of a
+// the router's Secret and the origin Service, and the replicas of a
 // workload that `exchange --mode scale` scaled to 0.
-import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX, ROUTER_SECRET_PREFIX } from '../../../contract/protocol.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY, ORIGIN_SUFFIX } from '../../../contract/protocol.ts';
 import { apiStatus, fromApiError, ktError } from '../errors.ts';
 import type { KubeApi } from './api.ts';
 import { waitPodGone } from './pods.ts';
+import { deleteSecretIfUnchanged, readRouterSecret, routerNow } from './takeover-apply.ts';
+import { secretName } from './takeover-plan.ts';
 
 /**
  * How long a drained restore waits for the router pods to be gone before it
@@ -108,32 +110,29 @@ export async function restoreService(
     }
   }
   // The Secret first: a developer who comes now makes a new router rather
-  // than joining the one that drains. The origin Service last: a draining
-  // router still sends what it gets there, so it goes once the routers are gone.
-  for (const [kind, objName, del] of [
-    ['secret', `${ROUTER_SECRET_PREFIX}${name}`, () => core.deleteNamespacedSecret({ namespace, name: `${ROUTER_SECRET_PREFIX}${name}` })],
-    ['service', `${name}${ORIGIN_SUFFIX}`, async () => {
-      if (opts.drain) {
-        await Promise.all(routers.items.map((p) => waitPodGone(api, { namespace, name: p.metadata?.name ?? '' }, ROUTER_DRAIN_WAIT_MS)));
-        // A new takeover began meanwhile (its Secret is there): the origin Service is its now.
-        const again = await core.readNamespacedSecret({ namespace, name: `${ROUTER_SECRET_PREFIX}${name}` }).then(() => true, () => false);
-        if (again) return;
-      }
-      await core.deleteNamespacedService({ namespace, name: `${name}${ORIGIN_SUFFIX}` });
-    }],
-  ] as const) {
-    const exists = await (kind === 'service'
-      ? core.readNamespacedService({ namespace, name: objName })
-      : core.readNamespacedSecret({ namespace, name: objName })).then((o) => o.metadata?.labels?.[LABELS.managedBy] === MANAGED_BY, (err: unknown) => {
-      if (notFound(err)) return false;
-      throw fromApiError(err, { verb: 'get', resource: `${kind}s`, namespace, name: objName });
-    });
-    if (!exists) continue;
-    actions.push(`delete ${kind} ${namespace}/${objName}`);
+  // than joining the one that drains. Only the Secret of a router this
+  // restore removes (or of one gone already): a developer who found that
+  // router leaving may have made a new Secret meanwhile, and that takeover
+  // is not this restore's to end — nor is the origin Service it shares.
+  const removed = new Set(routers.items.map((p) => p.metadata?.name ?? ''));
+  const secretKept = await removeSecret(api, namespace, name, removed, opts.dryRun, actions);
+  // The origin Service last: a draining router still sends what it gets there, so it goes once the routers are gone.
+  const origin = `${name}${ORIGIN_SUFFIX}`;
+  const originOurs = !secretKept && await core.readNamespacedService({ namespace, name: origin }).then((o) => o.metadata?.labels?.[LABELS.managedBy] === MANAGED_BY, (err: unknown) => {
+    if (notFound(err)) return false;
+    throw fromApiError(err, { verb: 'get', resource: 'services', namespace, name: origin });
+  });
+  if (originOurs) {
+    actions.push(`delete service ${namespace}/${origin}`);
     if (!opts.dryRun) {
-      await del().catch((err: unknown) => {
-        if (!notFound(err)) throw fromApiError(err, { verb: 'delete', resource: `${kind}s`, namespace, name: objName });
-      });
+      if (opts.drain) await Promise.all(routers.items.map((p) => waitPodGone(api, { namespace, name: p.metadata?.name ?? '' }, ROUTER_DRAIN_WAIT_MS)));
+      // A Secret there now is a newer takeover's (made while the routers drained, or in place of the one read): the origin Service is its.
+      const again = await readRouterSecret(api, namespace, name).catch(() => undefined) !== undefined;
+      if (!again) {
+        await core.deleteNamespacedService({ namespace, name: origin }).catch((err: unknown) => {
+          if (!notFound(err)) throw fromApiError(err, { verb: 'delete', resource: 'services', namespace, name: origin });
+        });
+      }
     }
   }
 
@@ -158,4 +157,23 @@ export async function restoreService(
     }
   }
   return { service: name, namespace, actions };
+}
+
+/**
+ * Deletes the router Secret of a Service if it belongs to a router in
+ * `removed` or to one that is gone (no pod, past the time a first developer
+ * takes to make it): on the resourceVersion read, so a Secret replaced in
+ * between stays. True when a Secret of ours stays: a takeover newer than the
+ * routers removed.
+ */
+async function removeSecret(api: KubeApi, namespace: string, service: string, removed: Set<string>, dryRun: boolean, actions: string[]): Promise<boolean> {
+  const secret = await readRouterSecret(api, namespace, service);
+  if (secret?.metadata?.labels?.[LABELS.managedBy] !== MANAGED_BY) return false;
+  const router = secret.metadata.annotations?.[ANNOTATIONS.routerPod];
+  const createdAt = secret.metadata.creationTimestamp ? new Date(secret.metadata.creationTimestamp).getTime() : undefined;
+  const stale = router === undefined || removed.has(router) || await routerNow(api, namespace, router, createdAt) === 'leaving';
+  if (!stale) return true;
+  actions.push(`delete secret ${namespace}/${secretName(service)}`);
+  if (!dryRun) await deleteSecretIfUnchanged(api, namespace, secretName(service), secret.metadata.resourceVersion);
+  return false;
 }
