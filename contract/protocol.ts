@@ -227,7 +227,10 @@ export interface RouteRefusal {
    * itself is wrong: an unknown route kind, a port the router does not
    * serve, a regex the engine cannot run, a bad header name), `closing`
    * (the request came as its SSH connection was closing: nothing is wrong
-   * with the route, the tunnel is going; the plugin says so, not taken). Absent from
+   * with the route, the tunnel is going; the plugin says so, not taken),
+   * `leaving` (the router drains before its exit, its pod being deleted: a
+   * route on it would not outlive it; a developer who was joining starts
+   * again from the router's Secret). Absent from
    * routers older than this field: the plugin reads it as taken. A code this
    * plugin does not know (a newer router's) is read as invalid, never taken.
    */
@@ -241,8 +244,8 @@ export interface RouteRefusal {
   heldBy?: string;
 }
 
-export type RouteRefusalCode = 'taken' | 'limit' | 'invalid' | 'closing';
-export const ROUTE_REFUSAL_CODES: readonly RouteRefusalCode[] = ['taken', 'limit', 'invalid', 'closing'];
+export type RouteRefusalCode = 'taken' | 'limit' | 'invalid' | 'closing' | 'leaving';
+export const ROUTE_REFUSAL_CODES: readonly RouteRefusalCode[] = ['taken', 'limit', 'invalid', 'closing', 'leaving'];
 
 /** Suffix of the origin Service's name: <service>-kt-origin. */
 export const ORIGIN_SUFFIX = '-kt-origin';

@@ -239,7 +239,7 @@ export const ERRORS = {
     (p) => `cannot route ${p.service}: ${p.reason}`,
   ),
   KT_ERR_ROUTER_GONE: failure<{ namespace: string; service: string; reason: string }>(
-    "The Service's router pod went away while the session ran; the Service was given back to its own pods.",
+    "The Service's router pod went away (or was leaving: it drains before its exit) while the session ran, or each time the session tried to join it; the Service was given back to its own pods.",
     'run the command again to take the Service over with a new router',
     (p) => `the router of service ${p.namespace}/${p.service} is gone (${p.reason}); the service is served by its own pods again`,
   ),

@@ -7,13 +7,16 @@
 //     says so in one line, and every session restores itself when the path
 //     is back; a session whose router was removed meanwhile takes the
 //     Service over again as if new;
+//   - the last session leaving while another developer joins its router
+//     (the joiner's path to the API server held between its read of the
+//     router and its routes): the joiner takes the Service over as new;
 //   - laptop sleep (SIGSTOP longer than the router waits, then SIGCONT);
 //   - kube-apiserver restarted mid-session;
 //   - the router's container killed and restarted in its pod.
 // One cluster for the file.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, watch } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, basename, dirname } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,11 +24,11 @@ import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { ANNOTATIONS, LABELS } from '../../contract/protocol.ts';
 import { ROUTE_ANNOTATION_PREFIX } from '../../plugin/src/status/model.ts';
 import { applyApps, clientPod, echoApp, localEcho, namespace } from '../fixtures/workloads.ts';
-import { exited, nothingLeftIn, serviceShape, stderrOf, until, waitForLine, who } from './helpers.ts';
+import { exited, holdableRelay, nothingLeftIn, serviceShape, stderrOf, until, waitForLine, who } from './helpers.ts';
 
 const NS = 'shop';
-/** Local ports: the exchange's, the mesh's, the preview's, a colleague's (outside the laptop), the connect's SOCKS and HTTP proxies. */
-const PORT = { exchange: 18090, mesh: 18091, preview: 18092, colleague: 18093, socks: 21080, http: 21081 } as const;
+/** Local ports: the exchange's, the mesh's, the preview's, two colleagues' (outside the laptop), the connect's SOCKS and HTTP proxies. */
+const PORT = { exchange: 18090, mesh: 18091, preview: 18092, colleague: 18093, joiner: 18094, socks: 21080, http: 21081 } as const;
 const API = `http://api.${NS}.svc.cluster.local/who`;
 const WEB = `http://web.${NS}.svc.cluster.local/who`;
 const PREVIEW = `http://pv.${NS}.svc.cluster.local/who`;
@@ -220,6 +223,60 @@ describe('faults', () => {
       bob.kill('SIGINT');
       await exited(bob);
       await stop(alice, aliceOut);
+    }
+    assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+    await nothingLeftIn(cluster, NS);
+  });
+
+  test('the last session leaves while another developer joins its router: the joiner finds the router leaving and takes the Service over as a new session would', async () => {
+    const before = serviceShape(cluster, NS, 'web');
+    // Two colleagues on other machines. Carol's API server traffic passes a relay this test holds.
+    const bobServer = await localEcho(cluster, PORT.colleague, 'colleague', { where: 'host' });
+    const carolServer = await localEcho(cluster, PORT.joiner, 'joiner', { where: 'host' });
+    servers.push(bobServer, carolServer);
+    const relay = await holdableRelay(cluster.apiPort);
+    const dir = mkdtempSync(join(tmpdir(), 'kt-joiner-'));
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, readFileSync(String(cluster.laptopEnv.KUBECONFIG), 'utf8').replace(`https://127.0.0.1:${cluster.apiPort}`, `https://127.0.0.1:${relay.port}`), { mode: 0o600 });
+    const meshOnHost = (port: number, tag: string, env: NodeJS.ProcessEnv): ChildProcess =>
+      spawn('kubectl', ['kt', 'mesh', 'svc/web', '--expose', `${port}:80`, '--header', `x-kt-version=${tag}`, '-n', NS], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const bob = meshOnHost(PORT.colleague, 'bob', cluster.laptopEnv);
+    const bobOut = stderrOf(bob);
+    let carol: ChildProcess | undefined;
+    let carolOut = (): string => '';
+    try {
+      await waitForLine(bob, /^meshing:/, 90_000);
+      const [oldRouter] = routers();
+      carol = meshOnHost(PORT.joiner, 'carol', { ...cluster.laptopEnv, KUBECONFIG: kubeconfig });
+      carolOut = stderrOf(carol);
+      // Carol has read the router (Ready) and goes on to open her tunnel: from here her path stalls.
+      await waitForLine(carol, /router exists, joining/, 90_000);
+      relay.hold();
+      await relay.held;
+      assert.doesNotMatch(carolOut(), /^meshing:/m);
+      assert.match(await who(cluster, NS, WEB, 'carol'), /^web-/, 'carol has no route yet');
+      // Bob leaves: the router tells him nobody else routes (Carol has no route yet), so he gives the Service back and removes the router.
+      await stop(bob, bobOut);
+      await nothingLeftIn(cluster, NS);
+      assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
+      assert.match(bobOut(), /giving service \S+ back/);
+      relay.release();
+      const t1 = performance.now();
+      await waitForLine(carol, /^meshing:/, 90_000);
+      const back = await until(() => who(cluster, NS, WEB, 'carol'), (p) => p === 'joiner', t1, 30_000, 'carol routed');
+      console.log(`# joiner whose router left: ${s(back)} after her path came back, carol's requests reached her laptop through a new router`);
+      assert.match(carolOut(), /went while this session joined it/);
+      const now = routers();
+      assert.equal(now.length, 1);
+      assert.notEqual(now[0], oldRouter);
+      assert.match(await who(cluster, NS, WEB), /^web-/, 'untagged requests reach the original pods');
+    } finally {
+      relay.release();
+      bob.kill('SIGINT');
+      await exited(bob);
+      if (carol) await stop(carol, carolOut);
+      await relay.close();
+      rmSync(dir, { recursive: true, force: true });
     }
     assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
     await nothingLeftIn(cluster, NS);

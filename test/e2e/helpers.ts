@@ -3,6 +3,8 @@
 // (by its labels alone). The workloads they run are test/fixtures/workloads.ts.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Cluster } from '../cluster/cluster.ts';
 import { LABELS, MANAGED_BY } from '../../contract/protocol.ts';
 
@@ -116,4 +118,71 @@ export function serviceShape(cluster: Cluster, ns: string, name: string): unknow
   const s = cluster.store.get('services', ns, name) as { metadata: { labels?: unknown; annotations?: unknown }; spec: unknown } | undefined;
   if (!s) throw new Error(`no service ${ns}/${name}`);
   return { labels: s.metadata.labels, annotations: s.metadata.annotations, spec: s.spec };
+}
+
+/**
+ * A TCP relay on 127.0.0.1 to `port` (a plugin's way to the API server,
+ * through a kubeconfig naming it) that a test can hold: while held, every
+ * byte either way waits in the relay and nothing is lost, as on a path that
+ * stalls; release() sends what waited, in order, and relays on as before.
+ * `held` resolves when the first byte waits: the hold stopped something.
+ */
+export interface HoldableRelay {
+  port: number;
+  hold(): void;
+  held: Promise<void>;
+  release(): void;
+  close(): Promise<void>;
+}
+
+export async function holdableRelay(port: number): Promise<HoldableRelay> {
+  let holding = false;
+  let firstHeld!: () => void;
+  const held = new Promise<void>((resolve) => (firstHeld = resolve));
+  /** Bytes that came while held, in arrival order, with the socket they go to. */
+  let waiting: { to: Socket; data: Buffer }[] = [];
+  const sockets = new Set<Socket>();
+  const relay = (from: Socket, to: Socket): void => {
+    from.on('data', (data: Buffer) => {
+      if (!holding) return void to.write(data);
+      waiting.push({ to, data });
+      firstHeld();
+    });
+    from.on('end', () => (holding ? waiting.push({ to, data: Buffer.alloc(0) }) : to.end()));
+    from.on('error', () => to.destroy());
+    from.on('close', () => to.destroy());
+  };
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: '127.0.0.1', port, noDelay: true });
+    client.setNoDelay(true);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    }
+    relay(client, upstream);
+    relay(upstream, client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    hold: () => {
+      holding = true;
+    },
+    held,
+    release: () => {
+      holding = false;
+      const q = waiting;
+      waiting = [];
+      // An empty chunk stands for an end that came while held.
+      for (const { to, data } of q) {
+        if (data.length === 0) to.end();
+        else to.write(data);
+      }
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -81,6 +81,10 @@ test('route replies: a refusal without a code is taken (older routers), one with
   const closing = routeRefusalError(new RouteRefusedError('the connection is closing', 'closing'), { namespace: 'shop', service: 'web', router: 'kt-router-web-x' });
   assert.equal(closing.code, 'KT_ERR_TUNNEL_FAILED');
   assert.match(closing.message, /shop\/kt-router-web-x.*closing.*run the command again/);
+  // A router that drains before its exit takes no route: the router is gone, as far as the session goes.
+  const leaving = routeRefusalError(new RouteRefusedError('the router is leaving', 'leaving'), { namespace: 'shop', service: 'web', router: 'kt-router-web-x' });
+  assert.equal(leaving.code, 'KT_ERR_ROUTER_GONE');
+  assert.match(leaving.message, /service shop\/web is gone \(kt-router-web-x: the router is leaving\)/);
 });
 
 test('SSH request names: every kt request is in SSH_REQUESTS, distinct, under @kt.dev; route and cancel payloads round-trip', () => {

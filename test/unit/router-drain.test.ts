@@ -9,7 +9,8 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { test } from 'node:test';
-import { bed } from './router-fixtures.ts';
+import { bed, tag, whoAnswers } from './router-fixtures.ts';
+import { RouteRefusedError } from '../../plugin/src/tunnel/route.ts';
 import { grpc, grpcClient, grpcServer } from '../fixtures/grpc/kt-echo.ts';
 import type { Reply } from '../fixtures/grpc/kt-echo.ts';
 import { END_GRACE_MS, withConnectionClose } from '../../proxy-image/src/router/drain.ts';
@@ -228,4 +229,14 @@ test('HTTP/2 sessions that arrive while draining get GOAWAY at the exit, which w
   const deafClosedAt = await deaf.closed;
   assert.ok(deafClosedAt - goawayAt >= END_GRACE_MS - 50, `closed ${Math.round(deafClosedAt - goawayAt)} ms after GOAWAY`);
   assert.ok(drainedAt - goawayAt < END_GRACE_MS + 1000, `the exit ${Math.round(drainedAt - goawayAt)} ms after GOAWAY`);
+});
+
+test('while it drains the router takes no new route (refused: leaving); the routes it has serve until the exit', async (t) => {
+  const b = await bed(t, { drain: { quietMs: QUIET, maxMs: 10_000 } });
+  await b.dev('alice', { headers: tag('alice') });
+  const draining = b.router.drain();
+  await assert.rejects(b.dev('bob', { headers: tag('bob') }), (err: unknown) => err instanceof RouteRefusedError && err.code === 'leaving');
+  assert.equal(await whoAnswers(b.port, { 'x-kt-version': 'alice' }), 'alice');
+  assert.equal(await whoAnswers(b.port, { 'x-kt-version': 'bob' }), 'origin-pod');
+  await draining;
 });

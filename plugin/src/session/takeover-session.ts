@@ -16,7 +16,7 @@ import { ANNOTATIONS, PORTS } from '../../../contract/protocol.ts';
 import { ktError, toKtError, type KtError } from '../errors.ts';
 import type { KubeApi } from '../kube/api.ts';
 import { routerOwnPortsOf } from '../kube/router-pod.ts';
-import { restoreSelectorOnly, switchSelector } from '../kube/takeover-apply.ts';
+import { restoreSelectorOnly, routerNow, switchSelector } from '../kube/takeover-apply.ts';
 import { heldByRouter, originalSelectorOf } from '../kube/takeover-plan.ts';
 import { podReady } from '../kube/pods.ts';
 import { ProxySession, type Progress } from './proxy-session.ts';
@@ -35,6 +35,9 @@ export type { RouteSpec } from './takeover-routes.ts';
  * this session's routes may be gone.
  */
 const ROUTER_GIVES_UP_MS = 6000;
+
+/** A joiner whose router left before it routed starts again from the claim, this many times in all (joinedRouterLeft). */
+const JOIN_ATTEMPTS = 3;
 
 export interface TakeoverOptions {
   api: KubeApi;
@@ -66,6 +69,8 @@ export class ServiceTakeover implements RouteHost {
   reused = false;
   /** This session made the router. */
   private created = false;
+  /** When the router's Secret was made, while its pod was not seen yet (a pod missing within ROUTER_CREATE_GRACE_MS of it is being made, not gone). */
+  private secretCreatedAt: number | undefined;
   /** The tunnel to the router came up once (the router can be asked who routes). */
   tunnelUp = false;
   /** close() began: nothing new starts. */
@@ -125,13 +130,40 @@ export class ServiceTakeover implements RouteHost {
    * registers its routes there, so they are in place before any traffic is.
    */
   async start(routed?: () => Promise<void>, planned?: () => RouteSpec[]): Promise<void> {
-    try {
-      await this.setUp(this.opts.service, routed, planned);
-    } catch (err) {
-      const e = toKtError(err);
-      await this.close().catch((ce: unknown) => this.opts.debug(`cleanup after failed start: ${(ce as Error).message}`));
-      throw e;
+    let svc = this.opts.service;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.setUp(svc, routed, planned);
+        return;
+      } catch (err) {
+        const e = toKtError(err);
+        if (attempt < JOIN_ATTEMPTS && await this.joinedRouterLeft()) {
+          const { api, namespace, progress } = this.opts;
+          progress.note(`router ${namespace}/${this.router} went while this session joined it (${e.message}); taking service ${namespace}/${this.name} over as a new session would`);
+          for (const stop of this.stopWatches.splice(0)) stop();
+          await this.sessionObj?.close();
+          try {
+            svc = await api.core.readNamespacedService({ namespace, name: this.name });
+            continue;
+          } catch (re) {
+            this.opts.debug(`reading service ${namespace}/${this.name} again: ${(re as Error).message}`);
+          }
+        }
+        await this.close().catch((ce: unknown) => this.opts.debug(`cleanup after failed start: ${(ce as Error).message}`));
+        throw e;
+      }
     }
+  }
+
+  /**
+   * This session joined a router and routed nothing yet, and the router is
+   * being deleted or gone: the last session on it gave the Service back (or
+   * someone removed it) between this session's read of it and its routes.
+   * Nothing of this session's is on it, so it starts again from the claim.
+   */
+  private async joinedRouterLeft(): Promise<boolean> {
+    if (this.created || this.closing || this.opts.signal.aborted || this.routes.routes.length > 0 || this.router === '') return false;
+    return await routerNow(this.api, this.namespace, this.router, this.secretCreatedAt).catch(() => undefined) === 'leaving';
   }
 
   /** start() without the clean-up: also what takes the Service over again after the router went while this laptop was away. */
@@ -146,6 +178,7 @@ export class ServiceTakeover implements RouteHost {
     this.router = secret.routerPod;
     this.reused = !secret.created;
     this.created = secret.created;
+    this.secretCreatedAt = claim.current ? undefined : secret.createdAt;
     const session = this.newSession(secret.keys);
     if (secret.created) await createRouter(c, svc, original, secret, session);
     // While the tunnel opens: the routes' announcement, and (joining a Ready
@@ -178,6 +211,7 @@ export class ServiceTakeover implements RouteHost {
     });
     failed.catch(() => undefined);
     const open = (pod: V1Pod): Promise<void> => {
+      this.secretCreatedAt = undefined;
       opening ??= (async () => {
         // Its own ports were chosen clear of the ports it serves when it was made: read them off the pod.
         const own = routerOwnPortsOf(pod);

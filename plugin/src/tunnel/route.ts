@@ -40,6 +40,7 @@ export const ROUTE_REFUSAL_ERRORS = {
   limit: 'KT_ERR_ROUTE_LIMIT',
   invalid: 'KT_ERR_ROUTE_INVALID',
   closing: 'KT_ERR_TUNNEL_FAILED',
+  leaving: 'KT_ERR_ROUTER_GONE',
 } as const satisfies Record<RouteRefusalCode, ErrorCode>;
 
 /** The user's error for a refused route of a Service on the router pod `router` (both in `namespace`). */
@@ -47,6 +48,7 @@ export function routeRefusalError(err: RouteRefusedError, where: { namespace: st
   if (err.code === 'closing') {
     return ktError('KT_ERR_TUNNEL_FAILED', { namespace: where.namespace, pod: where.router, reason: `the router had this connection closing when the route was asked for (${err.refused}); run the command again` });
   }
+  if (err.code === 'leaving') return ktError('KT_ERR_ROUTER_GONE', { namespace: where.namespace, service: where.service, reason: `${where.router}: ${err.refused}` });
   return ktError(ROUTE_REFUSAL_ERRORS[err.code], { service: `${where.namespace}/${where.service}`, reason: err.refused });
 }
 

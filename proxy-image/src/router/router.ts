@@ -116,7 +116,7 @@ export async function startRouter(opts: RouterOptions): Promise<Router> {
       s.h2.drop(r.id);
     }
   });
-  const ssh = await startRouterSsh(opts, makeRegister(table, log), table, log);
+  const ssh = await startRouterSsh(opts, makeRegister(table, log, () => drain.active), table, log);
 
   const closeAll = async () => {
     // The standby binds the ports as the link ends: before they close here, so no SYN finds none.
@@ -189,12 +189,17 @@ function startRouterSsh(opts: RouterOptions, register: ReturnType<typeof makeReg
   });
 }
 
-/** kt-route@kt.dev's handler body: adds the route to the table for the connection's lifetime. */
-function makeRegister(table: RouteTable<RouteLink>, log: (msg: string) => void): (ctx: ConnContext, req: Parameters<RouteTable<RouteLink>['add']>[0]) => RouteReply | RouteRefusal {
+/**
+ * kt-route@kt.dev's handler body: adds the route to the table for the
+ * connection's lifetime. None while the router drains (`leaving`): its pod
+ * is being deleted, and a route would go with it.
+ */
+function makeRegister(table: RouteTable<RouteLink>, log: (msg: string) => void, leaving: () => boolean): (ctx: ConnContext, req: Parameters<RouteTable<RouteLink>['add']>[0]) => RouteReply | RouteRefusal {
   /** Connections whose close already removes their routes. */
   const watched = new Set<string>();
   return (ctx, req) => {
     if (ctx.closed) return { refused: 'the connection is closing', code: 'closing' };
+    if (leaving()) return { refused: 'the router is leaving (its pod is being deleted; it drains before it exits)', code: 'leaving' };
     // The link needs the route's address, which the table assigns: a late binding.
     const ref: { route?: Route<RouteLink> } = {};
     const link = routeLink(ctx, () => ref.route);
