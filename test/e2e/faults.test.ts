@@ -27,8 +27,8 @@ import { applyApps, clientPod, echoApp, localEcho, namespace } from '../fixtures
 import { exited, holdableRelay, nothingLeftIn, serviceShape, stderrOf, until, waitForLine, who } from './helpers.ts';
 
 const NS = 'shop';
-/** Local ports: the exchange's, the mesh's, the preview's, two colleagues' (outside the laptop), the connect's SOCKS and HTTP proxies. */
-const PORT = { exchange: 18090, mesh: 18091, preview: 18092, colleague: 18093, joiner: 18094, socks: 21080, http: 21081 } as const;
+/** Local ports: the exchange's, the mesh's, the preview's, three colleagues' (outside the laptop), the connect's SOCKS and HTTP proxies. */
+const PORT = { exchange: 18090, mesh: 18091, preview: 18092, colleague: 18093, joiner: 18094, leaver: 18095, socks: 21080, http: 21081 } as const;
 const API = `http://api.${NS}.svc.cluster.local/who`;
 const WEB = `http://web.${NS}.svc.cluster.local/who`;
 const PREVIEW = `http://pv.${NS}.svc.cluster.local/who`;
@@ -231,7 +231,7 @@ describe('faults', () => {
   test('the last session leaves while another developer joins its router: the joiner finds the router leaving and takes the Service over as a new session would', async () => {
     const before = serviceShape(cluster, NS, 'web');
     // Two colleagues on other machines. Carol's API server traffic passes a relay this test holds.
-    const bobServer = await localEcho(cluster, PORT.colleague, 'colleague', { where: 'host' });
+    const bobServer = await localEcho(cluster, PORT.leaver, 'leaver', { where: 'host' });
     const carolServer = await localEcho(cluster, PORT.joiner, 'joiner', { where: 'host' });
     servers.push(bobServer, carolServer);
     const relay = await holdableRelay(cluster.apiPort);
@@ -240,10 +240,11 @@ describe('faults', () => {
     writeFileSync(kubeconfig, readFileSync(String(cluster.laptopEnv.KUBECONFIG), 'utf8').replace(`https://127.0.0.1:${cluster.apiPort}`, `https://127.0.0.1:${relay.port}`), { mode: 0o600 });
     const meshOnHost = (port: number, tag: string, env: NodeJS.ProcessEnv): ChildProcess =>
       spawn('kubectl', ['kt', 'mesh', 'svc/web', '--expose', `${port}:80`, '--header', `x-kt-version=${tag}`, '-n', NS], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const bob = meshOnHost(PORT.colleague, 'bob', cluster.laptopEnv);
+    const bob = meshOnHost(PORT.leaver, 'bob', cluster.laptopEnv);
     const bobOut = stderrOf(bob);
     let carol: ChildProcess | undefined;
     let carolOut = (): string => '';
+    let carolCode: number | null = null;
     try {
       await waitForLine(bob, /^meshing:/, 90_000);
       const [oldRouter] = routers();
@@ -274,10 +275,12 @@ describe('faults', () => {
       relay.release();
       bob.kill('SIGINT');
       await exited(bob);
-      if (carol) await stop(carol, carolOut);
+      carol?.kill('SIGINT');
+      carolCode = carol ? await exited(carol) : null;
       await relay.close();
       rmSync(dir, { recursive: true, force: true });
     }
+    assert.equal(carolCode, 0, carolOut());
     assert.deepEqual(serviceShape(cluster, NS, 'web'), before);
     await nothingLeftIn(cluster, NS);
   });

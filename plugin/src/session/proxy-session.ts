@@ -204,7 +204,12 @@ export class ProxySession extends EventEmitter<ProxySessionEvents> {
         } else {
           refusedSince = undefined;
         }
-        if (!first && err instanceof PortForwardError && err.status === 404) this.emit('gone');
+        if (err instanceof PortForwardError && err.status === 404) {
+          // The pod is not there. Coming up, it was there a moment ago (running, or read as Ready when
+          // joining): it went, and no retry brings it back; the caller says what that means.
+          if (first) throw ktError('KT_ERR_TUNNEL_FAILED', { pod: this.podName, namespace: this.namespace, reason: 'the pod is not there any more' }, err);
+          this.emit('gone');
+        }
         this.opts.debug(`tunnel attempt ${attempt} failed: ${(err as Error).message}`);
         if (Date.now() + delay > deadline) {
           throw ktError('KT_ERR_TUNNEL_FAILED', { pod: this.podName, namespace: this.namespace, reason: (err as Error).message }, err);
