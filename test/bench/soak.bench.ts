@@ -7,11 +7,13 @@
 // (ready, or serving while it terminates), and what kubectl-kt left behind after `clean`
 // (goal nothing). `node test/bench/run.ts soak`; not part of `make test`.
 //
-// The faults are a table (FAULTS): the ones here act on what a developer's
-// machine and the cluster do without help (kill -9 of the plugin, the
-// router pod deleted, a session ending and starting again). Faults on the
-// laptop's path (packet loss, SIGSTOP, an API server restart, the router's
-// process killed) are added to the table as entries of the same shape.
+// The faults are a table (FAULTS), one entry each: kill -9 of a plugin, the
+// router pod deleted, a session ending and starting again (the developer
+// runs the command again after each), and the faults a session must come
+// back from by itself — the laptop's path to the API server dropping every
+// packet for 15 s, the laptop asleep (SIGSTOP) for 15 s, the API server
+// restarted, the router's process killed in its pod. A session that ended
+// by itself is counted, and started again as its developer would.
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +35,8 @@ const FAULT_EVERY_MS = 8000;
 const SLICES = 'endpointslices.discovery.k8s.io';
 /** A session still running this long after its router was deleted is stuck (it ends within a second normally). */
 const STUCK_MS = 60_000;
+/** How long the laptop's path is cut, or the laptop asleep: longer than the router waits for a silent client (3 × 2 s keepalive, then 2 s). */
+const HOLD_MS = 15_000;
 
 /** One developer's mesh session; `child` is undefined while it is down. */
 export interface Session {
@@ -111,6 +115,41 @@ export const FAULTS: Fault[] = [
     },
   },
   signalled('a session ends (Ctrl-C) and starts again', 'SIGINT'),
+  {
+    name: "the laptop's path to the API server silent for 15 s",
+    async apply(ctx) {
+      const cut = await ctx.cluster.cutLaptopPath();
+      // The fault's length is the soak's schedule, not a wait for an outcome; the sessions restore themselves after it.
+      await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
+      ctx.log(`path back, ${await cut.restore()} packets dropped`);
+    },
+  },
+  {
+    name: 'a laptop asleep (SIGSTOP) for 15 s',
+    async apply(ctx, pick) {
+      const s = running(ctx);
+      if (s.length === 0) return;
+      const child = pick(s).child as ChildProcess;
+      child.kill('SIGSTOP');
+      await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
+      child.kill('SIGCONT');
+    },
+  },
+  {
+    name: 'kube-apiserver restarted',
+    async apply(ctx) {
+      const { downMs } = await ctx.cluster.restartApiServer();
+      ctx.log(`API server down ${downMs.toFixed(0)} ms`);
+    },
+  },
+  {
+    name: "a router's process killed in its pod (as by the OOM killer)",
+    async apply(ctx, pick) {
+      const routers = ctx.cluster.store.list('pods', NS).filter((p) => p.metadata.labels?.[LABELS.role] === 'router' && !p.metadata.deletionTimestamp);
+      if (routers.length === 0) return;
+      await ctx.cluster.killContainer(NS, pick(routers).metadata.name, 'kt-proxy').catch((err: unknown) => ctx.log(`kill: ${(err as Error).message}`));
+    },
+  },
 ];
 
 function ktObjects(cluster: Cluster): string[] {
@@ -224,10 +263,10 @@ export async function run(): Promise<BenchRow[]> {
     const script = `
       const http = require('node:http'); const fs = require('node:fs');
       const [stop, ...hosts] = process.argv.slice(1);
-      let sent = 0, failed = 0; const errors = {};
+      let sent = 0, failed = 0; const errors = {}; const when = [];
       const one = (host, agent) => new Promise((done) => {
         sent++;
-        const fail = (why) => { failed++; errors[why] = (errors[why] || 0) + 1; done(); };
+        const fail = (why) => { failed++; errors[why] = (errors[why] || 0) + 1; if (when.length < 10000) when.push(Date.now()); done(); };
         const req = http.get({ host, port: 80, path: '/soak', agent, timeout: 10000 }, (res) => {
           res.resume();
           res.on('end', () => (res.statusCode === 200 ? done() : fail('HTTP ' + res.statusCode)));
@@ -238,20 +277,29 @@ export async function run(): Promise<BenchRow[]> {
       });
       const worker = async (host, agent) => { while (!fs.existsSync(stop)) await one(host, agent); };
       Promise.all(hosts.flatMap((h) => [worker(h, new http.Agent({ keepAlive: false })), worker(h, new http.Agent({ keepAlive: true, maxSockets: 1 }))]))
-        .then(() => console.log(JSON.stringify({ sent, failed, errors })));
+        .then(() => console.log(JSON.stringify({ sent, failed, errors, when })));
     `;
     const ips = SERVICES.map((s) => String((cluster.store.get('services', NS, s)?.spec as { clusterIP: string }).clusterIP));
     const load = cluster.inPod(NS, 'client', NODE26, ['-e', script, stopFile, ...ips], { timeoutMs: (minutes + 10) * 60_000 });
 
     const faults = new Map<string, number>();
+    let selfEnded = 0;
+    const timeline: { name: string; at: number }[] = [];
     const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)];
     const end = performance.now() + minutes * 60_000;
     while (performance.now() < end) {
       // The pause between faults is the soak's own schedule, not a wait for an outcome.
       await new Promise((resolve) => setTimeout(resolve, FAULT_EVERY_MS * (0.5 + Math.random())));
+      // A session that ended by itself (its start failed, or it gave up): its developer runs the command again.
+      for (const s of sessions.filter((x) => x.child && (x.child.exitCode !== null || x.child.signalCode !== null))) {
+        selfEnded++;
+        await start(s);
+      }
       const f = pick(FAULTS);
       faults.set(f.name, (faults.get(f.name) ?? 0) + 1);
       log(`fault: ${f.name}`);
+      // The pod's clock is this machine's: a failed request is the fault's that began last before it.
+      timeline.push({ name: f.name, at: Date.now() });
       await f.apply(ctx, pick);
     }
 
@@ -273,7 +321,13 @@ export async function run(): Promise<BenchRow[]> {
       await cluster.waitFor(kind, NS, n, (o) => o === undefined, 45_000).catch(() => undefined);
     }
     const left = ktObjects(cluster);
-    const tally = JSON.parse(loaded.stdout || '{"sent":0,"failed":0,"errors":{}}') as { sent: number; failed: number; errors: Record<string, number> };
+    const tally = JSON.parse(loaded.stdout || '{"sent":0,"failed":0,"errors":{},"when":[]}') as { sent: number; failed: number; errors: Record<string, number>; when: number[] };
+    const byFault = new Map<string, number>();
+    for (const t of tally.when) {
+      const f = timeline.findLast((x) => x.at <= t)?.name ?? 'before the first fault';
+      byFault.set(f, (byFault.get(f) ?? 0) + 1);
+    }
+    const failedText = tally.failed ? ` (after: ${[...byFault].map(([k, v]) => `${k} ${v}`).join(', ')})` : '';
     const open = (g: Gaps, what: string): string => (g.open() ? `; a Service still had no ${what} at the end` : '');
     const faultText = [...faults].map(([k, v]) => `${v}× ${k}`).join(', ');
     return [
@@ -283,7 +337,7 @@ export async function run(): Promise<BenchRow[]> {
         unit: 'requests',
         reference: 'requests sent',
         refValue: tally.sent,
-        note: `${tally.sent} sent, ${tally.failed} failed ${JSON.stringify(tally.errors)}; faults: ${faultText}; ${started} session starts; ${ctx.stuck.length ? `stuck after their router was deleted: ${ctx.stuck.join(', ')}` : 'no session stuck'}`,
+        note: `${tally.sent} sent, ${tally.failed} failed ${JSON.stringify(tally.errors)}${failedText}; faults: ${faultText}; ${started} session starts, ${selfEnded} after a session ended by itself; ${ctx.stuck.length ? `stuck after their router was deleted: ${ctx.stuck.join(', ')}` : 'no session stuck'}`,
       },
       {
         name: 'soak: longest time a Service had no ready backend',

@@ -103,3 +103,21 @@ test('restoreService: a Secret replaced between its read and its deletion stays 
   assert.ok(!w.calls.some((c) => c.startsWith('delete secret') || c.startsWith('delete service')), w.calls.join(', '));
   assert.ok(w.origin, 'the origin Service stays with the newer takeover');
 });
+
+test('restoreService for a leaving session (router named): its own router and Secret go; a newer router, listed beside it, stays', async () => {
+  const w: World = {
+    pods: new Map([['kt-router-web-a', routerPodNamed('kt-router-web-a')], ['kt-router-web-b', routerPodNamed('kt-router-web-b')]]),
+    secret: secretFor('kt-router-web-a', new Date()),
+    origin: origin(),
+    calls: [],
+  };
+  await restoreService(fakeApi(w), { namespace: NS, name: 'web' }, { dryRun: false, strict: false, router: 'kt-router-web-a' });
+  assert.deepEqual(w.calls, ['restore selector', 'delete pod kt-router-web-a', 'delete secret naming kt-router-web-a', 'delete service web-kt-origin']);
+  assert.ok(w.pods.has('kt-router-web-b'));
+});
+
+test('restoreService for a session whose young router is gone already: the Secret naming it goes all the same', async () => {
+  const w: World = { pods: new Map(), secret: secretFor('kt-router-web-a', new Date()), origin: origin(), calls: [] };
+  await restoreService(fakeApi(w), { namespace: NS, name: 'web' }, { dryRun: false, strict: false, router: 'kt-router-web-a' });
+  assert.deepEqual(w.calls, ['restore selector', 'delete secret naming kt-router-web-a', 'delete service web-kt-origin']);
+});

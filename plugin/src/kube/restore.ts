@@ -62,7 +62,7 @@ function notFound(err: unknown): boolean {
 export async function restoreService(
   api: KubeApi,
   ref: { namespace: string; name: string },
-  opts: { dryRun: boolean; strict: boolean; drain?: boolean },
+  opts: { dryRun: boolean; strict: boolean; drain?: boolean; router?: string },
 ): Promise<RestoreResult> {
   const { core, apps } = api;
   const { namespace, name } = ref;
@@ -95,11 +95,13 @@ export async function restoreService(
   }
 
   // The router(s) for this Service, after the selector no longer points at them.
-  const routers = await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.managedBy}=${MANAGED_BY},${LABELS.role}=router,${LABELS.target}=${name}` })
+  const listed = await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.managedBy}=${MANAGED_BY},${LABELS.role}=router,${LABELS.target}=${name}` })
     .catch((err: unknown) => {
       throw fromApiError(err, { verb: 'list', resource: 'pods', namespace });
     });
-  for (const p of routers.items) {
+  // A session giving the Service back removes its own router only: another one listed is a newer takeover's.
+  const routers = opts.router === undefined ? listed.items : listed.items.filter((p) => p.metadata?.name === opts.router);
+  for (const p of routers) {
     const pod = p.metadata?.name ?? '';
     actions.push(`delete router pod ${namespace}/${pod}`);
     if (!opts.dryRun) {
@@ -114,7 +116,7 @@ export async function restoreService(
   // restore removes (or of one gone already): a developer who found that
   // router leaving may have made a new Secret meanwhile, and that takeover
   // is not this restore's to end — nor is the origin Service it shares.
-  const removed = new Set(routers.items.map((p) => p.metadata?.name ?? ''));
+  const removed = new Set([...routers.map((p) => p.metadata?.name ?? ''), ...(opts.router === undefined ? [] : [opts.router])]);
   const secretKept = await removeSecret(api, namespace, name, removed, opts.dryRun, actions);
   // The origin Service last: a draining router still sends what it gets there, so it goes once the routers are gone.
   const origin = `${name}${ORIGIN_SUFFIX}`;
@@ -125,7 +127,7 @@ export async function restoreService(
   if (originOurs) {
     actions.push(`delete service ${namespace}/${origin}`);
     if (!opts.dryRun) {
-      if (opts.drain) await Promise.all(routers.items.map((p) => waitPodGone(api, { namespace, name: p.metadata?.name ?? '' }, ROUTER_DRAIN_WAIT_MS)));
+      if (opts.drain) await Promise.all(routers.map((p) => waitPodGone(api, { namespace, name: p.metadata?.name ?? '' }, ROUTER_DRAIN_WAIT_MS)));
       // A Secret there now is a newer takeover's (made while the routers drained, or in place of the one read): the origin Service is its.
       const again = await readRouterSecret(api, namespace, name).catch(() => undefined) !== undefined;
       if (!again) {

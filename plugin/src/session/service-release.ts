@@ -8,10 +8,11 @@
 // router, which serves them from the origin and exits once none has been
 // new for a while (proxy-image/src/router/drain.ts); the origin Service
 // goes after it (restoreService with drain).
+import { ANNOTATIONS } from '../../../contract/protocol.ts';
 import { apiStatus, fromApiError, toKtError } from '../errors.ts';
 import { annotatePod } from '../kube/pods.ts';
 import { restoreService } from '../kube/restore.ts';
-import { isRace, restoreSelectorOnly } from '../kube/takeover-apply.ts';
+import { isRace, readRouterSecret, restoreSelectorOnly } from '../kube/takeover-apply.ts';
 import { parseRoutes } from '../status/model.ts';
 import { waitEndpoints, type GuardContext } from './service-guard.ts';
 
@@ -51,12 +52,19 @@ export async function releaseService(c: GuardContext, l: Leaving): Promise<void>
     progress.note(`${others} other session(s) still route through ${namespace}/${l.router}; leaving it`);
     return;
   }
+  // The router's Secret names another router: a developer who found this one
+  // leaving or gone made a new one, and the Service is that takeover's now.
+  const newer = await readRouterSecret(api, namespace, service).then((s) => s?.metadata?.annotations?.[ANNOTATIONS.routerPod], () => undefined);
+  if (newer !== undefined && newer !== l.router) {
+    progress.note(`service ${namespace}/${service} is held through a newer router, ${namespace}/${newer}; leaving it`);
+    return;
+  }
   await restoreSelectorOnly(api, namespace, service).catch((err: unknown) => debug(`restoring the selector: ${(err as Error).message}`));
   await waitEndpoints(c, l.routerIp, 'without');
   const done = progress.step(`giving service ${namespace}/${service} back to its pods (the router drains)`);
   for (let attempt = 0; ; attempt++) {
     try {
-      await restoreService(api, { namespace, name: service }, { dryRun: false, strict: false, drain: !l.gone });
+      await restoreService(api, { namespace, name: service }, { dryRun: false, strict: false, drain: !l.gone, router: l.router });
       done();
       return;
     } catch (err) {

@@ -181,10 +181,12 @@ export class ServiceTakeover implements RouteHost {
     this.secretCreatedAt = claim.current ? undefined : secret.createdAt;
     const session = this.newSession(secret.keys);
     if (secret.created) await createRouter(c, svc, original, secret, session);
-    // While the tunnel opens: the routes' announcement, and (joining a Ready
+    // While the tunnel opens: the routes' announcement (onto a pod that is
+    // there: a joiner of a router still being made finds none yet, and the
+    // write would fail as if the router had gone), and (joining a Ready
     // router) whether the Service points at it already, which a joiner's
     // switch then needs to read no more.
-    if (planned) this.routes.announceEarly(planned());
+    if (planned && (secret.created || claim.current)) this.routes.announceEarly(planned());
     const now = claim.current && podReady(claim.current) ? api.core.readNamespacedService({ namespace, name: this.name }).catch(() => undefined) : undefined;
     const routerPod = await this.readyAndRouted(c, claim, session, routed);
     const done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
