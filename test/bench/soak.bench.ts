@@ -321,6 +321,12 @@ export async function run(): Promise<BenchRow[]> {
       await cluster.waitFor(kind, NS, n, (o) => o === undefined, 45_000).catch(() => undefined);
     }
     const left = ktObjects(cluster);
+    // What was left, as the cluster has it: enough to tell which path left it.
+    for (const name of left.filter((n) => !n.includes(' '))) {
+      const [kind, n] = name.split('/');
+      const o = cluster.store.get(kind, NS, n) as (KubeObject & { status?: unknown }) | undefined;
+      log(`left: ${name} ${JSON.stringify({ labels: o?.metadata.labels, annotations: o?.metadata.annotations, deletionTimestamp: o?.metadata.deletionTimestamp, status: o?.status })}`);
+    }
     const tally = JSON.parse(loaded.stdout || '{"sent":0,"failed":0,"errors":{},"when":[]}') as { sent: number; failed: number; errors: Record<string, number>; when: number[] };
     const byFault = new Map<string, number>();
     for (const t of tally.when) {
