@@ -5,8 +5,10 @@
 //     preview Services;
 //   - a taken-over Service whose router holds no live route is restored
 //     (selector first, then the router goes — ARCHITECTURE.md rule 1);
+//   - a router pod no takeover holds (its Service's router Secret does not
+//     name it), with no live route, older than a set-up takes, is deleted;
 //   - --local also undoes what a crashed `connect --mode route` changed here.
-import { LABELS, MANAGED_BY } from '../../../contract/protocol.ts';
+import { ANNOTATIONS, LABELS, MANAGED_BY } from '../../../contract/protocol.ts';
 import type { OptionsOf } from '../cli.ts';
 import { cleanLocal } from '../connect/resolver.ts';
 import type { Deps } from '../deps.ts';
@@ -14,7 +16,8 @@ import { apiStatus, fromApiError } from '../errors.ts';
 import type { KubeApi } from '../kube/api.ts';
 import { restoreService } from '../kube/restore.ts';
 import { fetchStatus } from '../status/fetch.ts';
-import { ROUTE_ANNOTATION_PREFIX } from '../status/model.ts';
+import { parseRoutes, ROUTE_ANNOTATION_PREFIX } from '../status/model.ts';
+import { readRouterSecret } from '../kube/takeover-apply.ts';
 import { annotatePod } from '../kube/pods.ts';
 
 export interface CleanResult {
@@ -64,6 +67,36 @@ export async function cleanNamespace(api: KubeApi, namespace: string, opts: { dr
     }
     const r = await restoreService(api, { namespace: svc.namespace, name: svc.name }, { dryRun: opts.dryRun, strict: false });
     actions.push(...r.actions);
+  }
+  actions.push(...await cleanOrphanRouters(api, namespace, opts));
+  return actions;
+}
+
+/** A router pod younger than this may be one a developer is still setting up (the Secret names it, but a race could hide that): clean leaves it. */
+export const ROUTER_SETUP_GRACE_MS = 120_000;
+
+/**
+ * Router pods no takeover holds: the router Secret of their Service names
+ * another router or there is none (a newer router replaced them, or the
+ * Service was given back while developers left and came at the same
+ * moment), none of their routes is live, and they are older than a set-up
+ * takes. The Service's selector is not theirs, so only the pod goes.
+ */
+async function cleanOrphanRouters(api: KubeApi, namespace: string, opts: { dryRun: boolean; now: number }): Promise<string[]> {
+  const pods = await api.core.listNamespacedPod({ namespace, labelSelector: `${LABELS.managedBy}=${MANAGED_BY},${LABELS.role}=router` }).catch((err: unknown) => {
+    throw fromApiError(err, { verb: 'list', resource: 'pods', namespace });
+  });
+  const actions: string[] = [];
+  for (const p of pods.items) {
+    const m = p.metadata ?? {};
+    const name = m.name ?? '';
+    const target = m.labels?.[LABELS.target];
+    const created = m.creationTimestamp ? new Date(m.creationTimestamp).getTime() : Number.NaN;
+    if (m.deletionTimestamp || !(opts.now - created > ROUTER_SETUP_GRACE_MS)) continue;
+    if (parseRoutes(m.annotations, opts.now).some((r) => !r.stale)) continue;
+    if (target !== undefined && (await readRouterSecret(api, namespace, target))?.metadata?.annotations?.[ANNOTATIONS.routerPod] === name) continue;
+    actions.push(`delete router pod ${namespace}/${name} (no takeover of service ${namespace}/${target ?? '?'} holds it)`);
+    if (!opts.dryRun) await deletePod(api, namespace, name);
   }
   return actions;
 }
