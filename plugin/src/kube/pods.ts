@@ -39,8 +39,13 @@ export async function annotatePod(api: KubeApi, ref: PodRef, annotations: Record
   }
 }
 
-/** Why a pod will not run, from its status, or undefined while it still may. */
-export function podFailure(pod: V1Pod): string | undefined {
+/**
+ * Why a pod will not run, from its status, or undefined while it still may.
+ * `restarting`: the pod is known to have run and served (a router a Service
+ * was switched to), so a container in crash-loop back-off is one the kubelet
+ * restarts after it was killed (an OOM kill), not a pod that cannot start.
+ */
+export function podFailure(pod: V1Pod, restarting = false): string | undefined {
   const phase = pod.status?.phase;
   if (phase === 'Failed' || phase === 'Succeeded') {
     const term = pod.status?.containerStatuses?.[0]?.state?.terminated;
@@ -48,6 +53,7 @@ export function podFailure(pod: V1Pod): string | undefined {
   }
   for (const cs of pod.status?.containerStatuses ?? []) {
     const reason = cs.state?.waiting?.reason;
+    if (restarting && reason === 'CrashLoopBackOff') continue;
     if (reason && /ImagePullBackOff|ErrImagePull|InvalidImageName|CreateContainerConfigError|CreateContainerError|CrashLoopBackOff/.test(reason)) {
       return `container ${cs.name}: ${reason}${cs.state?.waiting?.message ? ` (${cs.state.waiting.message})` : ''}`;
     }
@@ -95,6 +101,8 @@ export async function waitForPod(
     what: string;
     /** Every state of the pod the watch sees on the way (a failed one excepted), before `until` is asked. */
     onPod?: (pod: V1Pod) => void;
+    /** The pod ran and served before: crash-loop back-off is a restart to wait through (podFailure). */
+    restarting?: boolean;
   },
 ): Promise<V1Pod> {
   return await new Promise<V1Pod>((resolve, reject) => {
@@ -123,7 +131,7 @@ export async function waitForPod(
             return;
           }
           if (type !== 'ADDED' && type !== 'MODIFIED') return;
-          const failure = podFailure(obj);
+          const failure = podFailure(obj, opts.restarting);
           if (failure) {
             // What the proxy said last says why (a port it could not bind, a bad key): one line of its log.
             const ran = (obj.status?.containerStatuses ?? []).some((c) => c.state?.terminated || c.lastState?.terminated);

@@ -122,8 +122,11 @@ export async function createRouter(c: RouterContext, svc: V1Service, original: R
  * The router pod once Ready: the pod read when joining if it was, else by
  * watching. `onRunning` gets the pod the first time the watch sees its
  * container running (the tunnel need not wait for the readiness probe).
+ * `served`: the Service is switched to this router, so it was Ready once;
+ * its router container in crash-loop back-off (killed, as by the OOM
+ * killer, while its standby serves) is waited through, not a failure.
  */
-export async function routerReady(c: RouterContext, claim: Claim, onRunning?: (pod: V1Pod) => void): Promise<V1Pod> {
+export async function routerReady(c: RouterContext, claim: Claim, onRunning?: (pod: V1Pod) => void, served = false): Promise<V1Pod> {
   const { api, namespace, progress } = c;
   const name = claim.secret.routerPod;
   const done = progress.step(claim.secret.created ? 'waiting for the router to be ready' : `router ${namespace}/${name} ready`);
@@ -132,6 +135,7 @@ export async function routerReady(c: RouterContext, claim: Claim, onRunning?: (p
     timeoutMs: 120_000,
     signal: c.signal,
     what: `router ${namespace}/${name} to be ready`,
+    restarting: served,
     onPod: (p) => {
       if (running || !podRunning(p)) return;
       running = true;

@@ -188,7 +188,8 @@ export class ServiceTakeover implements RouteHost {
     // switch then needs to read no more.
     if (planned && (secret.created || claim.current)) this.routes.announceEarly(planned());
     const now = claim.current && podReady(claim.current) ? api.core.readNamespacedService({ namespace, name: this.name }).catch(() => undefined) : undefined;
-    const routerPod = await this.readyAndRouted(c, claim, session, routed);
+    // Joining a router the Service is switched to: it was Ready once, so a restart of its container is waited through.
+    const routerPod = await this.readyAndRouted(c, claim, session, routed, !secret.created && heldByRouter(svc, this.name));
     const done = progress.step(`pointing service ${namespace}/${this.name} at the router`);
     const fresh = await now;
     const replaced = fresh && pointsAtRouter(fresh, this.name) ? undefined : await switchSelector(api, namespace, this.name, fresh ?? svc);
@@ -205,7 +206,7 @@ export class ServiceTakeover implements RouteHost {
    * gates only the selector switch that follows (ARCHITECTURE.md rule 1),
    * not this session's own connection. Fails with whichever fails first.
    */
-  private async readyAndRouted(c: RouterContext, claim: Claim, session: ProxySession, routed?: () => Promise<void>): Promise<V1Pod> {
+  private async readyAndRouted(c: RouterContext, claim: Claim, session: ProxySession, routed?: () => Promise<void>, served = false): Promise<V1Pod> {
     let opening: Promise<void> | undefined;
     let openFailed!: (err: unknown) => void;
     const failed = new Promise<never>((_resolve, reject) => {
@@ -229,7 +230,7 @@ export class ServiceTakeover implements RouteHost {
     // Given up (the tunnel or the routes failed first): the watch for Ready ends too.
     const stop = new AbortController();
     try {
-      const pod = await Promise.race([routerReady({ ...c, signal: AbortSignal.any([c.signal, stop.signal]) }, claim, open), failed]);
+      const pod = await Promise.race([routerReady({ ...c, signal: AbortSignal.any([c.signal, stop.signal]) }, claim, open, served), failed]);
       await open(pod);
       return pod;
     } finally {
