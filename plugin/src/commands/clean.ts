@@ -72,7 +72,7 @@ export async function cleanNamespace(api: KubeApi, namespace: string, opts: { dr
   return actions;
 }
 
-/** A router pod younger than this may be one a developer is still setting up (the Secret names it, but a race could hide that): clean leaves it. */
+/** A router pod younger than this may be one a developer is still setting up: clean leaves it. */
 export const ROUTER_SETUP_GRACE_MS = 120_000;
 
 /**
