@@ -65,6 +65,9 @@ export interface Fault {
 
 const running = (ctx: SoakContext): Session[] => ctx.sessions.filter((s) => s.child && s.child.exitCode === null && s.child.signalCode === null);
 
+/** Router pods not being deleted. */
+const liveRouters = (ctx: SoakContext): KubeObject[] => ctx.cluster.store.list('pods', NS).filter((p) => p.metadata.labels?.[LABELS.role] === 'router' && !p.metadata.deletionTimestamp);
+
 function ended(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
 }
@@ -90,7 +93,7 @@ export const FAULTS: Fault[] = [
   {
     name: 'router pod deleted',
     async apply(ctx, pick) {
-      const routers = ctx.cluster.store.list('pods', NS).filter((p) => p.metadata.labels?.[LABELS.role] === 'router' && !p.metadata.deletionTimestamp);
+      const routers = liveRouters(ctx);
       if (routers.length === 0) return;
       const r = pick(routers);
       const target = r.metadata.labels?.[LABELS.target];
@@ -145,7 +148,7 @@ export const FAULTS: Fault[] = [
   {
     name: "a router's process killed in its pod (as by the OOM killer)",
     async apply(ctx, pick) {
-      const routers = ctx.cluster.store.list('pods', NS).filter((p) => p.metadata.labels?.[LABELS.role] === 'router' && !p.metadata.deletionTimestamp);
+      const routers = liveRouters(ctx);
       if (routers.length === 0) return;
       await ctx.cluster.killContainer(NS, pick(routers).metadata.name, 'kt-proxy').catch((err: unknown) => ctx.log(`kill: ${(err as Error).message}`));
     },
